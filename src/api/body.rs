@@ -1,0 +1,100 @@
+//! Request bodies: the byte limit is enforced while reading, before any parsing; only JSON is
+//! accepted; unknown fields are refused by the types themselves (`deny_unknown_fields`); and a
+//! parse error names the field it happened at (`persons[0].age`), or the line and column for
+//! broken JSON.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::web::{BytesMut, Data};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, http::header};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::domain::ValidationErrors;
+
+/// A JSON body of type `T`, read within the node's body limit.
+#[derive(Debug)]
+pub struct StrictJson<T>(pub T);
+
+/// Like [`StrictJson`], but an empty body means `T::default()` (for actions whose body is optional).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+type BodyFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
+    type Error = ApiError;
+    type Future = BodyFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let read = read_json::<T>(req, payload, false);
+        Box::pin(async move { read.await?.map(StrictJson).ok_or(ApiError::MalformedBody("the body is empty".into())) })
+    }
+}
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = BodyFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let read = read_json::<T>(req, payload, true);
+        Box::pin(async move { Ok(OptionalJson(read.await?.unwrap_or_default())) })
+    }
+}
+
+/// Reads and parses the body; `None` for an empty body where `empty_allowed`.
+fn read_json<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    empty_allowed: bool,
+) -> BodyFuture<Option<T>> {
+    let limit = req.app_data::<Data<AppState>>().map_or(super::DEFAULT_BODY_LIMIT, |s| s.body_limit);
+    let declared_len: Option<usize> =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let has_content_type = req.headers().contains_key(header::CONTENT_TYPE);
+    let is_json = matches!(req.mime_type(), Ok(Some(mime))
+        if mime.type_() == "application" && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")));
+    let mut payload = payload.take();
+    Box::pin(async move {
+        if declared_len.is_some_and(|len| len > limit) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::MalformedBody(format!("the body could not be read: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if body.is_empty() && empty_allowed && (!has_content_type || is_json) {
+            return Ok(None);
+        }
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse(&body).map(Some)
+    })
+}
+
+/// Parses JSON, telling apart broken JSON (400) from JSON with wrong values (422, by field).
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_owned() } else { path };
+                ApiError::Validation(ValidationErrors::single(field, inner.to_string()))
+            }
+            _ => ApiError::MalformedBody(inner.to_string()),
+        }
+    })?;
+    deserializer.end().map_err(|e| ApiError::MalformedBody(format!("unexpected data after the JSON value: {e}")))?;
+    Ok(value)
+}

@@ -1,0 +1,80 @@
+//! The API's own description: the OpenAPI document generated from the handlers' annotations, served
+//! at `/openapi.json` and browsable at `/docs/` (Swagger UI, served from the binary, no CDN). The same
+//! document is committed as `openapi/lagesbild.json`, and a test fails when the two differ.
+
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{HttpResponse, http::header};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::problem::Problem;
+use super::{health, reports, situation};
+use crate::domain::{
+    Action, Category, FieldError, Location, Person, PersonRole, Report, ReportContent, Retraction, Severity, Site,
+    SiteKind, Status, Tlp,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "lagesbild node API",
+        description = "The user API of a lagesbild node: file, update and retract your organisation's situation \
+reports, and read the situation picture merged from your own and your partners' reports, as JSON or GeoJSON.\n\n\
+Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457 problem documents \
+(`application/problem+json`); validation problems list every refused field under `errors`.",
+        license(name = "EUPL-1.2", identifier = "EUPL-1.2"),
+    ),
+    paths(
+        reports::file_report,
+        reports::get_report,
+        reports::update_report,
+        reports::retract_report,
+        reports::list_versions,
+        reports::get_version,
+        situation::situation,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+    ),
+    components(schemas(
+        Report, ReportContent, Retraction, Location, Site, SiteKind, Person, PersonRole, Action, Category, Severity,
+        Status, Tlp, Problem, FieldError, reports::RetractRequest, situation::SituationResponse,
+        situation::FeatureCollection, situation::Feature, situation::Point, health::Health,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "reports", description = "Your organisation's situation reports and their versions"),
+        (name = "situation", description = "The merged situation picture"),
+        (name = "operations", description = "Health, readiness and metrics for operators"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The document as committed in `openapi/lagesbild.json`: pretty JSON with a final newline.
+pub fn openapi_json() -> String {
+    let mut text = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+pub(super) fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(web::resource("/docs").route(web::get().to(redirect_to_docs)))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
+}
+
+async fn redirect_to_docs() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+}

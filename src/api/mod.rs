@@ -1,0 +1,101 @@
+//! The user API (`/api/v1`), its health and metrics endpoints and its documentation (`/docs`,
+//! `/openapi.json`). Handlers parse and check input, call the domain for decisions and the store for
+//! data, and map every failure to problem+json. They never build SQL or decide policy.
+
+mod auth;
+mod body;
+pub mod docs;
+mod health;
+mod observe;
+pub mod problem;
+mod reports;
+mod situation;
+
+use std::sync::Arc;
+
+use actix_web::http::Method;
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+
+pub use auth::TokenCheck;
+pub use observe::observe;
+
+use crate::clock::Clock;
+use crate::domain::OrgId;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use problem::ApiError;
+
+/// The default body limit, used only if the state is missing (it never is in a running node).
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// Who this node is, as the API needs to know.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    pub org_id: OrgId,
+    pub name: String,
+}
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub node: NodeIdentity,
+    pub tokens: TokenCheck,
+    pub metrics: Arc<Metrics>,
+    pub body_limit: usize,
+}
+
+/// Registers every route. Each resource lists its methods; any other method gets a 405 problem.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .service(
+                web::resource("/reports")
+                    .route(web::post().to(reports::file_report))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/reports/{id}")
+                    .route(web::get().to(reports::get_report))
+                    .route(web::put().to(reports::update_report))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/reports/{id}/retract")
+                    .route(web::post().to(reports::retract_report))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/reports/{id}/versions")
+                    .route(web::get().to(reports::list_versions))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/reports/{id}/versions/{version}")
+                    .route(web::get().to(reports::get_version))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/situation")
+                    .route(web::get().to(situation::situation))
+                    .default_service(web::to(method_not_allowed)),
+            ),
+    )
+    .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+    .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+    .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+    .configure(docs::routes)
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("there is no resource at {}; the API is described at /docs/", req.path())))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.method() == Method::OPTIONS {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    Err(ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path())))
+}

@@ -1,0 +1,165 @@
+//! One error type for the whole user API, rendered as RFC 9457 `application/problem+json` with a
+//! title, a status and a detail a person can act on. A 500 is logged with its cause and never shows
+//! it to the client. The store's typed errors are mapped here, at the edge.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::{FieldError, ValidationErrors, Version};
+use crate::store::StoreError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[schema(example = "urn:lagesbild:problem:validation-failed")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[schema(example = "The request has invalid values")]
+    pub title: String,
+    #[schema(example = 422)]
+    pub status: u16,
+    #[schema(example = "location.lat: must be between -90 and 90 (WGS84 degrees)")]
+    pub detail: String,
+    /// For validation problems: every refused value, by field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything a user API request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Validation(ValidationErrors),
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error("the request body is larger than this node accepts ({limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    #[error("this endpoint answers application/json or application/geo+json")]
+    NotAcceptable,
+    #[error("send If-Match with the version you are changing (the ETag of GET), so a concurrent change is not lost")]
+    PreconditionRequired,
+    #[error("the report is now at version {current}; fetch it again and reapply your change")]
+    PreconditionFailed { current: Version },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("an internal error occurred; it has been logged")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => ("unauthorized", "Authentication required"),
+            ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
+            ApiError::Validation(_) => ("validation-failed", "The request has invalid values"),
+            ApiError::MalformedBody(_) => ("malformed-body", "The request body is not valid JSON"),
+            ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
+            ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::NotAcceptable => ("not-acceptable", "Not acceptable"),
+            ApiError::PreconditionRequired => ("precondition-required", "If-Match required"),
+            ApiError::PreconditionFailed { .. } => ("precondition-failed", "The report has changed"),
+            ApiError::Conflict(_) => ("conflict", "Conflict"),
+            ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::Internal(_) => ("internal", "Internal error"),
+        }
+    }
+
+    /// The problem document a client receives.
+    pub fn problem(&self) -> Problem {
+        let (slug, title) = self.slug_and_title();
+        let errors = match self {
+            ApiError::Validation(errors) => errors.errors().to_vec(),
+            _ => Vec::new(),
+        };
+        let detail = match self {
+            ApiError::Internal(_) => "an internal error occurred; it has been logged".to_owned(),
+            other => other.to_string(),
+        };
+        Problem {
+            kind: format!("urn:lagesbild:problem:{slug}"),
+            title: title.to_owned(),
+            status: self.status_code().as_u16(),
+            detail,
+            errors,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(cause = %cause, "internal error");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type(PROBLEM_JSON);
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"lagesbild\"")));
+        }
+        response.json(self.problem())
+    }
+}
+
+/// A problem response for a status that no [`ApiError`] produced (a framework error).
+pub fn problem_response(status: StatusCode, detail: &str) -> HttpResponse {
+    let title = status.canonical_reason().unwrap_or("Error");
+    HttpResponse::build(status).content_type(PROBLEM_JSON).json(Problem {
+        kind: format!("urn:lagesbild:problem:http-{}", status.as_u16()),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail: format!("{title}: {detail}"),
+        errors: Vec::new(),
+    })
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict => {
+                ApiError::Conflict("the report was changed by someone else at the same moment; fetch it again".into())
+            }
+            StoreError::NotReady(why) => ApiError::Unavailable(format!("the database is not ready: {why}")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        ApiError::Validation(errors)
+    }
+}

@@ -1,0 +1,235 @@
+//! Filing, reading, updating and retracting the organisation's own reports. A report is only ever
+//! visible here to its origin organisation; any other id answers 404, exactly as an id that does not
+//! exist, so ids leak nothing. Updates need `If-Match` with the version they change.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::{Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::Caller;
+use super::body::{OptionalJson, StrictJson};
+use super::problem::{ApiError, Problem};
+use crate::domain::report::RevisionError;
+use crate::domain::{Report, ReportContent, ReportId, Version};
+
+/// Why a report is withdrawn.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetractRequest {
+    /// Shown to partners that received the report.
+    #[schema(example = "Filed twice; see the other report")]
+    pub reason: Option<String>,
+}
+
+/// File a new situation report.
+#[utoipa::path(
+    post, path = "/api/v1/reports", tag = "reports",
+    request_body = ReportContent,
+    responses(
+        (status = 201, description = "Filed as version 1", body = Report,
+            headers(("Location" = String, description = "The report's URL"), ("ETag" = String, description = "The version, for If-Match"))),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the node's limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A value is invalid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn file_report(
+    caller: Caller,
+    state: Data<AppState>,
+    StrictJson(content): StrictJson<ReportContent>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let report = Report::file(caller.org, content.validate(now)?, now);
+    state.store.insert_report(&report).await?;
+    tracing::info!(report = %report.id, version = %report.version, "report filed");
+    Ok(with_etag(HttpResponse::Created(), &report)
+        .insert_header((header::LOCATION, format!("/api/v1/reports/{}", report.id)))
+        .json(&report))
+}
+
+/// Read the latest version of one of your organisation's reports.
+#[utoipa::path(
+    get, path = "/api/v1/reports/{id}", tag = "reports",
+    params(("id" = String, Path, description = "The report's id")),
+    responses(
+        (status = 200, description = "The latest version", body = Report, headers(("ETag" = String, description = "The version, for If-Match"))),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such report of your organisation", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_report(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let report = own_report(&caller, &state, &id).await?;
+    Ok(with_etag(HttpResponse::Ok(), &report).json(&report))
+}
+
+/// Replace a report's content with a new version. `If-Match` must name the version you changed.
+#[utoipa::path(
+    put, path = "/api/v1/reports/{id}", tag = "reports",
+    params(
+        ("id" = String, Path, description = "The report's id"),
+        ("If-Match" = String, Header, description = "The version being changed, as served in ETag, e.g. \"1\""),
+    ),
+    request_body = ReportContent,
+    responses(
+        (status = 200, description = "Stored as the next version", body = Report, headers(("ETag" = String, description = "The new version"))),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such report of your organisation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The report is retracted, or changed at the same moment", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names an older version", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the node's limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A value is invalid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update_report(
+    caller: Caller,
+    state: Data<AppState>,
+    req: HttpRequest,
+    id: Path<String>,
+    StrictJson(content): StrictJson<ReportContent>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(&req)?.ok_or(ApiError::PreconditionRequired)?;
+    let current = own_report(&caller, &state, &id).await?;
+    if current.version != expected {
+        return Err(ApiError::PreconditionFailed { current: current.version });
+    }
+    let now = state.clock.now();
+    let next = current.revise(content.validate(now)?, now).map_err(revision_refused)?;
+    state.store.append_version(&next).await?;
+    tracing::info!(report = %next.id, version = %next.version, "report updated");
+    Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
+}
+
+/// Withdraw a report. It leaves the situation picture; its versions stay readable to you.
+#[utoipa::path(
+    post, path = "/api/v1/reports/{id}/retract", tag = "reports",
+    params(
+        ("id" = String, Path, description = "The report's id"),
+        ("If-Match" = Option<String>, Header, description = "If given, the version being retracted"),
+    ),
+    request_body(content = Option<RetractRequest>, description = "Optional: why"),
+    responses(
+        (status = 200, description = "The retraction, stored as the next version", body = Report),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such report of your organisation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already retracted", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names an older version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A value is invalid", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn retract_report(
+    caller: Caller,
+    state: Data<AppState>,
+    req: HttpRequest,
+    id: Path<String>,
+    OptionalJson(request): OptionalJson<RetractRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(reason) = &request.reason {
+        let mut errors = crate::domain::ValidationErrors::new();
+        errors.check_text("reason", reason, 1, 1_000, true);
+        errors.into_result(())?;
+    }
+    let current = own_report(&caller, &state, &id).await?;
+    if let Some(expected) = if_match(&req)? {
+        if current.version != expected {
+            return Err(ApiError::PreconditionFailed { current: current.version });
+        }
+    }
+    let next = current.retract(request.reason, state.clock.now()).map_err(revision_refused)?;
+    state.store.append_version(&next).await?;
+    tracing::info!(report = %next.id, version = %next.version, "report retracted");
+    Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
+}
+
+/// Every version of one of your organisation's reports, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/reports/{id}/versions", tag = "reports",
+    params(("id" = String, Path, description = "The report's id")),
+    responses(
+        (status = 200, description = "All versions, oldest first", body = Vec<Report>),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such report of your organisation", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_versions(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let versions = state.store.report_versions(&caller.org, id).await?;
+    if versions.is_empty() {
+        return Err(no_such_report());
+    }
+    Ok(HttpResponse::Ok().json(versions))
+}
+
+/// One version of one of your organisation's reports.
+#[utoipa::path(
+    get, path = "/api/v1/reports/{id}/versions/{version}", tag = "reports",
+    params(("id" = String, Path, description = "The report's id"), ("version" = u32, Path, description = "The version, from 1")),
+    responses(
+        (status = 200, description = "That version", body = Report),
+        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such report or version", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_version(
+    caller: Caller,
+    state: Data<AppState>,
+    path: Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, version) = path.into_inner();
+    let id = parse_id(&id)?;
+    let version = version.parse().ok().and_then(Version::new).ok_or_else(no_such_report)?;
+    let versions = state.store.report_versions(&caller.org, id).await?;
+    let report = versions.into_iter().find(|r| r.version == version).ok_or_else(no_such_report)?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+async fn own_report(caller: &Caller, state: &AppState, id: &str) -> Result<Report, ApiError> {
+    let id = parse_id(id)?;
+    state.store.latest_report(&caller.org, id).await?.ok_or_else(no_such_report)
+}
+
+/// An id that is not a UUID cannot name a report: 404, like any unknown id.
+fn parse_id(raw: &str) -> Result<ReportId, ApiError> {
+    raw.parse().map_err(|_| no_such_report())
+}
+
+fn no_such_report() -> ApiError {
+    ApiError::NotFound("no report with this id exists for your organisation".into())
+}
+
+fn revision_refused(error: RevisionError) -> ApiError {
+    ApiError::Conflict(error.to_string())
+}
+
+/// The version named by `If-Match`, if the header is present: `"3"`, `W/"3"` or `3`.
+fn if_match(req: &HttpRequest) -> Result<Option<Version>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or("").trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<u32>().ok().and_then(Version::new).map(Some).ok_or_else(|| {
+        ApiError::Validation(crate::domain::ValidationErrors::single(
+            "If-Match",
+            "must be the report's version as served in ETag, such as \"2\"",
+        ))
+    })
+}
+
+fn with_etag(mut builder: actix_web::HttpResponseBuilder, report: &Report) -> actix_web::HttpResponseBuilder {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", report.version)) {
+        builder.insert_header((header::ETAG, etag));
+    }
+    builder
+}

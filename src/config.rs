@@ -1,0 +1,340 @@
+//! The node's configuration: `node.toml`, then `LAGESBILD_*` environment variables over it, then
+//! checks that name the key at fault. With no file the node runs on an embedded default (SQLite under
+//! `./lagesbild-data`). This module reads files and the environment map it is given; it never opens a
+//! database or a socket.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::OrgId;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    #[serde(default)]
+    pub api: ApiSection,
+    #[serde(default)]
+    pub database: DatabaseSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// Who this node is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// The organisation's id, such as `se-kommun-norrkoping`.
+    pub org_id: OrgId,
+    /// Its name as people know it.
+    pub name: String,
+}
+
+/// The user API listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// A static bearer token for development and tests. Without it every `/api/v1` route refuses.
+    #[serde(default)]
+    pub dev_token: Option<String>,
+    /// The largest request body accepted, checked before parsing.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// HTTP worker threads; by default one per CPU core.
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+/// Where reports are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST:PORT/DB`.
+    #[serde(default = "default_database_url")]
+    pub url: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+/// How the node logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `lagesbild=debug,info`.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// What is wrong with the configuration, naming the file, variable or key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: &'static str, message: String },
+    #[error("configuration key {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Where the embedded default keeps its data, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "lagesbild-data";
+
+const EMBEDDED_DEFAULT: &str = r#"
+[node]
+org_id = "local-node"
+name = "Local lagesbild node"
+"#;
+
+/// How an environment variable's text becomes a TOML value.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Integer,
+}
+
+/// Every environment override: variable, section, key, kind. `DATABASE_URL` is honoured as the
+/// ecosystem's convention; `LAGESBILD_DATABASE_URL`, later in the list, wins over it.
+const ENV_OVERRIDES: &[(&str, &str, &str, Kind)] = &[
+    ("LAGESBILD_NODE_ORG_ID", "node", "org_id", Kind::Text),
+    ("LAGESBILD_NODE_NAME", "node", "name", Kind::Text),
+    ("LAGESBILD_API_LISTEN", "api", "listen", Kind::Text),
+    ("LAGESBILD_API_DEV_TOKEN", "api", "dev_token", Kind::Text),
+    ("LAGESBILD_API_BODY_LIMIT_BYTES", "api", "body_limit_bytes", Kind::Integer),
+    ("LAGESBILD_API_WORKERS", "api", "workers", Kind::Integer),
+    ("DATABASE_URL", "database", "url", Kind::Text),
+    ("LAGESBILD_DATABASE_URL", "database", "url", Kind::Text),
+    ("LAGESBILD_DATABASE_MAX_CONNECTIONS", "database", "max_connections", Kind::Integer),
+    ("LAGESBILD_LOG_FORMAT", "log", "format", Kind::Text),
+    ("LAGESBILD_LOG_FILTER", "log", "filter", Kind::Text),
+];
+
+/// Environment variables that are not configuration keys and are left alone.
+const ENV_NOT_CONFIG: &[&str] = &["LAGESBILD_CONFIG"];
+
+impl NodeConfig {
+    /// Reads `path` (or the embedded default), applies `env` over it and checks the result.
+    pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let (origin, text) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                (path.display().to_string(), text)
+            }
+            None => ("the embedded default configuration".to_owned(), EMBEDDED_DEFAULT.to_owned()),
+        };
+        // Deserialising the text itself gives errors with their line and column; the merged table
+        // below has no positions left. Only a missing key may still be supplied by the environment.
+        if let Err(e) = toml::from_str::<NodeConfig>(&text) {
+            if !e.message().starts_with("missing field") {
+                return Err(ConfigError::Parse { path: origin, message: e.to_string() });
+            }
+        }
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: origin.clone(), message: e.to_string() })?;
+        apply_env(&mut table, env)?;
+        let config: NodeConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { path: origin, message: e.to_string() })?;
+        config.check()
+    }
+
+    fn check(self) -> Result<Self, ConfigError> {
+        let invalid = |key, message: &str| Err(ConfigError::Invalid { key, message: message.to_owned() });
+        let name_len = self.node.name.trim().chars().count();
+        if !(1..=200).contains(&name_len) {
+            return invalid("node.name", "must be 1 to 200 characters");
+        }
+        if let Some(token) = &self.api.dev_token {
+            if token.len() < 16 || !token.is_ascii() || token.chars().any(|c| c.is_ascii_whitespace() || c.is_control())
+            {
+                return invalid("api.dev_token", "must be at least 16 printable ASCII characters without spaces");
+            }
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.api.body_limit_bytes) {
+            return invalid("api.body_limit_bytes", "must be between 1024 (1 KiB) and 16777216 (16 MiB)");
+        }
+        if self.api.workers.is_some_and(|w| !(1..=64).contains(&w)) {
+            return invalid("api.workers", "must be between 1 and 64");
+        }
+        if !(1..=200).contains(&self.database.max_connections) {
+            return invalid("database.max_connections", "must be between 1 and 200");
+        }
+        if DatabaseKind::of(&self.database.url).is_none() {
+            return invalid("database.url", "must start with sqlite:// or postgres:// (or postgresql://)");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            return invalid("log.filter", "is not a valid filter; try `info` or `lagesbild=debug,info`");
+        }
+        Ok(self)
+    }
+
+    /// The default body of an example file, for documentation and `init`.
+    pub fn embedded_default_text() -> &'static str {
+        EMBEDDED_DEFAULT
+    }
+}
+
+/// The database engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseKind {
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+    let mut unknown: Vec<&str> = env
+        .keys()
+        .map(String::as_str)
+        .filter(|var| var.starts_with("LAGESBILD_"))
+        .filter(|var| !ENV_NOT_CONFIG.contains(var) && !ENV_OVERRIDES.iter().any(|(known, ..)| known == var))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        let known: Vec<&str> = ENV_OVERRIDES.iter().map(|(var, ..)| *var).collect();
+        return Err(ConfigError::Env {
+            var: "LAGESBILD_*",
+            message: format!("unknown variable(s) {}; the known ones are {}", unknown.join(", "), known.join(", ")),
+        });
+    }
+    for &(var, section, key, kind) in ENV_OVERRIDES {
+        let Some(raw) = env.get(var) else { continue };
+        let value = match kind {
+            Kind::Text => toml::Value::String(raw.clone()),
+            Kind::Integer => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| ConfigError::Env { var, message: format!("'{raw}' is not a whole number") })?,
+            ),
+        };
+        let section_table = table
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::Env { var, message: format!("[{section}] in the file is not a table") })?;
+        section_table.insert(key.to_owned(), value);
+    }
+    Ok(())
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_body_limit() -> usize {
+    256 * 1024
+}
+
+fn default_database_url() -> String {
+    format!("sqlite://{DEFAULT_DATA_DIR}/lagesbild.db")
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self { listen: default_listen(), dev_token: None, body_limit_bytes: default_body_limit(), workers: None }
+    }
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self { url: default_database_url(), max_connections: default_max_connections() }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self { format: LogFormat::default(), filter: default_log_filter() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn embedded_default_is_sqlite_on_loopback() {
+        let config = NodeConfig::load(None, &env(&[])).unwrap();
+        assert_eq!(config.database.url, "sqlite://lagesbild-data/lagesbild.db");
+        assert_eq!(config.api.listen, default_listen());
+        assert_eq!(config.api.dev_token, None);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_lagesbild_beats_database_url() {
+        let config = NodeConfig::load(
+            None,
+            &env(&[
+                ("DATABASE_URL", "postgres://a@localhost/x"),
+                ("LAGESBILD_DATABASE_URL", "postgres://b@localhost/y"),
+                ("LAGESBILD_API_BODY_LIMIT_BYTES", "4096"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.database.url, "postgres://b@localhost/y");
+        assert_eq!(config.api.body_limit_bytes, 4096);
+    }
+
+    #[test]
+    fn errors_name_the_key_or_variable() {
+        let err = NodeConfig::load(None, &env(&[("LAGESBILD_API_BODY_LIMIT_BYTES", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("LAGESBILD_API_BODY_LIMIT_BYTES"), "{err}");
+        let err = NodeConfig::load(None, &env(&[("LAGESBILD_API_BODY_LIMIT_BYTES", "10")])).unwrap_err();
+        assert!(err.to_string().contains("api.body_limit_bytes"), "{err}");
+        let err = NodeConfig::load(None, &env(&[("LAGESBILD_DATABSE_URL", "x")])).unwrap_err();
+        assert!(err.to_string().contains("LAGESBILD_DATABSE_URL"), "{err}");
+        let err = NodeConfig::load(None, &env(&[("LAGESBILD_NODE_ORG_ID", "Not An Id")])).unwrap_err();
+        assert!(err.to_string().contains("org_id"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused_with_their_line() {
+        let dir = std::env::temp_dir().join(format!("lagesbild-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        std::fs::write(&path, "[node]\norg_id = \"se-x\"\nname = \"X\"\n\n[api]\nlisten_addr = \"127.0.0.1:1\"\n")
+            .unwrap();
+        let err = NodeConfig::load(Some(&path), &env(&[])).unwrap_err().to_string();
+        assert!(err.contains("listen_addr") && err.contains("line 6"), "{err}");
+    }
+}

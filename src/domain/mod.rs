@@ -1,0 +1,16 @@
+//! The domain: pure types and rules, no I/O. Reports, identifiers, validation and the situation query
+//! live here; the store and the API call into it and never decide domain questions themselves. Nothing
+//! in this module may import `store`, `api`, a database or an HTTP type.
+
+pub mod ids;
+pub mod report;
+pub mod situation;
+pub mod validation;
+
+pub use ids::{OrgId, ReportId, Version};
+pub use report::{
+    Action, Category, Location, Person, PersonRole, Report, ReportContent, Retraction, Severity, Site, SiteKind,
+    Status, Tlp, ValidContent,
+};
+pub use situation::{BBox, Cursor, SituationPage, SituationQuery};
+pub use validation::{FieldError, ValidationErrors};

@@ -1,0 +1,172 @@
+//! The situation picture as a question: which current reports, in which window of time and area, of
+//! which kinds, from whom. [`SituationQuery`] is the parsed, checked form of that question; the store
+//! answers it and the API renders the answer as JSON or GeoJSON. Pages are cut by a keyset [`Cursor`]
+//! (newest observation first), so a page never skips or repeats a report when new ones arrive.
+
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::ids::{OrgId, ReportId};
+use super::report::{Category, Report, Severity, Status};
+use super::validation::ValidationErrors;
+
+/// The most reports one page may hold, and how many it holds when the caller does not say.
+pub const MAX_PAGE_SIZE: u32 = 1_000;
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// A checked question for the situation picture. Time filters select reports whose observed span
+/// (`observed_at` to `observed_until`) overlaps `[since, until]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SituationQuery {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub bbox: Option<BBox>,
+    pub categories: Vec<Category>,
+    pub min_severity: Option<Severity>,
+    pub origins: Vec<OrgId>,
+    pub status: Option<Status>,
+    pub limit: u32,
+    pub after: Option<Cursor>,
+}
+
+impl Default for SituationQuery {
+    fn default() -> Self {
+        Self {
+            since: None,
+            until: None,
+            bbox: None,
+            categories: Vec::new(),
+            min_severity: None,
+            origins: Vec::new(),
+            status: None,
+            limit: DEFAULT_PAGE_SIZE,
+            after: None,
+        }
+    }
+}
+
+impl SituationQuery {
+    /// Checks what cannot be checked field by field: a window that ends before it starts.
+    pub fn check(self) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if let (Some(since), Some(until)) = (self.since, self.until) {
+            errors.check(since <= until, "until", "must not be before since");
+        }
+        errors.check(
+            (1..=MAX_PAGE_SIZE).contains(&self.limit),
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        );
+        errors.into_result(self)
+    }
+}
+
+/// A bounding box in WGS84 degrees, in GeoJSON order: west, south, east, north.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BBox {
+    pub min_lon: f64,
+    pub min_lat: f64,
+    pub max_lon: f64,
+    pub max_lat: f64,
+}
+
+impl BBox {
+    pub fn contains(&self, lat: f64, lon: f64) -> bool {
+        (self.min_lat..=self.max_lat).contains(&lat) && (self.min_lon..=self.max_lon).contains(&lon)
+    }
+}
+
+impl FromStr for BBox {
+    type Err = String;
+
+    /// Parses `min_lon,min_lat,max_lon,max_lat`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const FORM: &str = "must be four numbers: min_lon,min_lat,max_lon,max_lat (WGS84 degrees)";
+        let parts: Vec<f64> =
+            s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| FORM.to_owned())?;
+        let [min_lon, min_lat, max_lon, max_lat] = parts[..] else {
+            return Err(FORM.to_owned());
+        };
+        if ![min_lon, min_lat, max_lon, max_lat].iter().all(|v| v.is_finite()) {
+            return Err(FORM.to_owned());
+        }
+        if !(-180.0..=180.0).contains(&min_lon) || !(-180.0..=180.0).contains(&max_lon) {
+            return Err("longitudes must be between -180 and 180".to_owned());
+        }
+        if !(-90.0..=90.0).contains(&min_lat) || !(-90.0..=90.0).contains(&max_lat) {
+            return Err("latitudes must be between -90 and 90".to_owned());
+        }
+        if min_lon > max_lon || min_lat > max_lat {
+            return Err(
+                "the minimum must not exceed the maximum (boxes across the antimeridian are not supported)".to_owned()
+            );
+        }
+        Ok(Self { min_lon, min_lat, max_lon, max_lat })
+    }
+}
+
+/// Where a page ended: the last report's observation time and id. Opaque to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub observed_at_ms: i64,
+    pub id: ReportId,
+}
+
+impl Cursor {
+    pub fn after(report: &Report) -> Self {
+        Self { observed_at_ms: report.content.observed_at.timestamp_millis(), id: report.id }
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.observed_at_ms, self.id))
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const BAD: &str = "is not a cursor this node issued; use the next_cursor of the previous page";
+        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| BAD.to_owned())?;
+        let text = String::from_utf8(bytes).map_err(|_| BAD.to_owned())?;
+        let (ms, id) = text.split_once(':').ok_or_else(|| BAD.to_owned())?;
+        Ok(Self {
+            observed_at_ms: ms.parse().map_err(|_| BAD.to_owned())?,
+            id: Uuid::parse_str(id).map_err(|_| BAD.to_owned())?.into(),
+        })
+    }
+}
+
+/// One page of the situation picture and where the next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SituationPage {
+    pub reports: Vec<Report>,
+    pub next: Option<Cursor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bbox_parses_in_geojson_order_and_refuses_nonsense() {
+        let b: BBox = "16.0,58.5,16.3,58.7".parse().unwrap();
+        assert!(b.contains(58.6, 16.1));
+        assert!(!b.contains(16.1, 58.6));
+        assert!("16.3,58.5,16.0,58.7".parse::<BBox>().is_err());
+        assert!("1,2,3".parse::<BBox>().is_err());
+        assert!("NaN,1,2,3".parse::<BBox>().is_err());
+        assert!("0,-91,1,1".parse::<BBox>().is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_forgeries() {
+        let c = Cursor { observed_at_ms: 1_780_000_000_000, id: ReportId::new_at(DateTime::UNIX_EPOCH) };
+        assert_eq!(c.encode().parse::<Cursor>().unwrap(), c);
+        assert!("bm90LWEtY3Vyc29y".parse::<Cursor>().is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! The `lagesbild` command: parses arguments and calls into the library. Errors end here, printed
+//! with their causes and what to fix, and a non-zero exit code.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use lagesbild::clock::SystemClock;
+use lagesbild::config::{DEFAULT_DATA_DIR, LogFormat, NodeConfig};
+use ring::rand::{SecureRandom, SystemRandom};
+
+#[derive(Parser)]
+#[command(name = "lagesbild", version, about = "A federated node for sharing situation pictures between partners")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node. Without --config it runs on an embedded default: SQLite in ./lagesbild-data,
+    /// the API on 127.0.0.1:8080, and a generated API token kept in ./lagesbild-data/dev-token.
+    Serve {
+        /// The node's configuration file (node.toml).
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the OpenAPI document of the user API (as committed in openapi/lagesbild.json).
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve(config.as_deref()),
+        Command::Openapi => {
+            print!("{}", lagesbild::api::docs::openapi_json());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut config = NodeConfig::load(config_path, &env)?;
+    let mut token_note = "from the configuration (api.dev_token)".to_owned();
+    if config_path.is_none() && config.api.dev_token.is_none() {
+        let path = Path::new(DEFAULT_DATA_DIR).join("dev-token");
+        config.api.dev_token = Some(dev_token(&path)?);
+        token_note = format!("kept in {}", path.display());
+    }
+    init_logging(&config);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let node = lagesbild::server::start(&config, Arc::new(SystemClock)).await?;
+        let base = format!("http://{}", node.api_addr);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "lagesbild node {} ({}) is running", config.node.org_id, config.node.name)?;
+        writeln!(out, "  API:      {base}/api/v1")?;
+        writeln!(out, "  API docs: {base}/docs/")?;
+        writeln!(out, "  Database: {}", redact_password(&config.database.url))?;
+        match &config.api.dev_token {
+            Some(token) => writeln!(out, "  Token:    {token} ({token_note})")?,
+            None => writeln!(out, "  Token:    none configured: set api.dev_token, or every API call is refused")?,
+        }
+        writeln!(out, "Press Ctrl-C to stop.")?;
+        drop(out);
+        node.run_until_signalled().await?;
+        anyhow::Ok(())
+    })
+}
+
+/// The embedded default's API token: read from `path`, or made and saved there (mode 0600).
+fn dev_token(path: &Path) -> anyhow::Result<String> {
+    if path.exists() {
+        let token = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(token.trim().to_owned());
+    }
+    let mut bytes = [0u8; 32];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
+}
+
+fn init_logging(config: &NodeConfig) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log.filter);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+/// A database URL fit to print: any password replaced.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,101 @@
+//! Starting and stopping a node: open the store, bind the user API listener, run the HTTP server.
+//! The CLI's `serve` and every integration test start nodes through [`start`], so tests exercise the
+//! same wiring that production runs.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::web::Data;
+use actix_web::{App, HttpServer};
+
+use crate::api::{self, AppState, NodeIdentity, TokenCheck};
+use crate::clock::Clock;
+use crate::config::NodeConfig;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr} (api.listen): {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A node that is serving.
+pub struct RunningNode {
+    /// Where the user API listens (the real port when the configuration asked for port 0).
+    pub api_addr: SocketAddr,
+    pub store: Store,
+    handle: ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store, applies migrations and starts serving.
+pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, StartError> {
+    let store = Store::open(&config.database).await?;
+    let state = Data::new(AppState {
+        store: store.clone(),
+        clock,
+        node: NodeIdentity { org_id: config.node.org_id.clone(), name: config.node.name.clone() },
+        tokens: TokenCheck::new(config.api.dev_token.as_deref()),
+        metrics: Arc::new(Metrics::new()),
+        body_limit: config.api.body_limit_bytes,
+    });
+    if config.api.dev_token.is_none() {
+        tracing::warn!("api.dev_token is not set: every /api/v1 route will refuse requests");
+    }
+    let addr = config.api.listen;
+    let listener = TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
+    let api_addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
+    let workers = config.api.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).wrap(Compress::default()).wrap(from_fn(api::observe)).configure(api::routes)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)
+    .map_err(|source| StartError::Listen { addr, source })?
+    .run();
+    let handle = server.handle();
+    let server = tokio::spawn(server);
+    Ok(RunningNode { api_addr, store, handle, server })
+}
+
+impl RunningNode {
+    /// Stops accepting, lets requests in flight finish, and closes the database.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        if let Err(e) = self.server.await {
+            tracing::warn!(error = %e, "server task ended abnormally");
+        }
+        self.store.close().await;
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then stops gracefully.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        shutdown_signal().await?;
+        tracing::info!("stopping: finishing requests in flight");
+        self.stop().await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

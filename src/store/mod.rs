@@ -1,0 +1,165 @@
+//! Storage: one [`Store`] in front of SQLite (the embedded default) and PostgreSQL (production and
+//! replicas). Each query is written once and compiled against both pools through [`on_pool!`]; the
+//! SQL uses `$N` placeholders, which both engines accept. The store keeps and finds what the domain
+//! decided; it never decides what a report's next version is or who may see it.
+
+mod reports;
+mod situation;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::{DatabaseKind, DatabaseSection};
+
+pub use reports::ReportCount;
+
+/// The node's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// What went wrong below the domain.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database: {0}")]
+    Open(String),
+    #[error("database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Someone else wrote a newer version first.
+    #[error("the report changed since the version the change was based on")]
+    Conflict,
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+    #[error("the database is not ready: {0}")]
+    NotReady(String),
+}
+
+/// Runs `$body` with `$p` bound to whichever pool the store holds, so one piece of query code is
+/// type-checked against both backends.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            crate::store::Pool::Sqlite($p) => $body,
+            crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction bound to `$tx`, committing when it ends without error. SQLite
+/// takes the write lock at `BEGIN IMMEDIATE`, so concurrent writers queue instead of failing midway.
+macro_rules! in_write_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match &$store.pool {
+            crate::store::Pool::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            crate::store::Pool::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+pub(crate) use {in_write_tx, on_pool};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Connects, creating a SQLite file and its folder if needed, and applies pending migrations.
+    pub async fn open(config: &DatabaseSection) -> Result<Self, StoreError> {
+        let store = match DatabaseKind::of(&config.url) {
+            Some(DatabaseKind::Sqlite) => Self::open_sqlite(&config.url, config.max_connections).await?,
+            Some(DatabaseKind::Postgres) => Self::open_postgres(&config.url, config.max_connections).await?,
+            None => return Err(StoreError::Open("database.url must start with sqlite:// or postgres://".into())),
+        };
+        match &store.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(store)
+    }
+
+    async fn open_sqlite(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Open(format!("database.url is not a SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Open(format!("cannot create the data folder {}: {e}", dir.display())))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Open(format!("cannot open SQLite database {url}: {e}")))?;
+        Ok(Self { pool: Pool::Sqlite(pool) })
+    }
+
+    async fn open_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Open(format!("database.url is not a PostgreSQL URL: {e}")))?;
+        let (host, port, database) =
+            (options.get_host().to_owned(), options.get_port(), options.get_database().unwrap_or("").to_owned());
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            // The URL may hold a password: name the server, never echo the URL.
+            .map_err(|e| StoreError::Open(format!("cannot connect to PostgreSQL at {host}:{port}/{database}: {e}")))?;
+        Ok(Self { pool: Pool::Postgres(pool) })
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        match self.pool {
+            Pool::Sqlite(_) => DatabaseKind::Sqlite,
+            Pool::Postgres(_) => DatabaseKind::Postgres,
+        }
+    }
+
+    /// Ready means: the database answers and every migration this build knows is applied.
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        let migrator = match self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
+        };
+        let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(p).await?
+        });
+        match applied {
+            Some(v) if v >= expected => Ok(()),
+            Some(v) => Err(StoreError::NotReady(format!("migrations applied up to {v}, this build needs {expected}"))),
+            None => Err(StoreError::NotReady("no migrations applied".into())),
+        }
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+}
