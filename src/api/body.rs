@@ -81,20 +81,14 @@ fn read_json<T: DeserializeOwned + 'static>(
     })
 }
 
-/// Parses JSON, telling apart broken JSON (400) from JSON with wrong values (422, by field).
+/// Parses JSON in two steps, so broken JSON (400, with line and column) is told apart from JSON
+/// with wrong values (422, by field): serde_json itself reports some type mismatches, such as a
+/// number where an enum's name belongs, as syntax errors.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                ApiError::Validation(ValidationErrors::single(field, inner.to_string()))
-            }
-            _ => ApiError::MalformedBody(inner.to_string()),
-        }
-    })?;
-    deserializer.end().map_err(|e| ApiError::MalformedBody(format!("unexpected data after the JSON value: {e}")))?;
-    Ok(value)
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::Validation(ValidationErrors::single(field, error.into_inner().to_string()))
+    })
 }
