@@ -142,10 +142,10 @@ impl NodeConfig {
         };
         // Deserialising the text itself gives errors with their line and column; the merged table
         // below has no positions left. Only a missing key may still be supplied by the environment.
-        if let Err(e) = toml::from_str::<NodeConfig>(&text) {
-            if !e.message().starts_with("missing field") {
-                return Err(ConfigError::Parse { path: origin, message: e.to_string() });
-            }
+        if let Err(e) = toml::from_str::<NodeConfig>(&text)
+            && !e.message().starts_with("missing field")
+        {
+            return Err(ConfigError::Parse { path: origin, message: e.to_string() });
         }
         let mut table: toml::Table =
             toml::from_str(&text).map_err(|e| ConfigError::Parse { path: origin.clone(), message: e.to_string() })?;
@@ -162,11 +162,9 @@ impl NodeConfig {
         if !(1..=200).contains(&name_len) {
             return invalid("node.name", "must be 1 to 200 characters");
         }
-        if let Some(token) = &self.api.dev_token {
-            if token.len() < 16 || !token.is_ascii() || token.chars().any(|c| c.is_ascii_whitespace() || c.is_control())
-            {
-                return invalid("api.dev_token", "must be at least 16 printable ASCII characters without spaces");
-            }
+        let weak = |t: &String| t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic());
+        if self.api.dev_token.as_ref().is_some_and(weak) {
+            return invalid("api.dev_token", "must be at least 16 printable ASCII characters without spaces");
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.api.body_limit_bytes) {
             return invalid("api.body_limit_bytes", "must be between 1024 (1 KiB) and 16777216 (16 MiB)");

@@ -141,10 +141,10 @@ pub async fn retract_report(
         errors.into_result(())?;
     }
     let current = own_report(&caller, &state, &id).await?;
-    if let Some(expected) = if_match(&req)? {
-        if current.version != expected {
-            return Err(ApiError::PreconditionFailed { current: current.version });
-        }
+    if let Some(expected) = if_match(&req)?
+        && current.version != expected
+    {
+        return Err(ApiError::PreconditionFailed { current: current.version });
     }
     let next = current.retract(request.reason, state.clock.now()).map_err(revision_refused)?;
     state.store.append_version(&next).await?;

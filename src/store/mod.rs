@@ -1,5 +1,5 @@
 //! Storage: one [`Store`] in front of SQLite (the embedded default) and PostgreSQL (production and
-//! replicas). Each query is written once and compiled against both pools through [`on_pool!`]; the
+//! replicas). Each query is written once and compiled against both pools through `on_pool!`; the
 //! SQL uses `$N` placeholders, which both engines accept. The store keeps and finds what the domain
 //! decided; it never decides what a report's next version is or who may see it.
 
