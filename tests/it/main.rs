@@ -1,1 +1,15 @@
+//! The integration tests: real nodes on loopback ports, each with its own fresh database, on SQLite
+//! and on PostgreSQL (every storage-touching test body runs on both, see [`on_both_backends!`]).
+//! One binary, so the suite links once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod auth;
+mod cli;
+mod docs;
+mod health;
+mod reports;
+mod situation;
+mod validation;

@@ -1,0 +1,63 @@
+//! The API documents itself: the committed OpenAPI document is what the code generates, the node
+//! serves it, and Swagger UI is served from the binary.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestNode};
+
+#[test]
+fn committed_openapi_document_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/lagesbild.json");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    let generated = lagesbild::api::docs::openapi_json();
+    assert!(
+        committed == generated,
+        "openapi/lagesbild.json is out of date: run `cargo run -- openapi > openapi/lagesbild.json` and commit it"
+    );
+}
+
+#[test]
+fn every_operation_documents_its_errors_as_problems() {
+    let doc: Value = serde_json::from_str(&lagesbild::api::docs::openapi_json()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(operation["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path} has no summary");
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"].get("application/problem+json").is_some(),
+                        "{method} {path} {status} is not documented as problem+json"
+                    );
+                }
+            }
+            if operation.get("security").is_some() {
+                assert!(operation["responses"].get("401").is_some(), "{method} {path} does not document 401");
+            }
+        }
+    }
+}
+
+on_both_backends!(node_serves_its_openapi_document_and_swagger_ui);
+
+async fn node_serves_its_openapi_document_and_swagger_ui(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    let served: Value = node.client.get(node.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let generated: Value = serde_json::from_str(&lagesbild::api::docs::openapi_json()).unwrap();
+    assert_eq!(served, generated);
+
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = no_redirects.get(node.url("/docs")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(response.headers()["location"], "/docs/");
+
+    let page = node.client.get(node.url("/docs")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "not the Swagger UI page");
+    assert!(!html.contains("https://"), "the docs page loads something from outside the node");
+    let config = node.client.get(node.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
+    assert!(config.contains("/openapi.json"), "{config}");
+    node.stop().await;
+}

@@ -1,0 +1,236 @@
+//! `TestNode::spawn(backend)`: a real node on a random loopback port with its own new database and
+//! a clock the test controls. PostgreSQL databases are created per node and dropped afterwards; the
+//! server is the one at `IT_POSTGRES_URL` (default: the local one, trust auth). If PostgreSQL cannot
+//! be reached the test fails, loudly: it is never skipped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use lagesbild::clock::FixedClock;
+use lagesbild::config::NodeConfig;
+use lagesbild::server::{RunningNode, start};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+/// Which database a test node runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn name(backend: Backend)` once per backend, as `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+/// The moment every test node's clock starts at.
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+pub const TOKEN: &str = "it-token-0123456789abcdef";
+
+/// A running node and what a test needs to talk to it.
+pub struct TestNode {
+    pub base: String,
+    pub clock: Arc<FixedClock>,
+    pub client: reqwest::Client,
+    pub db: Arc<TestDatabase>,
+    node: Option<RunningNode>,
+}
+
+impl TestNode {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// A node whose configuration `adjust` may change first.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut NodeConfig)) -> Self {
+        let db = Arc::new(TestDatabase::create(backend).await);
+        Self::spawn_on(db, "se-kommun-test", adjust).await
+    }
+
+    /// Another node of organisation `org` on the same database as this one.
+    pub async fn sibling(&self, org: &str) -> Self {
+        Self::spawn_on(self.db.clone(), org, |_| {}).await
+    }
+
+    async fn spawn_on(db: Arc<TestDatabase>, org: &str, adjust: impl FnOnce(&mut NodeConfig)) -> Self {
+        let env: HashMap<String, String> = [
+            ("LAGESBILD_NODE_ORG_ID", org),
+            ("LAGESBILD_NODE_NAME", "Test node"),
+            ("LAGESBILD_API_LISTEN", "127.0.0.1:0"),
+            ("LAGESBILD_API_DEV_TOKEN", TOKEN),
+            ("LAGESBILD_API_WORKERS", "2"),
+            ("LAGESBILD_DATABASE_URL", db.url.as_str()),
+            ("LAGESBILD_DATABASE_MAX_CONNECTIONS", "4"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let mut config = NodeConfig::load(None, &env).expect("test configuration is valid");
+        adjust(&mut config);
+        let clock = Arc::new(FixedClock::at(start_time()));
+        let node = start(&config, clock.clone()).await.expect("test node starts");
+        Self { base: format!("http://{}", node.api_addr), clock, client: reqwest::Client::new(), db, node: Some(node) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with the node's bearer token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(TOKEN)
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    /// Files a report and returns what the node answered, asserting it was accepted.
+    pub async fn file(&self, body: &Value) -> Value {
+        let response = self.request(Method::POST, "/api/v1/reports").json(body).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "filing failed: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The ids in a page of the situation picture, asserting it was served.
+    pub async fn situation_ids(&self, query: &str) -> Vec<String> {
+        let page = self.situation(query).await;
+        page["reports"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    }
+
+    pub async fn situation(&self, query: &str) -> Value {
+        let response = self.get(&format!("/api/v1/situation{query}")).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "situation failed: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(node) = self.node.take() {
+            node.stop().await;
+        }
+    }
+}
+
+/// A valid report body observed `hours_ago` before the test clock's start, in Norrköping.
+pub fn report(hours_ago: i64) -> Value {
+    json!({
+        "observed_at": (start_time() - Duration::hours(hours_ago)).to_rfc3339(),
+        "category": "vandalism",
+        "severity": "moderate",
+        "title": "Broken windows at Hagebyskolan",
+        "description": "Two windows on the east side smashed; glass on the schoolyard.",
+        "location": {
+            "lat": 58.6110, "lon": 16.1510,
+            "place_name": "Hageby", "address": "Hagebygatan 10",
+            "site": { "kind": "school", "name": "Hagebyskolan" },
+            "municipality_code": "0581"
+        },
+        "persons": [{ "role": "witness", "name": "Anna Andersson", "age": 44 }],
+        "actions": [{ "what": "Guard patrol secured the area", "by": "Patrol 2" }],
+        "tlp": "AMBER"
+    })
+}
+
+/// Asserts a problem+json answer with `status`, and returns the problem.
+pub async fn expect_problem(response: reqwest::Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status, body: {text}");
+    let content_type = content_type.unwrap_or_default();
+    assert!(content_type.starts_with("application/problem+json"), "content type {content_type}");
+    let problem: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(problem["status"], status.as_u16());
+    assert!(problem["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    problem
+}
+
+/// The fields named in a validation problem.
+pub fn problem_fields(problem: &Value) -> Vec<String> {
+    problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect()
+}
+
+/// A database for one test: a SQLite file in a temporary folder, or a new PostgreSQL database that
+/// is dropped when the last node using it is gone.
+pub struct TestDatabase {
+    pub url: String,
+    postgres_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("IT_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+impl TestDatabase {
+    async fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/node.db", dir.path().display());
+                Self { url, postgres_name: None, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is not reachable at {admin} ({e}); start it (tests/run does) or set IT_POSTGRES_URL"
+                    )
+                });
+                let name = format!("lagesbild_it_{}", uuid::Uuid::new_v4().simple());
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+                conn.close().await.ok();
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+                Self { url: format!("{base}/{name}"), postgres_name: Some(name), _dir: None }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else { return };
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread of our own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop a test database; tests/run removes leftovers");
+        }
+    }
+}
