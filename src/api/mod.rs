@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use actix_web::http::Method;
 use actix_web::web::{self, ServiceConfig};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, Resource};
 
 pub use auth::TokenCheck;
 pub use observe::observe;
@@ -50,43 +50,27 @@ pub struct AppState {
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .service(resource("/reports").route(web::post().to(reports::file_report)))
             .service(
-                web::resource("/reports")
-                    .route(web::post().to(reports::file_report))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/reports/{id}")
+                resource("/reports/{id}")
                     .route(web::get().to(reports::get_report))
-                    .route(web::put().to(reports::update_report))
-                    .default_service(web::to(method_not_allowed)),
+                    .route(web::put().to(reports::update_report)),
             )
-            .service(
-                web::resource("/reports/{id}/retract")
-                    .route(web::post().to(reports::retract_report))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/reports/{id}/versions")
-                    .route(web::get().to(reports::list_versions))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/reports/{id}/versions/{version}")
-                    .route(web::get().to(reports::get_version))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/situation")
-                    .route(web::get().to(situation::situation))
-                    .default_service(web::to(method_not_allowed)),
-            ),
+            .service(resource("/reports/{id}/retract").route(web::post().to(reports::retract_report)))
+            .service(resource("/reports/{id}/versions").route(web::get().to(reports::list_versions)))
+            .service(resource("/reports/{id}/versions/{version}").route(web::get().to(reports::get_version)))
+            .service(resource("/situation").route(web::get().to(situation::situation))),
     )
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))
     .service(web::resource("/readyz").route(web::get().to(health::readyz)))
     .service(web::resource("/metrics").route(web::get().to(health::metrics)))
     .configure(docs::routes)
     .default_service(web::to(not_found));
+}
+
+/// A resource that answers 405 (as a problem) to any method it has no route for.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::domain::{FieldError, ValidationErrors, Version};
 use crate::store::StoreError;
@@ -29,6 +29,66 @@ pub struct Problem {
     /// For validation problems: every refused value, by field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+}
+
+/// The 401 of every route that needs a token.
+#[derive(IntoResponses)]
+pub enum AuthProblems {
+    #[response(
+        status = 401,
+        description = "Missing or invalid bearer token",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+}
+
+/// The 404 of every route that names a report.
+#[derive(IntoResponses)]
+pub enum NotFoundProblems {
+    #[response(
+        status = 404,
+        description = "No such report of your organisation (or not yours: the same answer)",
+        content_type = "application/problem+json"
+    )]
+    NotFound(Problem),
+}
+
+/// The problems of every route that reads a JSON body.
+#[derive(IntoResponses)]
+pub enum BodyProblems {
+    #[response(status = 400, description = "The body is not valid JSON", content_type = "application/problem+json")]
+    Malformed(Problem),
+    #[response(
+        status = 413,
+        description = "The body is larger than the node's limit",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(Problem),
+    #[response(status = 415, description = "The body is not JSON", content_type = "application/problem+json")]
+    NotJson(Problem),
+    #[response(
+        status = 422,
+        description = "A value is invalid; `errors` names each field",
+        content_type = "application/problem+json"
+    )]
+    Invalid(Problem),
+}
+
+/// The problems of every route that makes a report's next version.
+#[derive(IntoResponses)]
+pub enum VersionProblems {
+    #[response(
+        status = 409,
+        description = "The report is retracted, or changed at the same moment",
+        content_type = "application/problem+json"
+    )]
+    Conflict(Problem),
+    #[response(
+        status = 412,
+        description = "If-Match names an older version",
+        content_type = "application/problem+json"
+    )]
+    Stale(Problem),
 }
 
 /// Everything a user API request can fail with.

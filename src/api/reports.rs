@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{OptionalJson, StrictJson};
-use super::problem::{ApiError, Problem};
+use super::problem::{ApiError, AuthProblems, BodyProblems, NotFoundProblems, Problem, VersionProblems};
 use crate::domain::report::RevisionError;
 use crate::domain::{Report, ReportContent, ReportId, Version};
 
@@ -31,11 +31,7 @@ pub struct RetractRequest {
     responses(
         (status = 201, description = "Filed as version 1", body = Report,
             headers(("Location" = String, description = "The report's URL"), ("ETag" = String, description = "The version, for If-Match"))),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than the node's limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A value is invalid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
+        BodyProblems, AuthProblems,
     ),
     security(("bearer" = []))
 )]
@@ -59,8 +55,7 @@ pub async fn file_report(
     params(("id" = String, Path, description = "The report's id")),
     responses(
         (status = 200, description = "The latest version", body = Report, headers(("ETag" = String, description = "The version, for If-Match"))),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such report of your organisation", body = Problem, content_type = "application/problem+json"),
+        AuthProblems, NotFoundProblems,
     ),
     security(("bearer" = []))
 )]
@@ -79,15 +74,8 @@ pub async fn get_report(caller: Caller, state: Data<AppState>, id: Path<String>)
     request_body = ReportContent,
     responses(
         (status = 200, description = "Stored as the next version", body = Report, headers(("ETag" = String, description = "The new version"))),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such report of your organisation", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The report is retracted, or changed at the same moment", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match names an older version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than the node's limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A value is invalid; `errors` names each field", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+        BodyProblems, AuthProblems, NotFoundProblems, VersionProblems,
     ),
     security(("bearer" = []))
 )]
@@ -120,11 +108,7 @@ pub async fn update_report(
     request_body(content = Option<RetractRequest>, description = "Optional: why"),
     responses(
         (status = 200, description = "The retraction, stored as the next version", body = Report),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such report of your organisation", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already retracted", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match names an older version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A value is invalid", body = Problem, content_type = "application/problem+json"),
+        BodyProblems, AuthProblems, NotFoundProblems, VersionProblems,
     ),
     security(("bearer" = []))
 )]
@@ -158,8 +142,7 @@ pub async fn retract_report(
     params(("id" = String, Path, description = "The report's id")),
     responses(
         (status = 200, description = "All versions, oldest first", body = Vec<Report>),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such report of your organisation", body = Problem, content_type = "application/problem+json"),
+        AuthProblems, NotFoundProblems,
     ),
     security(("bearer" = []))
 )]
@@ -178,8 +161,7 @@ pub async fn list_versions(caller: Caller, state: Data<AppState>, id: Path<Strin
     params(("id" = String, Path, description = "The report's id"), ("version" = u32, Path, description = "The version, from 1")),
     responses(
         (status = 200, description = "That version", body = Report),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such report or version", body = Problem, content_type = "application/problem+json"),
+        AuthProblems, NotFoundProblems,
     ),
     security(("bearer" = []))
 )]

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Caller;
-use super::problem::{ApiError, Problem};
+use super::problem::{ApiError, AuthProblems, Problem};
 use crate::domain::situation::DEFAULT_PAGE_SIZE;
 use crate::domain::{
     BBox, Category, Cursor, OrgId, Report, Severity, SituationPage, SituationQuery, Status, ValidationErrors,
@@ -104,9 +104,9 @@ const GEO_JSON: &str = "application/geo+json";
             (SituationResponse = "application/json"),
             (FeatureCollection = "application/geo+json"),
         )),
-        (status = 401, description = "Missing or invalid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "The Accept header allows neither JSON nor GeoJSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A filter is invalid; `errors` names each", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = []))
 )]
