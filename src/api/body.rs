@@ -81,14 +81,84 @@ fn read_json<T: DeserializeOwned + 'static>(
     })
 }
 
-/// Parses JSON in two steps, so broken JSON (400, with line and column) is told apart from JSON
-/// with wrong values (422, by field): serde_json itself reports some type mismatches, such as a
-/// number where an enum's name belongs, as syntax errors.
+/// Parses a typed body straight from the bytes, so duplicate members are refused (as serde's derived
+/// types do) and no intermediate tree is built. On failure it tells broken JSON (400, with line and
+/// column) from JSON with wrong values (422, by field): serde_json reports some type mismatches, such
+/// as a number where an enum's name belongs, as syntax errors, so the JSON is checked on its own.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
-    serde_path_to_error::deserialize(value).map_err(|error| {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let typed = serde_path_to_error::deserialize(&mut deserializer);
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        return Err(ApiError::MalformedBody(e.to_string()));
+    }
+    let value = typed.map_err(|error| {
         let path = error.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::Validation(ValidationErrors::single(field, error.into_inner().to_string()))
-    })
+        let message = error.into_inner().to_string();
+        ApiError::Validation(ValidationErrors::single(field_of(&path, &message), message))
+    })?;
+    deserializer.end().map_err(|e| ApiError::MalformedBody(format!("unexpected data after the JSON value: {e}")))?;
+    Ok(value)
+}
+
+/// The field a deserialisation error is about. A missing or repeated member is reported by serde at
+/// its parent (`.` or `location`), so the member's name is added to the path.
+fn field_of(path: &str, message: &str) -> String {
+    let missing = ["missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match (path, missing) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "body".to_owned(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (path, None) => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        title: String,
+        inner: Inner,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        lat: f64,
+    }
+
+    fn refused_field(body: &str) -> String {
+        match parse::<Body>(body.as_bytes()) {
+            Err(ApiError::Validation(errors)) => errors.errors()[0].field.clone(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_members_are_named_with_their_path() {
+        assert_eq!(refused_field(r#"{"inner": {"lat": 1}}"#), "title");
+        assert_eq!(refused_field(r#"{"title": "x", "inner": {}}"#), "inner.lat");
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        assert_eq!(refused_field(r#"{"title": "A", "title": "B", "inner": {"lat": 1}}"#), "title");
+    }
+
+    #[test]
+    fn broken_json_is_malformed_not_invalid() {
+        assert!(matches!(parse::<Body>(b"{\"title\": "), Err(ApiError::MalformedBody(_))));
+        assert!(matches!(
+            parse::<Body>(b"{\"title\": \"x\", \"inner\": {\"lat\": 1}} []"),
+            Err(ApiError::MalformedBody(_))
+        ));
+    }
 }

@@ -9,6 +9,7 @@ use crate::support::{Backend, TestNode, expect_problem, problem_fields, report};
 
 on_both_backends!(
     every_invalid_value_is_named_and_nothing_is_stored,
+    bad_retraction_requests_are_refused_and_the_report_stays,
     broken_json_and_wrong_media_types_are_refused,
     bodies_over_the_limit_are_refused_before_parsing,
 );
@@ -71,14 +72,35 @@ async fn every_invalid_value_is_named_and_nothing_is_stored(backend: Backend) {
         let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(problem_fields(&problem), [field], "{problem}");
     }
-    // Missing required fields are named too.
-    for field in ["observed_at", "category", "severity", "title", "location"] {
+    // Missing required fields are named too, nested ones by their path.
+    for field in ["observed_at", "category", "severity", "title", "location", "location.lat", "persons.0.role"] {
         let mut body = report(3);
-        body.as_object_mut().unwrap().remove(field);
+        let (parent, name) = match field.rsplit_once('.') {
+            Some((parent, name)) => (
+                parent.split('.').fold(&mut body, |v, p| match p.parse::<usize>() {
+                    Ok(i) => &mut v[i],
+                    Err(_) => &mut v[p],
+                }),
+                name,
+            ),
+            None => (&mut body, field),
+        };
+        parent.as_object_mut().unwrap().remove(name);
         let response = node.request(Method::POST, "/api/v1/reports").json(&body).send().await.unwrap();
         let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
-        assert!(problem["detail"].as_str().unwrap().contains(field), "{problem}");
+        assert_eq!(problem_fields(&problem), [field.replace(".0.", "[0].")], "{problem}");
     }
+    // A member given twice is refused, not silently resolved to one of its values.
+    let text = report(3).to_string().replacen("\"title\":", "\"title\":\"First\",\"title\":", 1);
+    let response = node
+        .request(Method::POST, "/api/v1/reports")
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem_fields(&problem), ["title"], "{problem}");
     // Several mistakes at once are all reported.
     let mut body = with("title", json!(""));
     body["location"]["lat"] = json!(100);
@@ -89,6 +111,31 @@ async fn every_invalid_value_is_named_and_nothing_is_stored(backend: Backend) {
     assert_eq!(problem_fields(&problem), ["title", "location.lat", "persons[0].name"]);
 
     assert!(node.situation_ids("").await.is_empty(), "a refused report was stored");
+    node.stop().await;
+}
+
+async fn bad_retraction_requests_are_refused_and_the_report_stays(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    let id = node.file(&report(3)).await["id"].as_str().unwrap().to_owned();
+    let retract = || node.request(Method::POST, &format!("/api/v1/reports/{id}/retract"));
+    let cases = [
+        (retract().json(&json!({"reason": ""})), StatusCode::UNPROCESSABLE_ENTITY, Some("reason")),
+        (retract().json(&json!({"reason": "x".repeat(1001)})), StatusCode::UNPROCESSABLE_ENTITY, Some("reason")),
+        (retract().json(&json!({"why": "duplicate"})), StatusCode::UNPROCESSABLE_ENTITY, Some("why")),
+        (retract().header("content-type", "text/plain").body("duplicate"), StatusCode::UNSUPPORTED_MEDIA_TYPE, None),
+        (retract().header("content-type", "application/json").body("{\"reason\":"), StatusCode::BAD_REQUEST, None),
+        (retract().header("If-Match", "\"7\""), StatusCode::PRECONDITION_FAILED, None),
+    ];
+    for (request, status, field) in cases {
+        let problem = expect_problem(request.send().await.unwrap(), status).await;
+        if let Some(field) = field {
+            assert_eq!(problem_fields(&problem), [field], "{problem}");
+        }
+    }
+    let current: Value = node.get(&format!("/api/v1/reports/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(current["version"], 1);
+    assert!(current.get("retracted").is_none());
+    assert_eq!(node.situation_ids("").await, [id]);
     node.stop().await;
 }
 
@@ -144,6 +191,7 @@ async fn bodies_over_the_limit_are_refused_before_parsing(backend: Backend) {
     let response = node_default.request(Method::POST, "/api/v1/reports").json(&huge).send().await.unwrap();
     expect_problem(response, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert!(node.situation_ids("").await.is_empty());
+    assert!(node_default.situation_ids("").await.is_empty());
     node_default.stop().await;
     node.stop().await;
 }
