@@ -53,13 +53,20 @@ fn main() -> ExitCode {
 }
 
 fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
-    let env: HashMap<String, String> = std::env::vars().collect();
+    let env = environment()?;
     let mut config = NodeConfig::load(config_path, &env)?;
-    let mut token_note = "from the configuration (api.dev_token)".to_owned();
+    // Only a token this command made itself is printed: a configured one stays out of logs.
+    let mut token_line = match config.api.dev_token {
+        Some(_) => "set by api.dev_token".to_owned(),
+        None => {
+            "none configured: set api.dev_token (or LAGESBILD_API_DEV_TOKEN), or every API call is refused".to_owned()
+        }
+    };
     if config_path.is_none() && config.api.dev_token.is_none() {
         let path = Path::new(DEFAULT_DATA_DIR).join("dev-token");
-        config.api.dev_token = Some(dev_token(&path)?);
-        token_note = format!("kept in {}", path.display());
+        let token = dev_token(&path)?;
+        token_line = format!("{token} (kept in {})", path.display());
+        config.api.dev_token = Some(token);
     }
     init_logging(&config);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -71,10 +78,7 @@ fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
         writeln!(out, "  API:      {base}/api/v1")?;
         writeln!(out, "  API docs: {base}/docs/")?;
         writeln!(out, "  Database: {}", redact_password(&config.database.url))?;
-        match &config.api.dev_token {
-            Some(token) => writeln!(out, "  Token:    {token} ({token_note})")?,
-            None => writeln!(out, "  Token:    none configured: set api.dev_token, or every API call is refused")?,
-        }
+        writeln!(out, "  Token:    {token_line}")?;
         writeln!(out, "Press Ctrl-C to stop.")?;
         drop(out);
         node.run_until_signalled().await?;
@@ -82,11 +86,37 @@ fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
     })
 }
 
-/// The embedded default's API token: read from `path`, or made and saved there (mode 0600).
+/// The process environment. A `LAGESBILD_*` or `DATABASE_URL` variable that is not valid UTF-8 is
+/// an error; other variables are none of the node's business and are left out.
+fn environment() -> anyhow::Result<HashMap<String, String>> {
+    let mut env = HashMap::new();
+    for (key, value) in std::env::vars_os() {
+        let (Some(key), value) = (key.to_str(), value.into_string()) else { continue };
+        match value {
+            Ok(value) => {
+                env.insert(key.to_owned(), value);
+            }
+            Err(_) if key.starts_with("LAGESBILD_") || key == "DATABASE_URL" => {
+                anyhow::bail!("environment variable {key} is not valid UTF-8")
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(env)
+}
+
+/// The embedded default's API token: read from `path`, or made and saved there (mode 0600). The
+/// file is written under another name and renamed, so a crash never leaves an empty token behind.
 fn dev_token(path: &Path) -> anyhow::Result<String> {
     if path.exists() {
         let token = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        return Ok(token.trim().to_owned());
+        let token = token.trim().to_owned();
+        anyhow::ensure!(
+            token.len() >= 16 && token.chars().all(|c| c.is_ascii_graphic()),
+            "{} does not hold a usable token (16 or more printable characters); delete it to have a new one made",
+            path.display()
+        );
+        return Ok(token);
     }
     let mut bytes = [0u8; 32];
     SystemRandom::new().fill(&mut bytes).map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
@@ -94,12 +124,17 @@ fn dev_token(path: &Path) -> anyhow::Result<String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(file, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options.open(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    writeln!(file, "{token}")
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(token)
 }
 
