@@ -19,17 +19,11 @@ struct RequestLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    method: String,
-    route: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OriginLabels {
     origin: String,
 }
 
-type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+type LatencyFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 /// The registry and the metrics the API records into.
 #[derive(Debug)]
@@ -52,7 +46,11 @@ impl Metrics {
         let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
         let reports = Family::<OriginLabels, Gauge>::default();
         registry.register("http_requests", "HTTP requests by route pattern and status", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency by route pattern", latency.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route pattern and status",
+            latency.clone(),
+        );
         registry.register(
             "reports_stored",
             "Reports in the situation store by origin, retracted included",
@@ -63,9 +61,9 @@ impl Metrics {
 
     /// Records one answered request. `route` is the matched pattern, such as `/api/v1/reports/{id}`.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let (method, route) = (method.to_owned(), route.to_owned());
-        self.latency.get_or_create(&RouteLabels { method: method.clone(), route: route.clone() }).observe(seconds);
-        self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
+        let labels = RequestLabels { method: method.to_owned(), route: route.to_owned(), status };
+        self.latency.get_or_create(&labels).observe(seconds);
+        self.requests.get_or_create(&labels).inc();
     }
 
     /// The OpenMetrics text, with the report counts read just now.

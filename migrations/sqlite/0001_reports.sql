@@ -34,4 +34,6 @@ CREATE INDEX report_heads_by_time ON report_heads (observed_at_ms DESC, report_i
 CREATE INDEX report_heads_by_end ON report_heads (observed_end_ms);
 -- A bounding box narrows by latitude band first.
 CREATE INDEX report_heads_by_place ON report_heads (lat, lon);
+-- A category filter is the coordinator's most common question.
+CREATE INDEX report_heads_by_category ON report_heads (category, observed_at_ms DESC);
 CREATE INDEX report_heads_by_origin ON report_heads (origin, observed_at_ms DESC);
