@@ -149,10 +149,11 @@ impl NodeConfig {
         }
         let mut table: toml::Table =
             toml::from_str(&text).map_err(|e| ConfigError::Parse { path: origin.clone(), message: e.to_string() })?;
-        apply_env(&mut table, env)?;
-        let config: NodeConfig = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse { path: origin, message: e.to_string() })?;
+        let applied = apply_env(&mut table, env)?;
+        let config: NodeConfig = table.try_into().map_err(|e: toml::de::Error| {
+            let source = if applied.is_empty() { origin } else { format!("{origin} with {}", applied.join(", ")) };
+            ConfigError::Parse { path: source, message: e.to_string() }
+        })?;
         config.check()
     }
 
@@ -209,7 +210,9 @@ impl DatabaseKind {
     }
 }
 
-fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+/// Applies the overrides present in `env` and returns the variables it applied.
+fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<Vec<&'static str>, ConfigError> {
+    let mut applied = Vec::new();
     let mut unknown: Vec<&str> = env
         .keys()
         .map(String::as_str)
@@ -240,8 +243,9 @@ fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<(
             .as_table_mut()
             .ok_or_else(|| ConfigError::Env { var, message: format!("[{section}] in the file is not a table") })?;
         section_table.insert(key.to_owned(), value);
+        applied.push(var);
     }
-    Ok(())
+    Ok(applied)
 }
 
 fn default_listen() -> SocketAddr {
@@ -322,7 +326,7 @@ mod tests {
         let err = NodeConfig::load(None, &env(&[("LAGESBILD_DATABSE_URL", "x")])).unwrap_err();
         assert!(err.to_string().contains("LAGESBILD_DATABSE_URL"), "{err}");
         let err = NodeConfig::load(None, &env(&[("LAGESBILD_NODE_ORG_ID", "Not An Id")])).unwrap_err();
-        assert!(err.to_string().contains("org_id"), "{err}");
+        assert!(err.to_string().contains("org_id") && err.to_string().contains("LAGESBILD_NODE_ORG_ID"), "{err}");
     }
 
     #[test]

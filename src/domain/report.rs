@@ -399,11 +399,6 @@ impl Report {
         change(&mut next);
         Ok(next)
     }
-
-    /// Whether it belongs in the situation picture at `now`: not retracted and not expired.
-    pub fn is_current(&self, now: DateTime<Utc>) -> bool {
-        self.retracted.is_none() && self.content.expires_at.is_none_or(|expires| expires > now)
-    }
 }
 
 #[cfg(test)]
@@ -470,7 +465,6 @@ mod tests {
         let report = Report::file(OrgId::parse("se-test").unwrap(), content(now()).validate(now()).unwrap(), now());
         let retracted = report.retract(Some("filed twice".into()), now()).unwrap();
         assert_eq!(retracted.version.get(), 2);
-        assert!(!retracted.is_current(now()));
         let again = content(now()).validate(now()).unwrap();
         assert_eq!(retracted.revise(again, now()), Err(RevisionError::Retracted));
         assert_eq!(retracted.retract(None, now()), Err(RevisionError::Retracted));

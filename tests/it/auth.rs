@@ -10,8 +10,8 @@ use crate::support::{Backend, TOKEN, TestNode, expect_problem, report};
 
 on_both_backends!(every_api_route_refuses_missing_or_wrong_tokens, node_without_a_token_refuses_every_call);
 
-/// Every (method, path) of the OpenAPI document with a security requirement, ids filled in.
-fn secured_routes() -> Vec<(Method, String)> {
+/// Every (method, path) of the OpenAPI document with a security requirement, naming report `id`.
+fn secured_routes(id: &str) -> Vec<(Method, String)> {
     let doc: Value = serde_json::from_str(&lagesbild::api::docs::openapi_json()).unwrap();
     let mut routes = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -21,7 +21,7 @@ fn secured_routes() -> Vec<(Method, String)> {
                 assert!(secured, "{method} {path} has no security requirement in the OpenAPI document");
             }
             if secured {
-                let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string()).replace("{version}", "1");
+                let concrete = path.replace("{id}", id).replace("{version}", "1");
                 routes.push((method.to_uppercase().parse().unwrap(), concrete));
             }
         }
@@ -41,7 +41,9 @@ async fn every_api_route_refuses_missing_or_wrong_tokens(backend: Backend) {
         TOKEN.to_owned(),
         "Bearer ".to_owned(),
     ];
-    for (method, path) in secured_routes() {
+    let id = filed["id"].as_str().unwrap();
+    // The routes name the filed report, so a refusal that let a change through would show below.
+    for (method, path) in secured_routes(id) {
         let send = |auth: Option<&str>| {
             let mut request = node.client.request(method.clone(), node.url(&path)).json(&report(1));
             if let Some(auth) = auth {
@@ -58,7 +60,6 @@ async fn every_api_route_refuses_missing_or_wrong_tokens(backend: Backend) {
         }
     }
     // None of those calls changed anything.
-    let id = filed["id"].as_str().unwrap();
     let current: Value = node.get(&format!("/api/v1/reports/{id}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(current, filed);
     node.stop().await;
@@ -66,7 +67,7 @@ async fn every_api_route_refuses_missing_or_wrong_tokens(backend: Backend) {
 
 async fn node_without_a_token_refuses_every_call(backend: Backend) {
     let node = TestNode::spawn_with(backend, |config| config.api.dev_token = None).await;
-    for (method, path) in secured_routes() {
+    for (method, path) in secured_routes(&uuid::Uuid::now_v7().to_string()) {
         let response = node.request(method.clone(), &path).json(&report(1)).send().await.unwrap();
         expect_problem(response, StatusCode::UNAUTHORIZED).await;
     }
