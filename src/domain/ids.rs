@@ -106,6 +106,50 @@ impl fmt::Display for OrgId {
     }
 }
 
+/// The pin of a TLS key: SHA-256 of the certificate's public key (SPKI), written `sha256/<base64>`.
+/// Partners know each other's TLS keys by pin, not through a certificate authority.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^sha256/[A-Za-z0-9+/]{43}=$", example = "sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")]
+pub struct TlsPin(String);
+
+impl TlsPin {
+    pub fn from_sha256(digest: &[u8]) -> Self {
+        use base64::Engine;
+        Self(format!("sha256/{}", base64::engine::general_purpose::STANDARD.encode(digest)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TlsPin {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        use base64::Engine;
+        let decoded =
+            text.strip_prefix("sha256/").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+        match decoded {
+            Some(bytes) if bytes.len() == 32 => Ok(Self::from_sha256(&bytes)),
+            _ => Err("a TLS pin is sha256/ followed by the base64 of 32 bytes".to_owned()),
+        }
+    }
+}
+
+impl From<TlsPin> for String {
+    fn from(pin: TlsPin) -> Self {
+        pin.0
+    }
+}
+
+impl fmt::Display for TlsPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A report's version: 1 when filed, one more for each update or retraction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[schema(value_type = u32, minimum = 1, example = 1)]

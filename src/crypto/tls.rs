@@ -1,0 +1,254 @@
+//! TLS for the federation: each node has an ECDSA P-256 key and a self-signed certificate (rcgen),
+//! and peers know each other by the SHA-256 pin of the certificate's public key (SPKI), not by a
+//! certificate authority. The verifiers here accept exactly the pins their caller trusts and a
+//! certificate within its validity, and nothing else: no anonymous client, no unknown server.
+//! rustls runs on ring, TLS 1.2 and 1.3 only.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, Error, ServerConfig, SignatureScheme,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+use super::{KeyFileError, read_secret, write_new};
+use crate::domain::{OrgId, TlsPin};
+
+/// The pin of the certificate `der`: SHA-256 of its public key (SPKI).
+pub fn pin_of_certificate(der: &[u8]) -> Result<TlsPin, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    Ok(pin_of_spki(cert.tbs_certificate.subject_pki.raw))
+}
+
+fn pin_of_spki(spki_der: &[u8]) -> TlsPin {
+    TlsPin::from_sha256(ring::digest::digest(&ring::digest::SHA256, spki_der).as_ref())
+}
+
+/// A TLS certificate and its private key.
+pub struct TlsIdentity {
+    pub certificate: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    pub pin: TlsPin,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity").field("pin", &self.pin).finish()
+    }
+}
+
+impl TlsIdentity {
+    /// Makes a key and a self-signed certificate for `org`, valid from `not_before` to `not_after`,
+    /// and writes them (the key with mode 0600), refusing to replace existing files.
+    pub fn generate(
+        org: &OrgId,
+        hosts: &[String],
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<Self, KeyFileError> {
+        let invalid =
+            |reason: String| KeyFileError::Invalid { path: cert_path.to_owned(), what: "certificate", reason };
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| invalid(e.to_string()))?;
+        let mut params = rcgen::CertificateParams::new(hosts.to_vec()).map_err(|e| invalid(e.to_string()))?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, org.as_str());
+        params.distinguished_name.push(rcgen::DnType::CommonName, org.as_str());
+        params.not_before = offset_time(not_before).map_err(invalid)?;
+        params.not_after = offset_time(not_after).map_err(invalid)?;
+        let cert = params.self_signed(&key).map_err(|e| invalid(e.to_string()))?;
+        write_new(key_path, key.serialize_pem().as_bytes(), true)?;
+        write_new(cert_path, cert.pem().as_bytes(), false)?;
+        Self::load(cert_path, key_path)
+    }
+
+    /// Reads a certificate (PEM) and its private key (PEM, mode 0600).
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, KeyFileError> {
+        let cert_bytes = std::fs::read(cert_path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => KeyFileError::Missing { path: cert_path.to_owned() },
+            _ => KeyFileError::Unreadable { path: cert_path.to_owned(), source },
+        })?;
+        let bad_cert =
+            |reason: String| KeyFileError::Invalid { path: cert_path.to_owned(), what: "certificate", reason };
+        let certificate = CertificateDer::from_pem_slice(&cert_bytes).map_err(|e| bad_cert(e.to_string()))?;
+        let pin = pin_of_certificate(&certificate).map_err(bad_cert)?;
+        let key_bytes = read_secret(key_path)?;
+        let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| KeyFileError::Invalid {
+            path: key_path.to_owned(),
+            what: "TLS private key",
+            reason: e.to_string(),
+        })?;
+        let identity = Self { certificate, key, pin };
+        // Prove the key belongs to the certificate now, rather than at the first handshake.
+        provider().key_provider.load_private_key(identity.key.clone_key()).map_err(|e| KeyFileError::Invalid {
+            path: key_path.to_owned(),
+            what: "TLS private key",
+            reason: e.to_string(),
+        })?;
+        Ok(identity)
+    }
+
+    /// When the certificate stops being valid.
+    pub fn not_after(&self) -> Option<DateTime<Utc>> {
+        let (_, cert) = x509_parser::parse_x509_certificate(&self.certificate).ok()?;
+        DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
+    }
+}
+
+fn offset_time(t: DateTime<Utc>) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| e.to_string())
+}
+
+/// The one crypto provider: ring.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Installs ring as the process's default provider, for libraries that ask for one. Calling it
+/// again is harmless.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Which client certificate pins a federation listener accepts right now.
+pub trait TrustedPins: Send + Sync + std::fmt::Debug {
+    fn trusts(&self, pin: &TlsPin) -> bool;
+}
+
+/// A listener's TLS: client certificates are mandatory and must carry a pin `pins` trusts.
+pub fn server_config(identity: &TlsIdentity, pins: Arc<dyn TrustedPins>) -> Result<ServerConfig, Error> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedClients { pins, provider: provider.clone() });
+    ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![identity.certificate.clone()], identity.key.clone_key())
+}
+
+/// A client's TLS towards one peer: presents `identity`, accepts only a server whose pin is in
+/// `server_pins`.
+pub fn client_config(identity: &TlsIdentity, server_pins: Vec<TlsPin>) -> Result<ClientConfig, Error> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedServer { pins: server_pins, provider: provider.clone() });
+    ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(vec![identity.certificate.clone()], identity.key.clone_key())
+}
+
+/// Checks a peer certificate: it parses, is valid at `now`, and its pin is trusted.
+fn check_peer(end_entity: &CertificateDer<'_>, now: UnixTime, trusted: impl Fn(&TlsPin) -> bool) -> Result<(), Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let validity = cert.validity();
+    if now_secs < validity.not_before.timestamp() {
+        return Err(Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    if now_secs > validity.not_after.timestamp() {
+        return Err(Error::InvalidCertificate(CertificateError::Expired));
+    }
+    let pin = pin_of_spki(cert.tbs_certificate.subject_pki.raw);
+    if !trusted(&pin) {
+        tracing::warn!(pin = %pin, "refused a TLS peer whose key is not pinned");
+        return Err(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct PinnedClients {
+    pins: Arc<dyn TrustedPins>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for PinnedClients {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        check_peer(end_entity, now, |pin| self.pins.trusts(pin)).map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+struct PinnedServer {
+    pins: Vec<TlsPin>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        // The pin, not the host name, identifies the partner: its URL may be an address.
+        check_peer(end_entity, now, |pin| self.pins.contains(pin)).map(|()| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
