@@ -22,6 +22,35 @@ pub struct NodeConfig {
     pub database: DatabaseSection,
     #[serde(default)]
     pub log: LogSection,
+    /// The node's keys and card; needed for federation.
+    #[serde(default)]
+    pub identity: Option<IdentitySection>,
+    /// The federation listener; without it the node shares nothing.
+    #[serde(default)]
+    pub federation: Option<FederationSection>,
+}
+
+/// Where the node's keys and card are. Relative paths are taken from the configuration file's folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySection {
+    /// The Ed25519 signing key (PKCS#8 PEM, mode 0600).
+    pub signing_key: PathBuf,
+    /// The TLS certificate (PEM) and its key (PEM, mode 0600).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// The node card, signed (JWS JSON), as `init` and `rotate-keys` write it.
+    pub card: PathBuf,
+}
+
+/// The listener for partner nodes: mutual TLS, pinned keys only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSection {
+    pub listen: SocketAddr,
+    /// How long, after a key rotation, partners keep accepting the old TLS key.
+    #[serde(default = "default_overlap_days")]
+    pub tls_overlap_days: u32,
 }
 
 /// Who this node is.
@@ -124,6 +153,7 @@ const ENV_OVERRIDES: &[(&str, &str, &str, Kind)] = &[
     ("LAGESBILD_DATABASE_MAX_CONNECTIONS", "database", "max_connections", Kind::Integer),
     ("LAGESBILD_LOG_FORMAT", "log", "format", Kind::Text),
     ("LAGESBILD_LOG_FILTER", "log", "filter", Kind::Text),
+    ("LAGESBILD_FEDERATION_LISTEN", "federation", "listen", Kind::Text),
 ];
 
 /// Environment variables that are not configuration keys and are left alone.
@@ -154,7 +184,15 @@ impl NodeConfig {
             let source = if applied.is_empty() { origin } else { format!("{origin} with {}", applied.join(", ")) };
             ConfigError::Parse { path: source, message: e.to_string() }
         })?;
-        config.check()
+        let mut config = config.check()?;
+        if let (Some(identity), Some(dir)) = (config.identity.as_mut(), path.and_then(Path::parent)) {
+            for file in [&mut identity.signing_key, &mut identity.tls_cert, &mut identity.tls_key, &mut identity.card] {
+                if file.is_relative() {
+                    *file = dir.join(&*file);
+                }
+            }
+        }
+        Ok(config)
     }
 
     fn check(self) -> Result<Self, ConfigError> {
@@ -178,6 +216,12 @@ impl NodeConfig {
         }
         if DatabaseKind::of(&self.database.url).is_none() {
             return invalid("database.url", "must start with sqlite:// or postgres:// (or postgresql://)");
+        }
+        if self.federation.is_some() && self.identity.is_none() {
+            return invalid("federation", "needs an [identity] section with the node's keys (see `lagesbild init`)");
+        }
+        if self.federation.as_ref().is_some_and(|f| !(1..=365).contains(&f.tls_overlap_days)) {
+            return invalid("federation.tls_overlap_days", "must be between 1 and 365");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return invalid("log.filter", "is not a valid filter; try `info` or `lagesbild=debug,info`");
@@ -246,6 +290,10 @@ fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<V
         applied.push(var);
     }
     Ok(applied)
+}
+
+fn default_overlap_days() -> u32 {
+    14
 }
 
 fn default_listen() -> SocketAddr {

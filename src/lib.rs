@@ -8,7 +8,10 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod domain;
+pub mod federation;
+pub mod identity;
 pub mod metrics;
 pub mod server;
 pub mod store;

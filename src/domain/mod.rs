@@ -2,12 +2,14 @@
 //! live here; the store and the API call into it and never decide domain questions themselves. Nothing
 //! in this module may import `store`, `api`, a database or an HTTP type.
 
+pub mod card;
 pub mod ids;
 pub mod report;
 pub mod situation;
 pub mod validation;
 
-pub use ids::{OrgId, ReportId, Version};
+pub use card::{CardPin, NodeCard};
+pub use ids::{OrgId, ReportId, TlsPin, Version};
 pub use report::{
     Action, Category, Location, Person, PersonRole, Report, ReportContent, Retraction, Severity, Site, SiteKind,
     Status, Tlp, ValidContent,
