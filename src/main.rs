@@ -10,8 +10,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use lagesbild::clock::SystemClock;
+use lagesbild::clock::{Clock, SystemClock};
 use lagesbild::config::{DEFAULT_DATA_DIR, LogFormat, NodeConfig};
+use lagesbild::crypto::jws::Jws;
+use lagesbild::domain::OrgId;
+use lagesbild::federation::registry::import_card;
+use lagesbild::identity::InitOptions;
+use lagesbild::store::Store;
 use ring::rand::{SecureRandom, SystemRandom};
 
 #[derive(Parser)]
@@ -30,16 +35,78 @@ enum Command {
         #[arg(long, env = "LAGESBILD_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Print the OpenAPI document of the user API (as committed in openapi/lagesbild.json).
-    Openapi,
+    /// Create a node: its configuration, Ed25519 signing key, TLS key and certificate, and signed
+    /// node card, in a new folder. Never overwrites existing keys.
+    Init {
+        /// The organisation's id, such as se-kommun-norrkoping.
+        #[arg(long)]
+        org_id: String,
+        /// The organisation's name as people know it.
+        #[arg(long)]
+        name: String,
+        /// The folder to create the node in.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where the user API listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api_listen: std::net::SocketAddr,
+        /// Where the federation listener listens.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        federation_listen: std::net::SocketAddr,
+        /// The URL partners reach the federation listener at (default: https://FEDERATION_LISTEN).
+        #[arg(long)]
+        federation_url: Option<String>,
+        /// The database (default: SQLite in the folder).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Manage partner nodes.
+    Partner {
+        #[command(subcommand)]
+        command: PartnerCommand,
+    },
+    /// Replace the node's signing and TLS keys. The new card is signed by the old key too, and the
+    /// old TLS key stays accepted for federation.tls_overlap_days, so partners follow without a new
+    /// exchange. Restart the node afterwards.
+    RotateKeys {
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print an OpenAPI document: the user API (openapi/lagesbild.json), or with --federation the
+    /// federation API (openapi/federation.json).
+    Openapi {
+        #[arg(long)]
+        federation: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PartnerCommand {
+    /// Import a partner's signed node card (the file its admin sent you).
+    Add {
+        /// The partner's card (JWS JSON).
+        file: PathBuf,
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    lagesbild::crypto::tls::install_default_provider();
     let result = match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
-        Command::Openapi => {
-            print!("{}", lagesbild::api::docs::openapi_json());
+        Command::Init { org_id, name, dir, api_listen, federation_listen, federation_url, database_url } => {
+            init(org_id, name, dir, api_listen, federation_listen, federation_url, database_url)
+        }
+        Command::Partner { command: PartnerCommand::Add { file, config } } => partner_add(&file, &config),
+        Command::RotateKeys { config } => rotate_keys(&config),
+        Command::Openapi { federation } => {
+            if federation {
+                print!("{}", lagesbild::federation::docs::openapi_json());
+            } else {
+                print!("{}", lagesbild::api::docs::openapi_json());
+            }
             Ok(())
         }
     };
@@ -77,6 +144,9 @@ fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
         writeln!(out, "lagesbild node {} ({}) is running", config.node.org_id, config.node.name)?;
         writeln!(out, "  API:      {base}/api/v1")?;
         writeln!(out, "  API docs: {base}/docs/")?;
+        if let Some(federation) = node.federation_addr {
+            writeln!(out, "  Federation (mutual TLS): https://{federation}/federation/v1")?;
+        }
         writeln!(out, "  Database: {}", redact_password(&config.database.url))?;
         writeln!(out, "  Token:    {token_line}")?;
         writeln!(out, "Press Ctrl-C to stop.")?;
@@ -84,6 +154,65 @@ fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
         node.run_until_signalled().await?;
         anyhow::Ok(())
     })
+}
+
+fn init(
+    org_id: String,
+    name: String,
+    dir: PathBuf,
+    api_listen: std::net::SocketAddr,
+    federation_listen: std::net::SocketAddr,
+    federation_url: Option<String>,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let org_id = OrgId::parse(&org_id).map_err(|e| anyhow::anyhow!("--org-id {org_id:?}: {e}"))?;
+    let options = InitOptions {
+        org_id,
+        name,
+        dir,
+        api_listen,
+        federation_listen,
+        federation_url: federation_url.unwrap_or_else(|| format!("https://{federation_listen}")),
+        database_url,
+    };
+    let config_path = lagesbild::identity::init(&options, SystemClock.now())?;
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    println!("Created node {} in {}", options.org_id, dir.display());
+    println!("  configuration: {}", config_path.display());
+    println!("  node card:     {} (send it to your partners' administrators)", dir.join("node-card.json").display());
+    println!("Start it with: LAGESBILD_API_DEV_TOKEN=... lagesbild serve --config {}", config_path.display());
+    Ok(())
+}
+
+fn partner_add(file: &Path, config_path: &Path) -> anyhow::Result<()> {
+    let config = NodeConfig::load(Some(config_path), &environment()?)?;
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let card = Jws::parse(&text).with_context(|| format!("{} is not a signed node card", file.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = Store::open(&config.database).await?;
+        let outcome = import_card(&store, &card, &config.node.org_id, None, SystemClock.now()).await;
+        store.close().await;
+        let (partner, imported) = outcome.with_context(|| format!("the card in {} was refused", file.display()))?;
+        println!("{imported:?} partner {} ({}) at {}", partner.org_id, partner.name, partner.federation_url);
+        println!("A running node picks the change up when it restarts or when a partner is changed through the API.");
+        anyhow::Ok(())
+    })
+}
+
+fn rotate_keys(config_path: &Path) -> anyhow::Result<()> {
+    let config = NodeConfig::load(Some(config_path), &environment()?)?;
+    let outcome = lagesbild::identity::rotate(&config, SystemClock.now())?;
+    println!(
+        "New keys made for {}; the old signing key is kept at {}",
+        outcome.card.org_id,
+        outcome.retired_signing_key.display()
+    );
+    if let Some(old) = outcome.card.tls_pins.get(1) {
+        println!("The old TLS key stays accepted until {}.", old.until.map(|t| t.to_rfc3339()).unwrap_or_default());
+    }
+    println!("Restart the node: it sends the new card to every partner.");
+    Ok(())
 }
 
 /// The process environment. A `LAGESBILD_*` or `DATABASE_URL` variable that is not valid UTF-8 is

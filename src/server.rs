@@ -13,6 +13,9 @@ use actix_web::{App, HttpServer};
 use crate::api::{self, AppState, NodeIdentity, TokenCheck};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+use crate::federation::pins::PinCache;
+use crate::federation::{Federation, announce, listener};
+use crate::identity::{IdentityError, NodeKeys};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
@@ -21,22 +24,40 @@ use crate::store::{Store, StoreError};
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr} (api.listen): {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Listen { key: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("the node's identity cannot be used: {0}")]
+    Identity(#[from] IdentityError),
 }
 
 /// A node that is serving.
 pub struct RunningNode {
     /// Where the user API listens (the real port when the configuration asked for port 0).
     pub api_addr: SocketAddr,
+    /// Where the federation listener listens, if federation is configured.
+    pub federation_addr: Option<SocketAddr>,
     pub store: Store,
-    handle: ServerHandle,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    servers: Vec<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    announcer: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Opens the store, applies migrations and starts serving.
 pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, StartError> {
     let store = Store::open(&config.database).await?;
+    let workers = config.api.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let federation = match &config.federation {
+        Some(section) => {
+            let keys = NodeKeys::load(config, clock.now())?;
+            let pins = Arc::new(PinCache::new(clock.clone()));
+            pins.reload(&store).await?;
+            let federation = Arc::new(Federation { keys, pins, store: store.clone(), clock: clock.clone() });
+            let addr = section.listen;
+            let (server, bound) = listener::bind(federation.clone(), addr, workers)
+                .map_err(|source| StartError::Listen { key: "federation.listen", addr, source })?;
+            Some((federation, server, bound))
+        }
+        None => None,
+    };
     let state = Data::new(AppState {
         store: store.clone(),
         clock,
@@ -44,14 +65,14 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         tokens: TokenCheck::new(config.api.dev_token.as_deref()),
         metrics: Arc::new(Metrics::new()),
         body_limit: config.api.body_limit_bytes,
+        federation: federation.as_ref().map(|(f, ..)| f.clone()),
     });
     if config.api.dev_token.is_none() {
         tracing::warn!("api.dev_token is not set: every /api/v1 route will refuse requests");
     }
     let addr = config.api.listen;
-    let listener = TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
-    let api_addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
-    let workers = config.api.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let listener = TcpListener::bind(addr).map_err(|source| StartError::Listen { key: "api.listen", addr, source })?;
+    let api_addr = listener.local_addr().map_err(|source| StartError::Listen { key: "api.listen", addr, source })?;
     let server = HttpServer::new(move || {
         App::new().app_data(state.clone()).wrap(Compress::default()).wrap(from_fn(api::observe)).configure(api::routes)
     })
@@ -59,19 +80,29 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     .disable_signals()
     .shutdown_timeout(10)
     .listen(listener)
-    .map_err(|source| StartError::Listen { addr, source })?
+    .map_err(|source| StartError::Listen { key: "api.listen", addr, source })?
     .run();
-    let handle = server.handle();
-    let server = tokio::spawn(server);
-    Ok(RunningNode { api_addr, store, handle, server })
+    let mut servers = vec![(server.handle(), tokio::spawn(server))];
+    let (mut federation_addr, mut announcer) = (None, None);
+    if let Some((federation, server, bound)) = federation {
+        servers.push((server.handle(), tokio::spawn(server)));
+        federation_addr = Some(bound);
+        announcer = Some(announce::spawn(federation));
+    }
+    Ok(RunningNode { api_addr, federation_addr, store, servers, announcer })
 }
 
 impl RunningNode {
     /// Stops accepting, lets requests in flight finish, and closes the database.
     pub async fn stop(self) {
-        self.handle.stop(true).await;
-        if let Err(e) = self.server.await {
-            tracing::warn!(error = %e, "server task ended abnormally");
+        if let Some(announcer) = self.announcer {
+            announcer.abort();
+        }
+        for (handle, task) in self.servers {
+            handle.stop(true).await;
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "server task ended abnormally");
+            }
         }
         self.store.close().await;
     }

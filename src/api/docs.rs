@@ -9,10 +9,11 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::problem::Problem;
-use super::{health, reports, situation};
+use super::{health, partners, reports, situation};
+use crate::crypto::jws::{Jws, JwsSignature};
 use crate::domain::{
-    Action, Category, FieldError, Location, Person, PersonRole, Report, ReportContent, Retraction, Severity, Site,
-    SiteKind, Status, Tlp,
+    Action, CardPin, Category, FieldError, Location, NodeCard, Person, PersonRole, Report, ReportContent, Retraction,
+    Severity, Site, SiteKind, Status, Tlp,
 };
 
 #[derive(OpenApi)]
@@ -33,6 +34,12 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         reports::list_versions,
         reports::get_version,
         situation::situation,
+        partners::node,
+        partners::add_partner,
+        partners::list_partners,
+        partners::get_partner,
+        partners::block_partner,
+        partners::unblock_partner,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -40,12 +47,14 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
     components(schemas(
         Report, ReportContent, Retraction, Location, Site, SiteKind, Person, PersonRole, Action, Category, Severity,
         Status, Tlp, Problem, FieldError, reports::RetractRequest, situation::SituationResponse,
-        situation::FeatureCollection, situation::Feature, situation::Point, health::Health,
+        situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
+        partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "reports", description = "Your organisation's situation reports and their versions"),
         (name = "situation", description = "The merged situation picture"),
+        (name = "partners", description = "This node's card and the partner nodes it knows"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
     )
 )]

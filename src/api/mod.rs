@@ -7,6 +7,7 @@ mod body;
 pub mod docs;
 mod health;
 mod observe;
+mod partners;
 pub mod problem;
 mod reports;
 mod situation;
@@ -18,6 +19,7 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse, Resource};
 
 pub use auth::TokenCheck;
+pub use body::StrictJson;
 pub use observe::observe;
 
 use crate::clock::Clock;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub tokens: TokenCheck,
     pub metrics: Arc<Metrics>,
     pub body_limit: usize,
+    /// The node's identity and partners' pins, when federation is configured.
+    pub federation: Option<Arc<crate::federation::Federation>>,
 }
 
 /// Registers every route. Each resource lists its methods; any other method gets a 405 problem.
@@ -59,7 +63,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .service(resource("/reports/{id}/retract").route(web::post().to(reports::retract_report)))
             .service(resource("/reports/{id}/versions").route(web::get().to(reports::list_versions)))
             .service(resource("/reports/{id}/versions/{version}").route(web::get().to(reports::get_version)))
-            .service(resource("/situation").route(web::get().to(situation::situation))),
+            .service(resource("/situation").route(web::get().to(situation::situation)))
+            .service(resource("/node").route(web::get().to(partners::node)))
+            .service(
+                resource("/partners")
+                    .route(web::get().to(partners::list_partners))
+                    .route(web::post().to(partners::add_partner)),
+            )
+            .service(resource("/partners/{org}").route(web::get().to(partners::get_partner)))
+            .service(resource("/partners/{org}/block").route(web::post().to(partners::block_partner)))
+            .service(resource("/partners/{org}/unblock").route(web::post().to(partners::unblock_partner))),
     )
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))
     .service(web::resource("/readyz").route(web::get().to(health::readyz)))

@@ -3,6 +3,7 @@
 //! SQL uses `$N` placeholders, which both engines accept. The store keeps and finds what the domain
 //! decided; it never decides what a report's next version is or who may see it.
 
+mod partners;
 mod reports;
 mod situation;
 
@@ -14,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::config::{DatabaseKind, DatabaseSection};
 
+pub use partners::PartnerRecord;
 pub use reports::ReportCount;
 
 /// The node's database.
@@ -40,6 +42,9 @@ pub enum StoreError {
     /// Someone else wrote a newer version first.
     #[error("the report changed since the version the change was based on")]
     Conflict,
+    /// A unique fact would be stated twice (the message says which).
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error("stored data cannot be read: {0}")]
     Corrupt(String),
     #[error("the database is not ready: {0}")]

@@ -1,0 +1,183 @@
+//! The node's own card and its partners, for the node's administrators: import a partner's signed
+//! card (verified; never fetched from a URL it names), list partners with their contact status,
+//! block and unblock them. Changes take effect on the federation listener at once.
+
+use actix_web::HttpResponse;
+use actix_web::web::{Data, Path};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::Caller;
+use super::body::StrictJson;
+use super::problem::{ApiError, AuthProblems, BodyProblems, Problem};
+use crate::crypto::jws::Jws;
+use crate::domain::{CardPin, NodeCard, OrgId};
+use crate::federation::listener::import_refused;
+use crate::federation::registry::{Imported, import_card};
+use crate::store::PartnerRecord;
+
+/// This node, as partners see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    pub org_id: OrgId,
+    pub name: String,
+    /// The node card; absent when the node has no identity (no federation configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<NodeCard>,
+    /// The signed card to hand to partners (what `POST /api/v1/partners` takes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_card: Option<Jws>,
+}
+
+/// A partner node as this node knows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnerView {
+    pub org_id: OrgId,
+    pub name: String,
+    pub federation_url: String,
+    pub signing_key: String,
+    pub tls_pins: Vec<CardPin>,
+    pub blocked: bool,
+    pub added_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_contact_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+impl From<PartnerRecord> for PartnerView {
+    fn from(p: PartnerRecord) -> Self {
+        Self {
+            org_id: p.org_id,
+            name: p.name,
+            federation_url: p.federation_url,
+            signing_key: p.signing_key,
+            tls_pins: p.pins.into_iter().map(|(pin, until)| CardPin { pin, until }).collect(),
+            blocked: p.blocked,
+            added_at: p.added_at,
+            updated_at: p.updated_at,
+            last_contact_at: p.last_contact_at,
+            last_error: p.last_error,
+            last_error_at: p.last_error_at,
+        }
+    }
+}
+
+/// This node's identity and signed card.
+#[utoipa::path(get, path = "/api/v1/node", tag = "partners",
+    responses((status = 200, description = "This node", body = NodeView), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn node(_caller: Caller, state: Data<AppState>) -> HttpResponse {
+    let keys = state.federation.as_ref().map(|f| &f.keys);
+    HttpResponse::Ok().json(NodeView {
+        org_id: state.node.org_id.clone(),
+        name: state.node.name.clone(),
+        card: keys.map(|k| k.card.clone()),
+        signed_card: keys.map(|k| k.signed_card.clone()),
+    })
+}
+
+/// Import a partner's signed node card (or a renewed card of a known partner).
+#[utoipa::path(post, path = "/api/v1/partners", tag = "partners",
+    request_body(content = Jws, description = "The partner's signed node card, as its `GET /api/v1/node` gives it"),
+    responses(
+        (status = 201, description = "A new partner", body = PartnerView),
+        (status = 200, description = "A known partner's card was renewed", body = PartnerView),
+        (status = 409, description = "The card changes the partner's key without its known key's signature, is older than the one on record, or pins a key another partner holds", body = Problem, content_type = "application/problem+json"),
+        BodyProblems, AuthProblems),
+    security(("bearer" = [])))]
+pub async fn add_partner(
+    caller: Caller,
+    state: Data<AppState>,
+    StrictJson(card): StrictJson<Jws>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let (record, outcome) = import_card(&state.store, &card, &caller.org, None, now).await.map_err(import_refused)?;
+    reload_pins(&state).await?;
+    let view = PartnerView::from(record);
+    Ok(match outcome {
+        Imported::Added => HttpResponse::Created().json(view),
+        Imported::Updated => HttpResponse::Ok().json(view),
+    })
+}
+
+/// Every partner, with the state of the last contact.
+#[utoipa::path(get, path = "/api/v1/partners", tag = "partners",
+    responses((status = 200, description = "Partners by organisation id", body = Vec<PartnerView>), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn list_partners(_caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let partners: Vec<PartnerView> = state.store.partners().await?.into_iter().map(PartnerView::from).collect();
+    Ok(HttpResponse::Ok().json(partners))
+}
+
+/// One partner.
+#[utoipa::path(get, path = "/api/v1/partners/{org}", tag = "partners",
+    params(("org" = String, Path, description = "The partner's organisation id")),
+    responses((status = 200, description = "The partner", body = PartnerView),
+        (status = 404, description = "No such partner", body = Problem, content_type = "application/problem+json"), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn get_partner(_caller: Caller, state: Data<AppState>, org: Path<String>) -> Result<HttpResponse, ApiError> {
+    let org = parse_org(&org)?;
+    let partner = state.store.partner(&org).await?.ok_or_else(no_such_partner)?;
+    Ok(HttpResponse::Ok().json(PartnerView::from(partner)))
+}
+
+/// Block a partner: its node is refused at the TLS handshake from now on.
+#[utoipa::path(post, path = "/api/v1/partners/{org}/block", tag = "partners",
+    params(("org" = String, Path, description = "The partner's organisation id")),
+    responses((status = 200, description = "Blocked", body = PartnerView),
+        (status = 404, description = "No such partner", body = Problem, content_type = "application/problem+json"), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn block_partner(caller: Caller, state: Data<AppState>, org: Path<String>) -> Result<HttpResponse, ApiError> {
+    set_blocked(caller, state, &org, true).await
+}
+
+/// Unblock a partner.
+#[utoipa::path(post, path = "/api/v1/partners/{org}/unblock", tag = "partners",
+    params(("org" = String, Path, description = "The partner's organisation id")),
+    responses((status = 200, description = "Unblocked", body = PartnerView),
+        (status = 404, description = "No such partner", body = Problem, content_type = "application/problem+json"), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn unblock_partner(
+    caller: Caller,
+    state: Data<AppState>,
+    org: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_blocked(caller, state, &org, false).await
+}
+
+async fn set_blocked(
+    _caller: Caller,
+    state: Data<AppState>,
+    org: &str,
+    blocked: bool,
+) -> Result<HttpResponse, ApiError> {
+    let org = parse_org(org)?;
+    if !state.store.set_partner_blocked(&org, blocked, state.clock.now()).await? {
+        return Err(no_such_partner());
+    }
+    reload_pins(&state).await?;
+    tracing::info!(partner = %org, blocked, "partner block changed");
+    let partner = state.store.partner(&org).await?.ok_or_else(no_such_partner)?;
+    Ok(HttpResponse::Ok().json(PartnerView::from(partner)))
+}
+
+async fn reload_pins(state: &AppState) -> Result<(), ApiError> {
+    if let Some(federation) = &state.federation {
+        federation.pins.reload(&state.store).await?;
+    }
+    Ok(())
+}
+
+fn parse_org(raw: &str) -> Result<OrgId, ApiError> {
+    OrgId::parse(raw).map_err(|_| no_such_partner())
+}
+
+fn no_such_partner() -> ApiError {
+    ApiError::NotFound("no partner with this organisation id".into())
+}

@@ -1,0 +1,93 @@
+//! Calling a partner's federation listener: this node presents its TLS certificate and accepts only
+//! a server whose key is pinned in the partner's card. One client per partner and identity.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::listener::Hello;
+use crate::crypto::jws::Jws;
+use crate::crypto::tls::{TlsIdentity, client_config};
+use crate::store::PartnerRecord;
+
+/// Why a call to a partner failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot set up TLS towards {partner}: {reason}")]
+    Setup { partner: String, reason: String },
+    #[error("{partner} could not be reached: {reason}")]
+    Unreachable { partner: String, reason: String },
+    #[error("{partner} answered {status}: {detail}")]
+    Refused { partner: String, status: u16, detail: String },
+}
+
+/// A client for one partner.
+#[derive(Debug, Clone)]
+pub struct PartnerClient {
+    http: reqwest::Client,
+    base: String,
+    partner: String,
+}
+
+impl PartnerClient {
+    /// A client that presents `identity` and trusts the pins `partner` may present at `now`.
+    pub fn new(identity: &TlsIdentity, partner: &PartnerRecord, now: DateTime<Utc>) -> Result<Self, ClientError> {
+        let name = partner.org_id.to_string();
+        let setup = |reason: String| ClientError::Setup { partner: name.clone(), reason };
+        let pins =
+            partner.pins.iter().filter(|(_, until)| until.is_none_or(|u| u > now)).map(|(p, _)| p.clone()).collect();
+        let tls = client_config(identity, pins).map_err(|e| setup(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        Ok(Self { http, base: partner.federation_url.trim_end_matches('/').to_owned(), partner: name })
+    }
+
+    /// Asks the partner who it takes this node for.
+    pub async fn hello(&self) -> Result<Hello, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/federation/v1/hello", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let response = self.check(response).await?;
+        response.json().await.map_err(|e| self.unreachable(e))
+    }
+
+    /// Sends this node's card to the partner.
+    pub async fn push_card(&self, card: &Jws) -> Result<(), ClientError> {
+        let response = self
+            .http
+            .post(format!("{}/federation/v1/card", self.base))
+            .json(card)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.check(response).await.map(|_| ())
+    }
+
+    fn unreachable(&self, error: reqwest::Error) -> ClientError {
+        // The chain holds the TLS reason (an unknown pin, an expired certificate).
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            reason = format!("{reason}: {cause}");
+            source = cause.source();
+        }
+        ClientError::Unreachable { partner: self.partner.clone(), reason }
+    }
+
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let detail = response.text().await.unwrap_or_default().chars().take(500).collect();
+        Err(ClientError::Refused { partner: self.partner.clone(), status, detail })
+    }
+}

@@ -1,0 +1,32 @@
+//! The federation API's own OpenAPI document, for partners who implement a node of their own. It is
+//! committed as `openapi/federation.json`; a test fails when it differs from the code.
+
+use utoipa::OpenApi;
+
+use super::listener;
+use crate::api::problem::Problem;
+use crate::crypto::jws::{Jws, JwsSignature};
+use crate::domain::{CardPin, NodeCard};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "lagesbild federation API",
+        description = "What one lagesbild node offers its partner nodes, on the federation listener. Every \
+request needs mutual TLS: the client certificate's public key must be pinned in a node card this node has \
+imported, and the partner behind a request is the one that key belongs to. Errors are RFC 9457 problem \
+documents.",
+        license(name = "EUPL-1.2", identifier = "EUPL-1.2"),
+    ),
+    paths(listener::hello, listener::own_card, listener::receive_card),
+    components(schemas(Jws, JwsSignature, NodeCard, CardPin, Problem, listener::Hello)),
+    tags((name = "federation", description = "Node to node, over mutual TLS"))
+)]
+pub struct FederationDoc;
+
+/// The document as committed in `openapi/federation.json`.
+pub fn openapi_json() -> String {
+    let mut text = FederationDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}

@@ -1,0 +1,162 @@
+//! The federation listener: its own port, mutual TLS always. The handshake already refused every
+//! certificate whose pin no partner holds; each request then maps the certificate it came with to
+//! its partner again (a partner blocked since the handshake is refused) as a [`Peer`].
+
+use std::any::Any;
+use std::future::{Ready, ready};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::{Extensions, Payload, Server};
+use actix_web::middleware::from_fn;
+use actix_web::web::{self, Data};
+use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer};
+use rustls_pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Federation;
+use super::registry::{ImportError, import_card};
+use crate::api::problem::{ApiError, Problem};
+use crate::api::{StrictJson, observe};
+use crate::crypto::jws::Jws;
+use crate::crypto::tls::{pin_of_certificate, server_config};
+use crate::domain::{OrgId, ValidationErrors};
+use crate::identity::CardError;
+
+/// The client certificate of the connection a request came on.
+#[derive(Debug, Clone)]
+struct PeerCertificate(CertificateDer<'static>);
+
+/// The partner node that sent a request, known from its TLS client certificate.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub org: OrgId,
+}
+
+/// Binds the federation listener and returns the server (not yet polled) and its address.
+pub fn bind(federation: Arc<Federation>, listen: SocketAddr, workers: usize) -> std::io::Result<(Server, SocketAddr)> {
+    let tls = server_config(&federation.keys.tls, federation.pins.clone()).map_err(std::io::Error::other)?;
+    let listener = TcpListener::bind(listen)?;
+    let addr = listener.local_addr()?;
+    let data = Data::from(federation);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).wrap(from_fn(observe)).configure(routes))
+        .on_connect(capture_peer_certificate)
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen_rustls_0_23(listener, tls)?
+        .run();
+    Ok((server, addr))
+}
+
+fn capture_peer_certificate(connection: &dyn Any, extensions: &mut Extensions) {
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    if let Some(tls) = connection.downcast_ref::<Tls>()
+        && let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|certs| certs.first())
+    {
+        extensions.insert(PeerCertificate(cert.clone().into_owned()));
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/federation/v1")
+            .route("/card", web::get().to(own_card))
+            .route("/card", web::post().to(receive_card))
+            .route("/hello", web::get().to(hello)),
+    );
+}
+
+impl FromRequest for Peer {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(identify(req))
+    }
+}
+
+fn identify(req: &HttpRequest) -> Result<Peer, ApiError> {
+    let federation =
+        req.app_data::<Data<Federation>>().ok_or_else(|| ApiError::Internal("federation state missing".into()))?;
+    let refused = || ApiError::Forbidden("this connection's certificate belongs to no partner of this node".into());
+    let cert = req.conn_data::<PeerCertificate>().ok_or_else(refused)?;
+    let pin = pin_of_certificate(&cert.0).map_err(|_| refused())?;
+    let org = federation.pins.partner_of(&pin).ok_or_else(refused)?;
+    Ok(Peer { org })
+}
+
+/// Who the caller is, as this node sees it, and who this node is.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Hello {
+    /// The partner this node took the caller's certificate for.
+    pub you_are: OrgId,
+    /// This node's organisation.
+    pub i_am: OrgId,
+}
+
+/// Check the connection: answers which partner the client certificate belongs to.
+#[utoipa::path(
+    get, path = "/federation/v1/hello", tag = "federation",
+    responses((status = 200, description = "The caller, as identified by its certificate", body = Hello),
+        (status = 403, description = "The certificate belongs to no partner (or a blocked one)", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn hello(peer: Peer, federation: Data<Federation>) -> Result<HttpResponse, ApiError> {
+    let now = federation.clock.now();
+    federation.store.record_partner_contact(&peer.org, now, None).await?;
+    Ok(HttpResponse::Ok().json(Hello { you_are: peer.org, i_am: federation.keys.card.org_id.clone() }))
+}
+
+/// This node's signed card, for partners to pick up a renewed card.
+#[utoipa::path(
+    get, path = "/federation/v1/card", tag = "federation",
+    responses((status = 200, description = "The node card, signed (JWS JSON serialisation)", body = Jws),
+        (status = 403, description = "The certificate belongs to no partner", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn own_card(_peer: Peer, federation: Data<Federation>) -> HttpResponse {
+    HttpResponse::Ok().json(&federation.keys.signed_card)
+}
+
+/// A partner announces its card (after a key rotation). The card must be for the organisation
+/// whose certificate sent it, and a new key must be signed by the key known for it.
+#[utoipa::path(
+    post, path = "/federation/v1/card", tag = "federation",
+    request_body = Jws,
+    responses((status = 204, description = "The card was accepted"),
+        (status = 403, description = "The certificate belongs to no partner, or the card is for another organisation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The card changes the key without the known key's signature, or is older than the one on record", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The card or its signature is invalid", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn receive_card(
+    peer: Peer,
+    federation: Data<Federation>,
+    StrictJson(card): StrictJson<Jws>,
+) -> Result<HttpResponse, ApiError> {
+    let now = federation.clock.now();
+    let own = &federation.keys.card.org_id;
+    match import_card(&federation.store, &card, own, Some(&peer.org), now).await {
+        Ok(_) => {
+            federation.pins.reload(&federation.store).await?;
+            federation.store.record_partner_contact(&peer.org, now, None).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Err(error) => {
+            tracing::warn!(partner = %peer.org, %error, "refused a card a partner sent");
+            Err(import_refused(error))
+        }
+    }
+}
+
+/// The problem for a refused card, wherever it came from.
+pub fn import_refused(error: ImportError) -> ApiError {
+    match error {
+        ImportError::WrongOrganisation { .. } => ApiError::Forbidden(error.to_string()),
+        ImportError::Card(CardError::KeyChangeUnsigned | CardError::Stale) => ApiError::Conflict(error.to_string()),
+        ImportError::Card(CardError::Invalid(errors)) => ApiError::Validation(errors),
+        ImportError::Card(_) | ImportError::OwnCard => {
+            ApiError::Validation(ValidationErrors::single("card", error.to_string()))
+        }
+        ImportError::Store(e) => e.into(),
+    }
+}

@@ -1,0 +1,55 @@
+//! The pins the federation listener accepts, cached in memory for the TLS handshake (which cannot
+//! wait for a database) and reloaded from the store whenever partners change. A retiring pin's end
+//! is checked against the clock at every handshake, so an overlap ends on time without a reload.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::crypto::tls::TrustedPins;
+use crate::domain::{OrgId, TlsPin};
+use crate::store::{Store, StoreError};
+
+/// A pin's partner, and the pin's end if it is retiring.
+type PinEntry = (OrgId, Option<DateTime<Utc>>);
+
+/// Pin to partner, for partners that are not blocked.
+pub struct PinCache {
+    pins: RwLock<HashMap<TlsPin, PinEntry>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for PinCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.pins.read().map_or(0, |pins| pins.len());
+        f.debug_struct("PinCache").field("pins", &count).finish()
+    }
+}
+
+impl PinCache {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self { pins: RwLock::default(), clock }
+    }
+
+    /// Replaces the cache with what the store says now.
+    pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let fresh = store.trusted_pins().await?.into_iter().map(|(pin, org, until)| (pin, (org, until))).collect();
+        *self.pins.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// The partner a pin belongs to, if it is trusted now.
+    pub fn partner_of(&self, pin: &TlsPin) -> Option<OrgId> {
+        let now = self.clock.now();
+        let pins = self.pins.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pins.get(pin).filter(|(_, until)| until.is_none_or(|until| until > now)).map(|(org, _)| org.clone())
+    }
+}
+
+impl TrustedPins for PinCache {
+    fn trusts(&self, pin: &TlsPin) -> bool {
+        self.partner_of(pin).is_some()
+    }
+}

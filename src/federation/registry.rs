@@ -1,0 +1,78 @@
+//! Adding and updating partners from their signed cards. The same rules hold whether an admin
+//! imports a card through the API or the CLI, or a partner pushes its rotated card over federation:
+//! the card must verify; a card that changes a known partner's key must be signed by the known key;
+//! a card is never older than the one on record; a pin never moves to another partner.
+
+use chrono::{DateTime, Utc};
+
+use crate::crypto::jws::Jws;
+use crate::crypto::keys::PublicKey;
+use crate::domain::{NodeCard, OrgId};
+use crate::identity::{CardError, verify_card};
+use crate::store::{PartnerRecord, Store, StoreError};
+
+/// Why a card was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Card(#[from] CardError),
+    #[error("this is this node's own card")]
+    OwnCard,
+    #[error("the card is for {claimed}, but it arrived from {peer}")]
+    WrongOrganisation { claimed: OrgId, peer: OrgId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether an import added a partner or updated one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    Added,
+    Updated,
+}
+
+/// Verifies a signed card and stores its partner. `own` is this node's organisation; `peer`, when the
+/// card arrived over federation, the organisation whose certificate carried it.
+pub async fn import_card(
+    store: &Store,
+    signed: &Jws,
+    own: &OrgId,
+    peer: Option<&OrgId>,
+    now: DateTime<Utc>,
+) -> Result<(PartnerRecord, Imported), ImportError> {
+    let claimed: NodeCard = serde_json::from_slice(&signed.unverified_payload().map_err(CardError::from)?)
+        .map_err(|e| CardError::Malformed(e.to_string()))?;
+    if let Some(peer) = peer
+        && *peer != claimed.org_id
+    {
+        return Err(ImportError::WrongOrganisation { claimed: claimed.org_id, peer: peer.clone() });
+    }
+    if claimed.org_id == *own {
+        return Err(ImportError::OwnCard);
+    }
+    let known = store.partner(&claimed.org_id).await?;
+    let known_key = known.as_ref().and_then(|p| PublicKey::from_b64(&p.signing_key));
+    let card = verify_card(signed, known_key, now)?;
+    if known.as_ref().is_some_and(|k| k.card_issued_at >= card.issued_at && k.card != signed.to_json()) {
+        return Err(CardError::Stale.into());
+    }
+    let record = PartnerRecord {
+        org_id: card.org_id.clone(),
+        name: card.name.clone(),
+        federation_url: card.federation_url.clone(),
+        signing_key: card.signing_key.clone(),
+        card: signed.to_json(),
+        card_issued_at: card.issued_at,
+        pins: card.tls_pins.iter().map(|p| (p.pin.clone(), p.until)).collect(),
+        blocked: known.as_ref().is_some_and(|k| k.blocked),
+        added_at: known.as_ref().map_or(now, |k| k.added_at),
+        updated_at: now,
+        last_contact_at: known.as_ref().and_then(|k| k.last_contact_at),
+        last_error: known.as_ref().and_then(|k| k.last_error.clone()),
+        last_error_at: known.as_ref().and_then(|k| k.last_error_at),
+    };
+    store.save_partner(&record).await?;
+    let outcome = if known.is_some() { Imported::Updated } else { Imported::Added };
+    tracing::info!(partner = %record.org_id, ?outcome, "partner card accepted");
+    Ok((record, outcome))
+}
