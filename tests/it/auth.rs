@@ -21,7 +21,7 @@ fn secured_routes(id: &str) -> Vec<(Method, String)> {
                 assert!(secured, "{method} {path} has no security requirement in the OpenAPI document");
             }
             if secured {
-                let concrete = path.replace("{id}", id).replace("{version}", "1");
+                let concrete = path.replace("{id}", id).replace("{version}", "1").replace("{org}", "se-polisen-ost");
                 routes.push((method.to_uppercase().parse().unwrap(), concrete));
             }
         }

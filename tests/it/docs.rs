@@ -8,19 +8,28 @@ use crate::on_both_backends;
 use crate::support::{Backend, TestNode};
 
 #[test]
-fn committed_openapi_document_matches_the_code() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/lagesbild.json");
-    let committed = std::fs::read_to_string(path).unwrap_or_default();
-    let generated = lagesbild::api::docs::openapi_json();
-    assert!(
-        committed == generated,
-        "openapi/lagesbild.json is out of date: run `cargo run -- openapi > openapi/lagesbild.json` and commit it"
-    );
+fn committed_openapi_documents_match_the_code() {
+    for (file, generated, flag) in [
+        ("lagesbild.json", lagesbild::api::docs::openapi_json(), ""),
+        ("federation.json", lagesbild::federation::docs::openapi_json(), " --federation"),
+    ] {
+        let path = format!("{}/openapi/{file}", env!("CARGO_MANIFEST_DIR"));
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "openapi/{file} is out of date: run `cargo run -- openapi{flag} > openapi/{file}` and commit it"
+        );
+    }
 }
 
 #[test]
 fn every_operation_documents_its_errors_as_problems() {
-    let doc: Value = serde_json::from_str(&lagesbild::api::docs::openapi_json()).unwrap();
+    for text in [lagesbild::api::docs::openapi_json(), lagesbild::federation::docs::openapi_json()] {
+        every_operation_of_documents_its_errors_as_problems(&serde_json::from_str(&text).unwrap());
+    }
+}
+
+fn every_operation_of_documents_its_errors_as_problems(doc: &Value) {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             assert!(operation["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path} has no summary");

@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod docs;
 mod health;
+mod peering;
 mod reports;
 mod situation;
 mod validation;

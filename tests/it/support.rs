@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use lagesbild::clock::FixedClock;
+use lagesbild::clock::{Clock, FixedClock};
 use lagesbild::config::NodeConfig;
+use lagesbild::domain::OrgId;
+use lagesbild::identity::{InitOptions, NodeKeys};
 use lagesbild::server::{RunningNode, start};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -55,7 +57,11 @@ pub struct TestNode {
     pub clock: Arc<FixedClock>,
     pub client: reqwest::Client,
     pub db: Arc<TestDatabase>,
+    pub config: NodeConfig,
+    pub org: String,
     node: Option<RunningNode>,
+    /// The folder of the node's keys and card, for federated nodes.
+    pub identity_dir: Option<Arc<tempfile::TempDir>>,
 }
 
 impl TestNode {
@@ -75,23 +81,75 @@ impl TestNode {
     }
 
     async fn spawn_on(db: Arc<TestDatabase>, org: &str, adjust: impl FnOnce(&mut NodeConfig)) -> Self {
-        let env: HashMap<String, String> = [
-            ("LAGESBILD_NODE_ORG_ID", org),
-            ("LAGESBILD_NODE_NAME", "Test node"),
-            ("LAGESBILD_API_LISTEN", "127.0.0.1:0"),
-            ("LAGESBILD_API_DEV_TOKEN", TOKEN),
-            ("LAGESBILD_API_WORKERS", "2"),
-            ("LAGESBILD_DATABASE_URL", db.url.as_str()),
-            ("LAGESBILD_DATABASE_MAX_CONNECTIONS", "4"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let mut config = NodeConfig::load(None, &env).expect("test configuration is valid");
+        let mut config = NodeConfig::load(None, &node_env(org, &db)).expect("test configuration is valid");
         adjust(&mut config);
-        let clock = Arc::new(FixedClock::at(start_time()));
+        Self::start_with(config, db, Arc::new(FixedClock::at(start_time())), None).await
+    }
+
+    /// A node of `org` with an identity (made by `lagesbild init`'s code) and a federation listener.
+    pub async fn spawn_federated(backend: Backend, org: &str) -> Self {
+        let db = Arc::new(TestDatabase::create(backend).await);
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let port = free_port();
+        let options = InitOptions {
+            org_id: OrgId::parse(org).unwrap(),
+            name: format!("Test node {org}"),
+            dir: dir.path().to_owned(),
+            api_listen: "127.0.0.1:0".parse().unwrap(),
+            federation_listen: format!("127.0.0.1:{port}").parse().unwrap(),
+            federation_url: format!("https://127.0.0.1:{port}"),
+            database_url: Some(db.url.clone()),
+        };
+        let config_path = lagesbild::identity::init(&options, start_time()).expect("init makes a node");
+        let config =
+            NodeConfig::load(Some(&config_path), &node_env(org, &db)).expect("init writes a valid configuration");
+        Self::start_with(config, db, Arc::new(FixedClock::at(start_time())), Some(dir)).await
+    }
+
+    async fn start_with(
+        config: NodeConfig,
+        db: Arc<TestDatabase>,
+        clock: Arc<FixedClock>,
+        identity_dir: Option<Arc<tempfile::TempDir>>,
+    ) -> Self {
+        lagesbild::crypto::tls::install_default_provider();
         let node = start(&config, clock.clone()).await.expect("test node starts");
-        Self { base: format!("http://{}", node.api_addr), clock, client: reqwest::Client::new(), db, node: Some(node) }
+        Self {
+            base: format!("http://{}", node.api_addr),
+            clock,
+            client: reqwest::Client::new(),
+            db,
+            org: config.node.org_id.to_string(),
+            config,
+            node: Some(node),
+            identity_dir,
+        }
+    }
+
+    /// Stops the node and starts it again on the same configuration, database, keys and clock.
+    pub async fn restart(mut self) -> Self {
+        if let Some(node) = self.node.take() {
+            node.stop().await;
+        }
+        let (config, db, clock, dir) =
+            (self.config.clone(), self.db.clone(), self.clock.clone(), self.identity_dir.clone());
+        Self::start_with(config, db, clock, dir).await
+    }
+
+    /// Stops the node, keeping what a restart needs.
+    pub async fn halt(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.stop().await;
+        }
+    }
+
+    pub fn store(&self) -> &lagesbild::store::Store {
+        &self.node.as_ref().expect("the node is running").store
+    }
+
+    /// The node's keys as they are on disk now.
+    pub fn keys(&self) -> NodeKeys {
+        NodeKeys::load(&self.config, self.clock.now()).expect("the node's keys load")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -135,6 +193,28 @@ impl TestNode {
             node.stop().await;
         }
     }
+}
+
+fn node_env(org: &str, db: &TestDatabase) -> HashMap<String, String> {
+    [
+        ("LAGESBILD_NODE_ORG_ID", org),
+        ("LAGESBILD_NODE_NAME", "Test node"),
+        ("LAGESBILD_API_LISTEN", "127.0.0.1:0"),
+        ("LAGESBILD_API_DEV_TOKEN", TOKEN),
+        ("LAGESBILD_API_WORKERS", "2"),
+        ("LAGESBILD_DATABASE_URL", db.url.as_str()),
+        ("LAGESBILD_DATABASE_MAX_CONNECTIONS", "4"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// A loopback port nobody listens on now. The federation URL goes into the node card before the
+/// listener binds, so the port is chosen first; another process taking it in between is unlikely on
+/// a test machine and would fail the test loudly, not wrongly.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A valid report body observed `hours_ago` before the test clock's start, in Norrköping.

@@ -1,0 +1,343 @@
+//! Node identity and mutual-TLS peering, with real handshakes on loopback: partners that imported
+//! each other's cards talk; unknown, missing, expired and blocked certificates are refused at the
+//! handshake; a card is refused when tampered with, when it claims another partner's key or another
+//! organisation's connection; and a key rotation keeps a partnership working.
+
+use chrono::Duration;
+use lagesbild::clock::Clock;
+use lagesbild::crypto::jws::{Jws, JwsSignature};
+use lagesbild::crypto::keys::SigningKey;
+use lagesbild::crypto::tls::TlsIdentity;
+use lagesbild::domain::{CardPin, NodeCard, OrgId};
+use lagesbild::federation::client::{ClientError, PartnerClient};
+use lagesbild::identity::sign_card;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestNode, expect_problem, start_time};
+
+on_both_backends!(
+    partners_that_imported_each_others_cards_can_talk,
+    strangers_and_certificate_less_clients_are_refused_at_the_handshake,
+    expired_certificate_is_refused_even_when_pinned,
+    blocked_partner_is_refused_until_unblocked,
+    card_for_another_organisation_is_refused_on_a_partners_connection,
+    card_claiming_another_partners_tls_key_is_refused,
+    tampered_cards_are_refused,
+    key_rotation_keeps_the_partnership_working,
+    node_with_an_exposed_key_or_a_foreign_card_does_not_start,
+);
+
+/// A's signed card, as its admin would download it.
+async fn signed_card(node: &TestNode) -> Value {
+    let view: Value = node.get("/api/v1/node").send().await.unwrap().json().await.unwrap();
+    view["signed_card"].clone()
+}
+
+async fn import(into: &TestNode, card: &Value) -> reqwest::Response {
+    into.request(Method::POST, "/api/v1/partners").json(card).send().await.unwrap()
+}
+
+/// Two nodes that imported each other's cards.
+async fn partnered(backend: Backend) -> (TestNode, TestNode) {
+    let a = TestNode::spawn_federated(backend, "se-kommun-norrkoping").await;
+    let b = TestNode::spawn_federated(backend, "se-polisen-ost").await;
+    assert_eq!(import(&b, &signed_card(&a).await).await.status(), StatusCode::CREATED);
+    assert_eq!(import(&a, &signed_card(&b).await).await.status(), StatusCode::CREATED);
+    (a, b)
+}
+
+/// A client of `from`'s node towards partner `to`, with `from`'s current keys.
+async fn client(from: &TestNode, to: &TestNode) -> PartnerClient {
+    client_with(&from.keys().tls, from, to).await
+}
+
+async fn client_with(identity: &TlsIdentity, from: &TestNode, to: &TestNode) -> PartnerClient {
+    let partner = from.store().partner(&OrgId::parse(&to.org).unwrap()).await.unwrap().expect("partner known");
+    PartnerClient::new(identity, &partner, from.clock.now()).unwrap()
+}
+
+fn refused_at_handshake(result: Result<impl std::fmt::Debug, ClientError>) {
+    match result {
+        Err(ClientError::Unreachable { .. }) => {}
+        other => panic!("expected the handshake to fail, got {other:?}"),
+    }
+}
+
+async fn partners_that_imported_each_others_cards_can_talk(backend: Backend) {
+    let (a, b) = partnered(backend).await;
+    let hello = client(&a, &b).await.hello().await.unwrap();
+    assert_eq!((hello.you_are.as_str(), hello.i_am.as_str()), ("se-kommun-norrkoping", "se-polisen-ost"));
+    let hello = client(&b, &a).await.hello().await.unwrap();
+    assert_eq!(hello.you_are.as_str(), "se-polisen-ost");
+
+    let partners: Vec<Value> = b.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
+    assert_eq!(partners.len(), 1);
+    assert_eq!(partners[0]["org_id"], "se-kommun-norrkoping");
+    assert_eq!(partners[0]["blocked"], false);
+    assert!(partners[0]["last_contact_at"].is_string(), "{}", partners[0]);
+    // Importing the same card again changes nothing and says so.
+    assert_eq!(import(&b, &signed_card(&a).await).await.status(), StatusCode::OK);
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn strangers_and_certificate_less_clients_are_refused_at_the_handshake(backend: Backend) {
+    let (a, b) = partnered(backend).await;
+    let stranger = TestNode::spawn_federated(backend, "se-okand").await;
+    // The stranger knows b (imported b's card) but b does not know the stranger.
+    assert_eq!(import(&stranger, &signed_card(&b).await).await.status(), StatusCode::CREATED);
+    refused_at_handshake(client(&stranger, &b).await.hello().await);
+
+    // No client certificate at all.
+    let bare = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let url = b.config.federation.as_ref().map(|f| format!("https://{}/federation/v1/hello", f.listen)).unwrap();
+    assert!(bare.get(&url).send().await.is_err(), "a client without a certificate got an answer");
+
+    // A's client refuses a server whose key is not the one pinned for it: the stranger's node
+    // answering at b's address is simulated by pinning only the stranger's key for b.
+    let mut wrong = a.store().partner(&OrgId::parse("se-polisen-ost").unwrap()).await.unwrap().unwrap();
+    wrong.pins = vec![(stranger.keys().tls.pin.clone(), None)];
+    refused_at_handshake(PartnerClient::new(&a.keys().tls, &wrong, a.clock.now()).unwrap().hello().await);
+    stranger.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn expired_certificate_is_refused_even_when_pinned(backend: Backend) {
+    let b = TestNode::spawn_federated(backend, "se-polisen-ost").await;
+    let dir = tempfile::tempdir().unwrap();
+    let org = OrgId::parse("se-vaktbolaget").unwrap();
+    let now = start_time();
+    let expired = TlsIdentity::generate(
+        &org,
+        &["localhost".to_owned()],
+        now - Duration::days(30),
+        now - Duration::days(1),
+        &dir.path().join("cert.pem"),
+        &dir.path().join("key.pem"),
+    )
+    .unwrap();
+    let signing = SigningKey::generate(&dir.path().join("signing.pem")).unwrap();
+    let card = card_for(&org, &signing, &expired, "https://127.0.0.1:9");
+    let signed = serde_json::to_value(sign_card(&card, &[&signing])).unwrap();
+    assert_eq!(import(&b, &signed).await.status(), StatusCode::CREATED);
+    let partner_of_guard = guard_view_of(&b).await;
+    refused_at_handshake(PartnerClient::new(&expired, &partner_of_guard, now).unwrap().hello().await);
+    b.stop().await;
+}
+
+/// How a test client that presents another node's key reaches `b`: a record naming b's pins.
+async fn guard_view_of(b: &TestNode) -> lagesbild::store::PartnerRecord {
+    let keys = b.keys();
+    lagesbild::store::PartnerRecord {
+        org_id: keys.card.org_id.clone(),
+        name: keys.card.name.clone(),
+        federation_url: format!("https://{}", b.config.federation.as_ref().unwrap().listen),
+        signing_key: keys.card.signing_key.clone(),
+        card: String::new(),
+        card_issued_at: keys.card.issued_at,
+        pins: vec![(keys.tls.pin.clone(), None)],
+        blocked: false,
+        added_at: keys.card.issued_at,
+        updated_at: keys.card.issued_at,
+        last_contact_at: None,
+        last_error: None,
+        last_error_at: None,
+    }
+}
+
+fn card_for(org: &OrgId, signing: &SigningKey, tls: &TlsIdentity, url: &str) -> NodeCard {
+    NodeCard {
+        org_id: org.clone(),
+        name: "Väktarbolaget AB".into(),
+        federation_url: url.into(),
+        signing_key: signing.public().to_b64(),
+        previous_signing_key: None,
+        tls_pins: vec![CardPin { pin: tls.pin.clone(), until: None }],
+        issued_at: start_time(),
+        valid_until: start_time() + Duration::days(365),
+    }
+}
+
+async fn blocked_partner_is_refused_until_unblocked(backend: Backend) {
+    let (a, b) = partnered(backend).await;
+    let blocked = b.request(Method::POST, "/api/v1/partners/se-kommun-norrkoping/block").send().await.unwrap();
+    assert_eq!(blocked.status(), StatusCode::OK);
+    refused_at_handshake(client(&a, &b).await.hello().await);
+    let unblocked = b.request(Method::POST, "/api/v1/partners/SE-Kommun-Norrkoping/unblock").send().await.unwrap();
+    assert_eq!(unblocked.status(), StatusCode::OK);
+    client(&a, &b).await.hello().await.unwrap();
+    let missing = b.request(Method::POST, "/api/v1/partners/se-nobody/block").send().await.unwrap();
+    expect_problem(missing, StatusCode::NOT_FOUND).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn card_for_another_organisation_is_refused_on_a_partners_connection(backend: Backend) {
+    let (a, b) = partnered(backend).await;
+    let other = TestNode::spawn_federated(backend, "se-ica-hertsotorget").await;
+    let other_card: Jws = serde_json::from_value(signed_card(&other).await).unwrap();
+    // A's pinned certificate carries a card that claims to be the retailer's.
+    match client(&a, &b).await.push_card(&other_card).await {
+        Err(ClientError::Refused { status: 403, .. }) => {}
+        other => panic!("expected 403, got {other:?}"),
+    }
+    let partners: Vec<Value> = b.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
+    assert_eq!(partners.len(), 1, "the retailer was added through a's connection");
+    other.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn card_claiming_another_partners_tls_key_is_refused(backend: Backend) {
+    let (a, b) = partnered(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let signing = SigningKey::generate(&dir.path().join("signing.pem")).unwrap();
+    let mut card = card_for(&OrgId::parse("se-falsk").unwrap(), &signing, &a.keys().tls, "https://127.0.0.1:9");
+    card.tls_pins = vec![CardPin { pin: a.keys().tls.pin.clone(), until: None }];
+    let signed = serde_json::to_value(sign_card(&card, &[&signing])).unwrap();
+    let problem = expect_problem(import(&b, &signed).await, StatusCode::CONFLICT).await;
+    assert!(problem["detail"].as_str().unwrap().contains("another partner"), "{problem}");
+    assert!(b.store().partner(&OrgId::parse("se-falsk").unwrap()).await.unwrap().is_none());
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn tampered_cards_are_refused(backend: Backend) {
+    let a = TestNode::spawn_federated(backend, "se-kommun-norrkoping").await;
+    let b = TestNode::spawn_federated(backend, "se-polisen-ost").await;
+    let genuine: Jws = serde_json::from_value(signed_card(&a).await).unwrap();
+    let payload = String::from_utf8(genuine.unverified_payload().unwrap()).unwrap();
+    let b64 = |text: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    };
+    let with_payload = |text: &str| Jws { payload: b64(text), signatures: genuine.signatures.clone() };
+
+    let mut flipped = genuine.clone();
+    let mut bytes = flipped.signatures[0].signature.clone().into_bytes();
+    bytes[10] = if bytes[10] == b'A' { b'B' } else { b'A' };
+    flipped.signatures[0].signature = String::from_utf8(bytes).unwrap();
+
+    let changed = with_payload(&payload.replace("Test node se-kommun-norrkoping", "Polisen"));
+    let duplicated = with_payload(&payload.replacen("{", "{\"org_id\":\"se-polisen-ost\",", 1));
+    let unsigned = Jws { payload: genuine.payload.clone(), signatures: vec![] };
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = SigningKey::generate(&dir.path().join("k.pem")).unwrap();
+    let mut extra = genuine.clone();
+    let foreign = sign_card(&serde_json::from_str(&payload).unwrap(), &[&stranger]);
+    extra.signatures.push(foreign.signatures[0].clone());
+    let forged_sig = Jws {
+        payload: genuine.payload.clone(),
+        signatures: vec![JwsSignature {
+            protected: genuine.signatures[0].protected.clone(),
+            signature: foreign.signatures[0].signature.clone(),
+        }],
+    };
+    for (what, card) in [
+        ("a flipped signature byte", flipped),
+        ("a changed field", changed),
+        ("a duplicated member", duplicated),
+        ("no signature", unsigned),
+        ("a signature by an unknown key", extra),
+        ("another key's signature", forged_sig),
+    ] {
+        let response = import(&b, &serde_json::to_value(&card).unwrap()).await;
+        let status = response.status();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what} was not refused");
+        expect_problem(response, status).await;
+    }
+    // A card with a duplicated member in the JWS itself.
+    let text = format!(r#"{{"payload":"{}","payload":"{}","signatures":[]}}"#, genuine.payload, genuine.payload);
+    let response = b
+        .request(Method::POST, "/api/v1/partners")
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // An expired card.
+    b.clock.advance(Duration::days(800));
+    expect_problem(import(&b, &serde_json::to_value(&genuine).unwrap()).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let partners: Vec<Value> = b.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
+    assert!(partners.is_empty(), "a tampered card was stored: {partners:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn key_rotation_keeps_the_partnership_working(backend: Backend) {
+    let (mut a, b) = partnered(backend).await;
+    let old = a.keys();
+    a.halt().await;
+    // Some time passes; not much, because rustls checks certificates against the real clock.
+    a.clock.advance(Duration::minutes(5));
+    b.clock.advance(Duration::minutes(5));
+    lagesbild::identity::rotate(&a.config, a.clock.now()).unwrap();
+    let a = a.restart().await;
+    let new = a.keys();
+    assert_ne!(new.tls.pin, old.tls.pin);
+    assert_ne!(new.signing.public(), old.signing.public());
+
+    // A announces its new card to b by itself; b accepts it because the old key signed it too.
+    let org_a = OrgId::parse(&a.org).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let record = b.store().partner(&org_a).await.unwrap().unwrap();
+        if record.signing_key == new.signing.public().to_b64() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let seen_by_a = a.store().partners().await.unwrap();
+            panic!(
+                "b never learnt a's new card; a recorded: {:?}",
+                seen_by_a.iter().map(|p| &p.last_error).collect::<Vec<_>>()
+            );
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    client(&a, &b).await.hello().await.unwrap();
+    client(&b, &a).await.hello().await.unwrap();
+    // The old TLS key is accepted during the overlap, and refused after it.
+    client_with(&old.tls, &a, &b).await.hello().await.unwrap();
+    b.clock.advance(Duration::days(15));
+    refused_at_handshake(client_with(&old.tls, &a, &b).await.hello().await);
+    client(&a, &b).await.hello().await.unwrap();
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn node_with_an_exposed_key_or_a_foreign_card_does_not_start(backend: Backend) {
+    let mut a = TestNode::spawn_federated(backend, "se-kommun-norrkoping").await;
+    a.halt().await;
+    let identity = a.config.identity.clone().unwrap();
+    let start = || lagesbild::server::start(&a.config, a.clock.clone());
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&identity.signing_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = start().await.err().expect("a readable key must stop start-up").to_string();
+        assert!(error.contains("chmod 600"), "{error}");
+        std::fs::set_permissions(&identity.signing_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let card = std::fs::read(&identity.card).unwrap();
+    std::fs::remove_file(&identity.card).unwrap();
+    let error = start().await.err().expect("a missing card must stop start-up").to_string();
+    assert!(error.contains("node-card.json"), "{error}");
+
+    // Another node's card next to this node's keys.
+    let other = TestNode::spawn_federated(backend, "se-polisen-ost").await;
+    std::fs::copy(&other.config.identity.as_ref().unwrap().card, &identity.card).unwrap();
+    let error = start().await.err().expect("a foreign card must stop start-up").to_string();
+    assert!(error.contains("se-polisen-ost"), "{error}");
+    std::fs::write(&identity.card, card).unwrap();
+
+    std::fs::remove_file(&identity.tls_key).unwrap();
+    let error = start().await.err().expect("a missing TLS key must stop start-up").to_string();
+    assert!(error.contains("tls-key.pem") && error.contains("lagesbild init"), "{error}");
+    other.stop().await;
+}
