@@ -51,6 +51,10 @@ pub struct FederationSection {
     /// How long, after a key rotation, partners keep accepting the old TLS key.
     #[serde(default = "default_overlap_days")]
     pub tls_overlap_days: u32,
+    /// Trust partners' certificates through this certificate authority (PEM roots) instead of by
+    /// pin: a certificate must chain to it and be made out (subject O, or CN) to a partner's org id.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// Who this node is.
@@ -185,8 +189,13 @@ impl NodeConfig {
             ConfigError::Parse { path: source, message: e.to_string() }
         })?;
         let mut config = config.check()?;
-        if let (Some(identity), Some(dir)) = (config.identity.as_mut(), path.and_then(Path::parent)) {
-            for file in [&mut identity.signing_key, &mut identity.tls_cert, &mut identity.tls_key, &mut identity.card] {
+        if let Some(dir) = path.and_then(Path::parent) {
+            let identity = config
+                .identity
+                .iter_mut()
+                .flat_map(|i| [&mut i.signing_key, &mut i.tls_cert, &mut i.tls_key, &mut i.card]);
+            let bundle = config.federation.iter_mut().filter_map(|f| f.ca_bundle.as_mut());
+            for file in identity.chain(bundle) {
                 if file.is_relative() {
                     *file = dir.join(&*file);
                 }

@@ -72,11 +72,26 @@ enum Command {
         #[arg(long, env = "LAGESBILD_CONFIG")]
         config: PathBuf,
     },
+    /// Manage the node's own card.
+    Card {
+        #[command(subcommand)]
+        command: CardCommand,
+    },
     /// Print an OpenAPI document: the user API (openapi/lagesbild.json), or with --federation the
     /// federation API (openapi/federation.json).
     Openapi {
         #[arg(long)]
         federation: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CardCommand {
+    /// Sign a new card for the node's current keys, for example after installing a TLS
+    /// certificate from a certificate authority. Restart the node to send it to partners.
+    Reissue {
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -101,6 +116,7 @@ fn main() -> ExitCode {
         }
         Command::Partner { command: PartnerCommand::Add { file, config } } => partner_add(&file, &config),
         Command::RotateKeys { config } => rotate_keys(&config),
+        Command::Card { command: CardCommand::Reissue { config } } => reissue_card(&config),
         Command::Openapi { federation } => {
             if federation {
                 print!("{}", lagesbild::federation::docs::openapi_json());
@@ -212,6 +228,17 @@ fn rotate_keys(config_path: &Path) -> anyhow::Result<()> {
         println!("The old TLS key stays accepted until {}.", old.until.map(|t| t.to_rfc3339()).unwrap_or_default());
     }
     println!("Restart the node: it sends the new card to every partner.");
+    Ok(())
+}
+
+fn reissue_card(config_path: &Path) -> anyhow::Result<()> {
+    let config = NodeConfig::load(Some(config_path), &environment()?)?;
+    let card = lagesbild::identity::reissue_card(&config, SystemClock.now())?;
+    let pin = card.tls_pins.first().map(|p| p.pin.to_string()).unwrap_or_default();
+    println!(
+        "Signed a new card for {} with TLS pin {pin}. Restart the node: it sends the card to every partner.",
+        card.org_id
+    );
     Ok(())
 }
 

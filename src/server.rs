@@ -13,6 +13,7 @@ use actix_web::{App, HttpServer};
 use crate::api::{self, AppState, NodeIdentity, TokenCheck};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+use crate::crypto::tls::PeerTrust;
 use crate::federation::pins::PinCache;
 use crate::federation::{Federation, announce, listener};
 use crate::identity::{IdentityError, NodeKeys};
@@ -50,7 +51,11 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
             let keys = NodeKeys::load(config, clock.now())?;
             let pins = Arc::new(PinCache::new(clock.clone()));
             pins.reload(&store).await?;
-            let federation = Arc::new(Federation { keys, pins, store: store.clone(), clock: clock.clone() });
+            let trust = match &section.ca_bundle {
+                Some(bundle) => PeerTrust::load_authority(bundle).map_err(IdentityError::from)?,
+                None => PeerTrust::Pins,
+            };
+            let federation = Arc::new(Federation { keys, trust, pins, store: store.clone(), clock: clock.clone() });
             let addr = section.listen;
             let (server, bound) = listener::bind(federation.clone(), addr, workers)
                 .map_err(|source| StartError::Listen { key: "federation.listen", addr, source })?;

@@ -8,11 +8,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, Error, ServerConfig, SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, Error, RootCertStore, ServerConfig,
+    SignatureScheme,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -30,9 +33,10 @@ fn pin_of_spki(spki_der: &[u8]) -> TlsPin {
     TlsPin::from_sha256(ring::digest::digest(&ring::digest::SHA256, spki_der).as_ref())
 }
 
-/// A TLS certificate and its private key.
+/// A TLS certificate (with the chain to its authority, if it has one) and its private key.
 pub struct TlsIdentity {
-    pub certificate: CertificateDer<'static>,
+    /// The node's certificate first, then any intermediates.
+    pub chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     pub pin: TlsPin,
 }
@@ -77,15 +81,18 @@ impl TlsIdentity {
         })?;
         let bad_cert =
             |reason: String| KeyFileError::Invalid { path: cert_path.to_owned(), what: "certificate", reason };
-        let certificate = CertificateDer::from_pem_slice(&cert_bytes).map_err(|e| bad_cert(e.to_string()))?;
-        let pin = pin_of_certificate(&certificate).map_err(bad_cert)?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad_cert(e.to_string()))?;
+        let pin = pin_of_certificate(chain.first().ok_or_else(|| bad_cert("it holds no certificate".into()))?)
+            .map_err(bad_cert)?;
         let key_bytes = read_secret(key_path)?;
         let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| KeyFileError::Invalid {
             path: key_path.to_owned(),
             what: "TLS private key",
             reason: e.to_string(),
         })?;
-        let identity = Self { certificate, key, pin };
+        let identity = Self { chain, key, pin };
         // Prove the key belongs to the certificate now, rather than at the first handshake.
         provider().key_provider.load_private_key(identity.key.clone_key()).map_err(|e| KeyFileError::Invalid {
             path: key_path.to_owned(),
@@ -97,7 +104,7 @@ impl TlsIdentity {
 
     /// When the certificate stops being valid.
     pub fn not_after(&self) -> Option<DateTime<Utc>> {
-        let (_, cert) = x509_parser::parse_x509_certificate(&self.certificate).ok()?;
+        let (_, cert) = x509_parser::parse_x509_certificate(self.chain.first()?).ok()?;
         DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
     }
 }
@@ -117,31 +124,97 @@ pub fn install_default_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Which client certificate pins a federation listener accepts right now.
-pub trait TrustedPins: Send + Sync + std::fmt::Debug {
-    fn trusts(&self, pin: &TlsPin) -> bool;
+/// How this node decides that a peer's certificate is a partner's.
+#[derive(Debug, Clone)]
+pub enum PeerTrust {
+    /// By the SHA-256 pin of the certificate's key, as listed in the partner's node card.
+    Pins,
+    /// By a certificate authority (a national PKI, say): the certificate must chain to one of these
+    /// roots, and its subject organisation must be a partner's organisation id.
+    Authority(Arc<RootCertStore>),
 }
 
-/// A listener's TLS: client certificates are mandatory and must carry a pin `pins` trusts.
-pub fn server_config(identity: &TlsIdentity, pins: Arc<dyn TrustedPins>) -> Result<ServerConfig, Error> {
+impl PeerTrust {
+    /// Reads a PEM bundle of one or more root certificates.
+    pub fn load_authority(path: &Path) -> Result<Self, KeyFileError> {
+        let bad = |reason: String| KeyFileError::Invalid { path: path.to_owned(), what: "CA bundle", reason };
+        let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => KeyFileError::Missing { path: path.to_owned() },
+            _ => KeyFileError::Unreadable { path: path.to_owned(), source },
+        })?;
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&bytes) {
+            roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("it holds no certificate".into()));
+        }
+        Ok(Self::Authority(Arc::new(roots)))
+    }
+}
+
+/// The organisation a certificate is made out to: its subject's O, or else its CN, as an org id.
+pub fn organisation_of_certificate(der: &[u8]) -> Option<OrgId> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = cert.subject();
+    let name = subject.iter_organization().next().or_else(|| subject.iter_common_name().next())?;
+    OrgId::parse(name.as_str().ok()?).ok()
+}
+
+/// Which peers a federation listener accepts right now.
+pub trait TrustedPeers: Send + Sync + std::fmt::Debug {
+    /// Whether a certificate with this key pin belongs to a partner (pin trust).
+    fn trusts_pin(&self, pin: &TlsPin) -> bool;
+    /// Whether this organisation is a partner (authority trust).
+    fn trusts_org(&self, org: &OrgId) -> bool;
+}
+
+/// A listener's TLS: client certificates are mandatory and must belong to a partner under `trust`.
+pub fn server_config(
+    identity: &TlsIdentity,
+    trust: &PeerTrust,
+    peers: Arc<dyn TrustedPeers>,
+) -> Result<ServerConfig, Error> {
     let provider = provider();
-    let verifier = Arc::new(PinnedClients { pins, provider: provider.clone() });
+    let verifier: Arc<dyn ClientCertVerifier> = match trust {
+        PeerTrust::Pins => Arc::new(PinnedClients { peers, provider: provider.clone() }),
+        PeerTrust::Authority(roots) => {
+            let webpki = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+                .build()
+                .map_err(|e| Error::General(e.to_string()))?;
+            Arc::new(AuthorityClients { webpki, peers, provider: provider.clone() })
+        }
+    };
     ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![identity.certificate.clone()], identity.key.clone_key())
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
 }
 
-/// A client's TLS towards one peer: presents `identity`, accepts only a server whose pin is in
-/// `server_pins`.
-pub fn client_config(identity: &TlsIdentity, server_pins: Vec<TlsPin>) -> Result<ClientConfig, Error> {
+/// A client's TLS towards partner `org`: presents `identity`; under pin trust accepts only a server
+/// whose pin is in `server_pins`, under authority trust only a certificate that chains to the
+/// authority, names the server's host and is made out to `org`.
+pub fn client_config(
+    identity: &TlsIdentity,
+    trust: &PeerTrust,
+    org: &OrgId,
+    server_pins: Vec<TlsPin>,
+) -> Result<ClientConfig, Error> {
     let provider = provider();
-    let verifier = Arc::new(PinnedServer { pins: server_pins, provider: provider.clone() });
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        PeerTrust::Pins => Arc::new(PinnedServer { pins: server_pins, provider: provider.clone() }),
+        PeerTrust::Authority(roots) => {
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+                .build()
+                .map_err(|e| Error::General(e.to_string()))?;
+            Arc::new(AuthorityServer { webpki, org: org.clone(), provider: provider.clone() })
+        }
+    };
     ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(vec![identity.certificate.clone()], identity.key.clone_key())
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
 }
 
 /// Checks a peer certificate: it parses, is valid at `now`, and its pin is trusted.
@@ -194,7 +267,7 @@ macro_rules! handshake_signatures_by_provider {
 
 #[derive(Debug)]
 struct PinnedClients {
-    pins: Arc<dyn TrustedPins>,
+    peers: Arc<dyn TrustedPeers>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -209,7 +282,7 @@ impl ClientCertVerifier for PinnedClients {
         _intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        check_peer(end_entity, now, |pin| self.pins.trusts(pin)).map(|()| ClientCertVerified::assertion())
+        check_peer(end_entity, now, |pin| self.peers.trusts_pin(pin)).map(|()| ClientCertVerified::assertion())
     }
 
     handshake_signatures_by_provider!();
@@ -236,6 +309,70 @@ impl ServerCertVerifier for PinnedServer {
     ) -> Result<ServerCertVerified, Error> {
         // The pin, not the host name, identifies the partner: its URL may be an address.
         check_peer(end_entity, now, |pin| self.pins.contains(pin)).map(|()| ServerCertVerified::assertion())
+    }
+
+    handshake_signatures_by_provider!();
+}
+
+/// The organisation check after the authority's: a chain to a trusted root says who the peer is,
+/// the partner registry says whether that organisation may call.
+fn check_organisation(end_entity: &CertificateDer<'_>, trusted: impl Fn(&OrgId) -> bool) -> Result<(), Error> {
+    match organisation_of_certificate(end_entity) {
+        Some(org) if trusted(&org) => Ok(()),
+        other => {
+            tracing::warn!(organisation = ?other.map(|o| o.to_string()), "refused a TLS peer that is no partner");
+            Err(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AuthorityClients {
+    webpki: Arc<dyn ClientCertVerifier>,
+    peers: Arc<dyn TrustedPeers>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for AuthorityClients {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.webpki.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        self.webpki.verify_client_cert(end_entity, intermediates, now)?;
+        check_organisation(end_entity, |org| self.peers.trusts_org(org)).map(|()| ClientCertVerified::assertion())
+    }
+
+    handshake_signatures_by_provider!();
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+struct AuthorityServer {
+    webpki: Arc<WebPkiServerVerifier>,
+    org: OrgId,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AuthorityServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        check_organisation(end_entity, |org| *org == self.org).map(|()| ServerCertVerified::assertion())
     }
 
     handshake_signatures_by_provider!();

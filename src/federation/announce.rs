@@ -41,7 +41,7 @@ async fn announce_to(federation: &Federation, partner: &PartnerRecord) -> bool {
     let identities = std::iter::once(&federation.keys.tls).chain(federation.keys.previous_tls.as_ref());
     let mut last_error = String::new();
     for identity in identities {
-        let attempt = match PartnerClient::new(identity, partner, now) {
+        let attempt = match PartnerClient::new(identity, &federation.trust, partner, now) {
             Ok(client) => client.push_card(&federation.keys.signed_card).await,
             Err(error) => Err(error),
         };

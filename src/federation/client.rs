@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::listener::Hello;
 use crate::crypto::jws::Jws;
-use crate::crypto::tls::{TlsIdentity, client_config};
+use crate::crypto::tls::{PeerTrust, TlsIdentity, client_config};
 use crate::store::PartnerRecord;
 
 /// Why a call to a partner failed.
@@ -30,13 +30,19 @@ pub struct PartnerClient {
 }
 
 impl PartnerClient {
-    /// A client that presents `identity` and trusts the pins `partner` may present at `now`.
-    pub fn new(identity: &TlsIdentity, partner: &PartnerRecord, now: DateTime<Utc>) -> Result<Self, ClientError> {
+    /// A client that presents `identity` and trusts `partner`'s server under `trust` (by the pins
+    /// it may present at `now`, or by the authority).
+    pub fn new(
+        identity: &TlsIdentity,
+        trust: &PeerTrust,
+        partner: &PartnerRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ClientError> {
         let name = partner.org_id.to_string();
         let setup = |reason: String| ClientError::Setup { partner: name.clone(), reason };
         let pins =
             partner.pins.iter().filter(|(_, until)| until.is_none_or(|u| u > now)).map(|(p, _)| p.clone()).collect();
-        let tls = client_config(identity, pins).map_err(|e| setup(e.to_string()))?;
+        let tls = client_config(identity, trust, &partner.org_id, pins).map_err(|e| setup(e.to_string()))?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(Duration::from_secs(5))

@@ -20,7 +20,7 @@ use super::registry::{ImportError, import_card};
 use crate::api::problem::{ApiError, Problem};
 use crate::api::{StrictJson, observe};
 use crate::crypto::jws::Jws;
-use crate::crypto::tls::{pin_of_certificate, server_config};
+use crate::crypto::tls::{PeerTrust, TrustedPeers, organisation_of_certificate, pin_of_certificate, server_config};
 use crate::domain::{OrgId, ValidationErrors};
 use crate::identity::CardError;
 
@@ -36,7 +36,8 @@ pub struct Peer {
 
 /// Binds the federation listener and returns the server (not yet polled) and its address.
 pub fn bind(federation: Arc<Federation>, listen: SocketAddr, workers: usize) -> std::io::Result<(Server, SocketAddr)> {
-    let tls = server_config(&federation.keys.tls, federation.pins.clone()).map_err(std::io::Error::other)?;
+    let tls = server_config(&federation.keys.tls, &federation.trust, federation.pins.clone())
+        .map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
     let data = Data::from(federation);
@@ -82,9 +83,14 @@ fn identify(req: &HttpRequest) -> Result<Peer, ApiError> {
         req.app_data::<Data<Federation>>().ok_or_else(|| ApiError::Internal("federation state missing".into()))?;
     let refused = || ApiError::Forbidden("this connection's certificate belongs to no partner of this node".into());
     let cert = req.conn_data::<PeerCertificate>().ok_or_else(refused)?;
-    let pin = pin_of_certificate(&cert.0).map_err(|_| refused())?;
-    let org = federation.pins.partner_of(&pin).ok_or_else(refused)?;
-    Ok(Peer { org })
+    let org = match federation.trust {
+        PeerTrust::Pins => {
+            let pin = pin_of_certificate(&cert.0).map_err(|_| refused())?;
+            federation.pins.partner_of(&pin)
+        }
+        PeerTrust::Authority(_) => organisation_of_certificate(&cert.0).filter(|org| federation.pins.trusts_org(org)),
+    };
+    Ok(Peer { org: org.ok_or_else(refused)? })
 }
 
 /// Who the caller is, as this node sees it, and who this node is.

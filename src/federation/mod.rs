@@ -19,6 +19,8 @@ use crate::store::Store;
 /// What the federation parts of a node share.
 pub struct Federation {
     pub keys: NodeKeys,
+    /// Whether partners' certificates are trusted by pin or by a certificate authority.
+    pub trust: crate::crypto::tls::PeerTrust,
     pub pins: Arc<pins::PinCache>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,

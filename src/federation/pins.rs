@@ -1,4 +1,5 @@
-//! The pins the federation listener accepts, cached in memory for the TLS handshake (which cannot
+//! The partners the federation listener accepts (by pin, or by organisation under a certificate
+//! authority): the pins the federation listener accepts, cached in memory for the TLS handshake (which cannot
 //! wait for a database) and reloaded from the store whenever partners change. A retiring pin's end
 //! is checked against the clock at every handshake, so an overlap ends on time without a reload.
 
@@ -8,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::crypto::tls::TrustedPins;
+use crate::crypto::tls::TrustedPeers;
 use crate::domain::{OrgId, TlsPin};
 use crate::store::{Store, StoreError};
 
@@ -48,8 +49,13 @@ impl PinCache {
     }
 }
 
-impl TrustedPins for PinCache {
-    fn trusts(&self, pin: &TlsPin) -> bool {
+impl TrustedPeers for PinCache {
+    fn trusts_pin(&self, pin: &TlsPin) -> bool {
         self.partner_of(pin).is_some()
+    }
+
+    fn trusts_org(&self, org: &OrgId) -> bool {
+        let pins = self.pins.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pins.values().any(|(partner, _)| partner == org)
     }
 }

@@ -169,6 +169,44 @@ fn certificate_hosts(federation_url: &str) -> Vec<String> {
     hosts
 }
 
+/// Signs a new card for the keys the node has now: after an operator installed a certificate from
+/// a certificate authority, say. The signing key stays; the card's TLS pin becomes the current
+/// certificate's. Returns the new card.
+pub fn reissue_card(config: &NodeConfig, now: DateTime<Utc>) -> Result<NodeCard, IdentityError> {
+    let section = config.identity.as_ref().ok_or_else(|| IdentityError::Invalid("no [identity] section".into()))?;
+    let signing = SigningKey::load(&section.signing_key)?;
+    let tls = TlsIdentity::load(&section.tls_cert, &section.tls_key)?;
+    let card_error = |reason: String| IdentityError::Card { path: section.card.display().to_string(), reason };
+    let text = std::fs::read(&section.card).map_err(|e| card_error(e.to_string()))?;
+    // The node's own file, which may have expired: its content is taken for what stays the same
+    // only if it names this node's signing key; the new card is signed afresh below.
+    let payload = Jws::parse(&text).and_then(|jws| jws.unverified_payload()).map_err(|e| card_error(e.to_string()))?;
+    let old: NodeCard = serde_json::from_slice(&payload).map_err(|e| card_error(e.to_string()))?;
+    if old.signing_key != signing.public().to_b64() {
+        return Err(card_error("it names another signing key than identity.signing_key".into()));
+    }
+    let card = NodeCard {
+        tls_pins: vec![CardPin { pin: tls.pin.clone(), until: None }],
+        issued_at: now,
+        valid_until: now + VALIDITY,
+        previous_signing_key: None,
+        ..old
+    };
+    replace_card(&section.card, &sign_card(&card, &[&signing]))?;
+    Ok(card)
+}
+
+/// Writes a card beside the current one and renames it over it.
+fn replace_card(path: &Path, signed: &Jws) -> Result<(), IdentityError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    let staged = PathBuf::from(name);
+    let _ = std::fs::remove_file(&staged);
+    write_new(&staged, signed.to_json().as_bytes(), false)?;
+    std::fs::rename(&staged, path).map_err(|source| KeyFileError::Unwritable { path: path.to_owned(), source })?;
+    Ok(())
+}
+
 /// What `rotate` did.
 #[derive(Debug)]
 pub struct RotateOutcome {
@@ -233,10 +271,6 @@ pub fn rotate(config: &NodeConfig, now: DateTime<Utc>) -> Result<RotateOutcome, 
             std::fs::rename(&from, &to).map_err(|source| KeyFileError::Unwritable { path: to.clone(), source })?;
         }
     }
-    let card_staged = staged(&section.card);
-    let _ = std::fs::remove_file(&card_staged);
-    write_new(&card_staged, signed.to_json().as_bytes(), false)?;
-    std::fs::rename(&card_staged, &section.card)
-        .map_err(|source| KeyFileError::Unwritable { path: section.card.clone(), source })?;
+    replace_card(&section.card, &signed)?;
     Ok(RotateOutcome { card, retired_signing_key })
 }

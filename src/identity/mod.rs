@@ -7,7 +7,7 @@ mod card;
 mod files;
 
 pub use card::{CardError, sign_card, verify_card};
-pub use files::{InitOptions, NodeKeys, RotateOutcome, init, rotate};
+pub use files::{InitOptions, NodeKeys, RotateOutcome, init, reissue_card, rotate};
 
 use crate::crypto::KeyFileError;
 

@@ -7,7 +7,7 @@ use chrono::Duration;
 use lagesbild::clock::Clock;
 use lagesbild::crypto::jws::{Jws, JwsSignature};
 use lagesbild::crypto::keys::SigningKey;
-use lagesbild::crypto::tls::TlsIdentity;
+use lagesbild::crypto::tls::{PeerTrust, TlsIdentity};
 use lagesbild::domain::{CardPin, NodeCard, OrgId};
 use lagesbild::federation::client::{ClientError, PartnerClient};
 use lagesbild::identity::sign_card;
@@ -27,6 +27,7 @@ on_both_backends!(
     tampered_cards_are_refused,
     key_rotation_keeps_the_partnership_working,
     node_with_an_exposed_key_or_a_foreign_card_does_not_start,
+    under_a_certificate_authority_partners_talk_and_others_are_refused,
 );
 
 /// A's signed card, as its admin would download it.
@@ -55,7 +56,7 @@ async fn client(from: &TestNode, to: &TestNode) -> PartnerClient {
 
 async fn client_with(identity: &TlsIdentity, from: &TestNode, to: &TestNode) -> PartnerClient {
     let partner = from.store().partner(&OrgId::parse(&to.org).unwrap()).await.unwrap().expect("partner known");
-    PartnerClient::new(identity, &partner, from.clock.now()).unwrap()
+    PartnerClient::new(identity, &PeerTrust::Pins, &partner, from.clock.now()).unwrap()
 }
 
 fn refused_at_handshake(result: Result<impl std::fmt::Debug, ClientError>) {
@@ -99,7 +100,9 @@ async fn strangers_and_certificate_less_clients_are_refused_at_the_handshake(bac
     // answering at b's address is simulated by pinning only the stranger's key for b.
     let mut wrong = a.store().partner(&OrgId::parse("se-polisen-ost").unwrap()).await.unwrap().unwrap();
     wrong.pins = vec![(stranger.keys().tls.pin.clone(), None)];
-    refused_at_handshake(PartnerClient::new(&a.keys().tls, &wrong, a.clock.now()).unwrap().hello().await);
+    refused_at_handshake(
+        PartnerClient::new(&a.keys().tls, &PeerTrust::Pins, &wrong, a.clock.now()).unwrap().hello().await,
+    );
     stranger.stop().await;
     a.stop().await;
     b.stop().await;
@@ -124,7 +127,7 @@ async fn expired_certificate_is_refused_even_when_pinned(backend: Backend) {
     let signed = serde_json::to_value(sign_card(&card, &[&signing])).unwrap();
     assert_eq!(import(&b, &signed).await.status(), StatusCode::CREATED);
     let partner_of_guard = guard_view_of(&b).await;
-    refused_at_handshake(PartnerClient::new(&expired, &partner_of_guard, now).unwrap().hello().await);
+    refused_at_handshake(PartnerClient::new(&expired, &PeerTrust::Pins, &partner_of_guard, now).unwrap().hello().await);
     b.stop().await;
 }
 
@@ -340,4 +343,87 @@ async fn node_with_an_exposed_key_or_a_foreign_card_does_not_start(backend: Back
     let error = start().await.err().expect("a missing TLS key must stop start-up").to_string();
     assert!(error.contains("tls-key.pem") && error.contains("lagesbild init"), "{error}");
     other.stop().await;
+}
+
+/// A certificate authority for tests: its root in PEM, and a way to issue node certificates.
+struct TestAuthority {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    root_pem: String,
+}
+
+impl TestAuthority {
+    fn new(name: &str) -> Self {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        let root_pem = params.self_signed(&key).unwrap().pem();
+        Self { issuer: rcgen::Issuer::new(params, key), root_pem }
+    }
+
+    /// Issues a certificate made out to `org` for 127.0.0.1 and writes it and its key (0600).
+    fn issue(&self, org: &str, cert_path: &std::path::Path, key_path: &std::path::Path) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, org);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        std::fs::write(cert_path, cert.pem()).unwrap();
+        std::fs::write(key_path, key.serialize_pem()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+}
+
+/// Moves a node from pins to the authority: a certificate from `ca`, the bundle in its
+/// configuration, a reissued card, and a restart.
+async fn under_authority(mut node: TestNode, ca: &TestAuthority) -> TestNode {
+    node.halt().await;
+    let identity = node.config.identity.clone().unwrap();
+    ca.issue(&node.org, &identity.tls_cert, &identity.tls_key);
+    let bundle = identity.card.with_file_name("ca.pem");
+    std::fs::write(&bundle, &ca.root_pem).unwrap();
+    node.config.federation.as_mut().unwrap().ca_bundle = Some(bundle);
+    node.clock.advance(Duration::minutes(1));
+    lagesbild::identity::reissue_card(&node.config, node.clock.now()).unwrap();
+    node.restart().await
+}
+
+async fn under_a_certificate_authority_partners_talk_and_others_are_refused(backend: Backend) {
+    let ca = TestAuthority::new("Test national PKI");
+    let a = under_authority(TestNode::spawn_federated(backend, "se-kommun-norrkoping").await, &ca).await;
+    let b = under_authority(TestNode::spawn_federated(backend, "se-polisen-ost").await, &ca).await;
+    assert_eq!(import(&b, &signed_card(&a).await).await.status(), StatusCode::CREATED);
+    assert_eq!(import(&a, &signed_card(&b).await).await.status(), StatusCode::CREATED);
+    let trust = PeerTrust::load_authority(&a.config.federation.as_ref().unwrap().ca_bundle.clone().unwrap()).unwrap();
+    let client = |from: &TestNode, identity: TlsIdentity, to: &str| {
+        let store = from.store().clone();
+        let (trust, now) = (trust.clone(), from.clock.now());
+        let to = OrgId::parse(to).unwrap();
+        async move {
+            let partner = store.partner(&to).await.unwrap().unwrap();
+            PartnerClient::new(&identity, &trust, &partner, now).unwrap()
+        }
+    };
+    let hello = client(&a, a.keys().tls, "se-polisen-ost").await.hello().await.unwrap();
+    assert_eq!(hello.you_are.as_str(), "se-kommun-norrkoping");
+    client(&b, b.keys().tls, "se-kommun-norrkoping").await.hello().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    // Vouched for by the authority, but no partner of b's.
+    ca.issue("se-okand", &cert, &key);
+    refused_at_handshake(client(&a, TlsIdentity::load(&cert, &key).unwrap(), "se-polisen-ost").await.hello().await);
+    // Made out to a partner, but by another authority.
+    let other = TestAuthority::new("Someone else");
+    let (cert2, key2) = (dir.path().join("c2.pem"), dir.path().join("k2.pem"));
+    other.issue("se-kommun-norrkoping", &cert2, &key2);
+    refused_at_handshake(client(&a, TlsIdentity::load(&cert2, &key2).unwrap(), "se-polisen-ost").await.hello().await);
+    // A blocked partner, even with the authority's certificate.
+    b.request(Method::POST, "/api/v1/partners/se-kommun-norrkoping/block").send().await.unwrap();
+    refused_at_handshake(client(&a, a.keys().tls, "se-polisen-ost").await.hello().await);
+    a.stop().await;
+    b.stop().await;
 }
