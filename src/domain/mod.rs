@@ -2,9 +2,14 @@
 //! live here; the store and the API call into it and never decide domain questions themselves. Nothing
 //! in this module may import `store`, `api`, a database or an HTTP type.
 
+pub mod agreement;
 pub mod card;
 pub mod ids;
+pub mod policy;
+#[cfg(test)]
+mod policy_properties;
 pub mod report;
+pub mod rules;
 pub mod situation;
 pub mod validation;
 
