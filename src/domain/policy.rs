@@ -1,0 +1,447 @@
+//! The policy engine: the only way a report becomes what a recipient receives. Given a report, an
+//! agreement and a recipient, it decides whether anything flows and, field by field, in what form,
+//! and says which rule decided each field: the explanation that `preview` shows. Pure: no I/O, no
+//! clock of its own, no key store (the pseudonym key is handed in).
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::agreement::{Agreement, AgreementId, Flow};
+use super::ids::{OrgId, ReportId, Version};
+use super::report::{Action, Category, Person, PersonRole, Report, Severity, SiteKind, Status, Tlp};
+use super::rules::{LocationRule, PersonsRule, SiteRule, TextRule, TimeRule};
+
+/// What a recipient receives of one version of a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportView {
+    pub id: ReportId,
+    pub origin: OrgId,
+    pub version: Version,
+    /// The agreement it was shared under.
+    #[schema(value_type = String)]
+    pub agreement: AgreementId,
+    pub category: Category,
+    pub severity: Severity,
+    pub tlp: Tlp,
+    pub retracted: bool,
+    /// Whether the recipient may share it onwards.
+    pub onward_sharing: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_precision: Option<TimePrecision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<ViewLocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<ViewSite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persons: Option<ViewPersons>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<Action>>,
+}
+
+/// How finely the view's times are given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimePrecision {
+    Exact,
+    Hour,
+    Day,
+}
+
+/// The location as the recipient may see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViewLocation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+    /// The side of the grid cell whose centre `lat`/`lon` are; absent for an exact point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_metres: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub municipality_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// The site as the recipient may see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViewSite {
+    pub kind: SiteKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The persons as the recipient may see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ViewPersons {
+    Full(Vec<Person>),
+    Pseudonymous(Vec<PseudonymousPerson>),
+    Counts(Vec<RoleCount>),
+}
+
+/// A person known only by role and a pseudonym that is stable within one agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PseudonymousPerson {
+    pub role: PersonRole,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym: Option<String>,
+}
+
+/// How many persons had a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleCount {
+    pub role: PersonRole,
+    pub count: u32,
+}
+
+/// What the engine did with one field, and under which rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldDecision {
+    pub field: &'static str,
+    /// The rule as written in the agreement (`keep`, `grid 500m`, ...), or `always` for the fields
+    /// that always travel.
+    pub rule: String,
+    pub effect: Effect,
+}
+
+/// What happened to a field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    Kept,
+    Dropped,
+    /// Made coarser; says how.
+    Generalised(String),
+    /// The report has no value here.
+    Empty,
+}
+
+impl std::fmt::Display for Effect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Effect::Kept => f.write_str("kept"),
+            Effect::Dropped => f.write_str("dropped"),
+            Effect::Generalised(how) => write!(f, "generalised {how}"),
+            Effect::Empty => f.write_str("(no value)"),
+        }
+    }
+}
+
+/// The engine's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The recipient receives `view`, under the flow at index `flow`.
+    Share { view: Box<ReportView>, flow: usize, explanation: Vec<FieldDecision> },
+    /// Nothing flows, for this reason.
+    Withhold { reason: String },
+}
+
+impl Decision {
+    pub fn view(&self) -> Option<&ReportView> {
+        match self {
+            Decision::Share { view, .. } => Some(view),
+            Decision::Withhold { .. } => None,
+        }
+    }
+}
+
+/// Decides what `recipient` receives of `report` under `agreement` at `now`. `pseudonym_key` keys
+/// the pseudonyms of persons; it must be secret from recipients and the same for one agreement.
+pub fn decide(
+    report: &Report,
+    agreement: &Agreement,
+    recipient: &OrgId,
+    now: DateTime<Utc>,
+    pseudonym_key: &[u8],
+) -> Decision {
+    let withhold = |reason: String| Decision::Withhold { reason };
+    if !agreement.in_force(now) {
+        return withhold(format!("agreement {} is not in force at {now}", agreement.id));
+    }
+    if report.origin == *recipient {
+        return withhold("the recipient is the report's origin".into());
+    }
+    let Some((index, flow)) = agreement.flow(&report.origin, recipient) else {
+        return withhold(format!("agreement {} has no flow from {} to {recipient}", agreement.id, report.origin));
+    };
+    if let Some(reason) = out_of_scope(report, flow) {
+        return withhold(reason);
+    }
+    let (view, explanation) = shape(report, agreement, flow, pseudonym_key);
+    Decision::Share { view: Box::new(view), flow: index, explanation }
+}
+
+/// Why the report is outside the flow, if it is.
+fn out_of_scope(report: &Report, flow: &Flow) -> Option<String> {
+    let content = &report.content;
+    if content.tlp == Tlp::Red {
+        return Some("TLP:RED never leaves the node".into());
+    }
+    if content.tlp > flow.max_tlp {
+        return Some(format!("TLP:{} is above the flow's limit TLP:{}", content.tlp, flow.max_tlp));
+    }
+    if !flow.categories.contains(&content.category) {
+        return Some(format!("category {} is not among the flow's categories", content.category));
+    }
+    if content.severity < flow.min_severity {
+        return Some(format!("severity {} is below the flow's minimum {}", content.severity, flow.min_severity));
+    }
+    let location = &content.location;
+    if let Some(area) = &flow.area
+        && !area.contains(location.lat, location.lon, location.municipality_code.as_deref())
+    {
+        return Some("the location is outside the flow's area".into());
+    }
+    None
+}
+
+/// Builds the view under `flow`'s rules, and the explanation of every field.
+fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (ReportView, Vec<FieldDecision>) {
+    let rules = &flow.fields;
+    let content = &report.content;
+    let mut explain = Explanation::default();
+    for field in ["id", "origin", "version", "category", "severity", "tlp", "retracted"] {
+        explain.push(field, "always", Effect::Kept);
+    }
+    let mut view = ReportView {
+        id: report.id,
+        origin: report.origin.clone(),
+        version: report.version,
+        agreement: agreement.id.clone(),
+        category: content.category,
+        severity: content.severity,
+        tlp: content.tlp,
+        retracted: report.retracted.is_some(),
+        onward_sharing: flow.onward_sharing,
+        time_precision: None,
+        observed_at: None,
+        observed_until: None,
+        updated_at: None,
+        expires_at: content.expires_at,
+        status: None,
+        title: None,
+        description: None,
+        location: None,
+        site: None,
+        persons: None,
+        actions: None,
+    };
+    explain.push("expires_at", "always", if content.expires_at.is_some() { Effect::Kept } else { Effect::Empty });
+    if report.retracted.is_some() {
+        // A retraction says only which report is withdrawn.
+        explain.push("content", "retracted", Effect::Dropped);
+        return (view, explain.0);
+    }
+
+    view.status = explain.text("status", rules.status, Some(content.status));
+    view.title = explain.text("title", rules.title, Some(content.title.clone()));
+    view.description =
+        explain.text("description", rules.description, Some(content.description.clone()).filter(|d| !d.is_empty()));
+    view.actions = explain.text("actions", rules.actions, Some(content.actions.clone()).filter(|a| !a.is_empty()));
+
+    let precision = match rules.observed_at {
+        TimeRule::Drop => None,
+        TimeRule::Day => Some(TimePrecision::Day),
+        TimeRule::Hour => Some(TimePrecision::Hour),
+        TimeRule::Keep => Some(TimePrecision::Exact),
+    };
+    let rule = rules.observed_at.to_string();
+    match precision {
+        None => explain.push("observed_at", &rule, Effect::Dropped),
+        Some(p) => {
+            view.time_precision = Some(p);
+            view.observed_at = Some(truncate(content.observed_at, p));
+            view.observed_until = content.observed_until.map(|t| truncate(t, p));
+            view.updated_at = Some(truncate(report.updated_at, p));
+            let effect =
+                if p == TimePrecision::Exact { Effect::Kept } else { Effect::Generalised(format!("to the {}", rule)) };
+            explain.push("observed_at", &rule, effect);
+        }
+    }
+
+    let location = &content.location;
+    let mut view_location = ViewLocation {
+        lat: None,
+        lon: None,
+        cell_metres: None,
+        municipality_code: None,
+        place_name: None,
+        address: None,
+    };
+    let rule = rules.location.to_string();
+    match rules.location {
+        LocationRule::Drop => explain.push("location", &rule, Effect::Dropped),
+        LocationRule::Municipality => {
+            view_location.municipality_code = location.municipality_code.clone();
+            let effect = if location.municipality_code.is_some() {
+                Effect::Generalised("to the municipality".into())
+            } else {
+                Effect::Dropped
+            };
+            explain.push("location", &rule, effect);
+        }
+        LocationRule::Grid { metres } => {
+            let (lat, lon) = grid_centre(location.lat, location.lon, metres);
+            (view_location.lat, view_location.lon, view_location.cell_metres) = (Some(lat), Some(lon), Some(metres));
+            view_location.municipality_code = location.municipality_code.clone();
+            explain.push("location", &rule, Effect::Generalised(format!("to the centre of a {metres} m cell")));
+        }
+        LocationRule::Keep => {
+            (view_location.lat, view_location.lon) = (Some(location.lat), Some(location.lon));
+            view_location.municipality_code = location.municipality_code.clone();
+            explain.push("location", &rule, Effect::Kept);
+        }
+    }
+    view_location.place_name = explain.text("place_name", rules.place, location.place_name.clone());
+    view_location.address = explain.text("address", rules.place, location.address.clone());
+    if view_location
+        != (ViewLocation {
+            lat: None,
+            lon: None,
+            cell_metres: None,
+            municipality_code: None,
+            place_name: None,
+            address: None,
+        })
+    {
+        view.location = Some(view_location);
+    }
+
+    let rule = rules.site.to_string();
+    view.site = match (&location.site, rules.site) {
+        (None, _) => {
+            explain.push("site", &rule, Effect::Empty);
+            None
+        }
+        (Some(_), SiteRule::Drop) => {
+            explain.push("site", &rule, Effect::Dropped);
+            None
+        }
+        (Some(site), SiteRule::Kind) => {
+            explain.push("site", &rule, Effect::Generalised("to its kind".into()));
+            Some(ViewSite { kind: site.kind, name: None })
+        }
+        (Some(site), SiteRule::Keep) => {
+            explain.push("site", &rule, Effect::Kept);
+            Some(ViewSite { kind: site.kind, name: site.name.clone() })
+        }
+    };
+
+    let rule = rules.persons.to_string();
+    view.persons = if content.persons.is_empty() {
+        explain.push("persons", &rule, Effect::Empty);
+        None
+    } else {
+        match rules.persons {
+            PersonsRule::Drop => {
+                explain.push("persons", &rule, Effect::Dropped);
+                None
+            }
+            PersonsRule::Roles => {
+                explain.push("persons", &rule, Effect::Generalised("to roles and counts".into()));
+                Some(ViewPersons::Counts(role_counts(&content.persons)))
+            }
+            PersonsRule::Pseudonymise => {
+                explain.push("persons", &rule, Effect::Generalised("to roles and pseudonyms".into()));
+                let people = content
+                    .persons
+                    .iter()
+                    .map(|p| PseudonymousPerson {
+                        role: p.role,
+                        pseudonym: p.name.as_deref().map(|n| pseudonym(key, &agreement.id, n)),
+                    })
+                    .collect();
+                Some(ViewPersons::Pseudonymous(people))
+            }
+            PersonsRule::Keep => {
+                explain.push("persons", &rule, Effect::Kept);
+                Some(ViewPersons::Full(content.persons.clone()))
+            }
+        }
+    };
+    (view, explain.0)
+}
+
+#[derive(Default)]
+struct Explanation(Vec<FieldDecision>);
+
+impl Explanation {
+    fn push(&mut self, field: &'static str, rule: &str, effect: Effect) {
+        self.0.push(FieldDecision { field, rule: rule.to_owned(), effect });
+    }
+
+    /// Applies a keep-or-drop rule to an optional value.
+    fn text<T>(&mut self, field: &'static str, rule: TextRule, value: Option<T>) -> Option<T> {
+        let effect = match (&value, rule) {
+            (None, _) => Effect::Empty,
+            (Some(_), TextRule::Drop) => Effect::Dropped,
+            (Some(_), TextRule::Keep) => Effect::Kept,
+        };
+        self.push(field, &rule.to_string(), effect);
+        value.filter(|_| rule == TextRule::Keep)
+    }
+}
+
+/// A time made no finer than `precision` (UTC).
+pub fn truncate(t: DateTime<Utc>, precision: TimePrecision) -> DateTime<Utc> {
+    let step = match precision {
+        TimePrecision::Exact => return t,
+        TimePrecision::Hour => TimeDelta::hours(1),
+        TimePrecision::Day => TimeDelta::days(1),
+    };
+    t.duration_trunc(step).unwrap_or(t)
+}
+
+/// Metres in one degree of latitude (and of longitude at the equator).
+const METRES_PER_DEGREE: f64 = 111_320.0;
+
+/// The centre of the grid cell of side `metres` that holds the point. Cells are bands of latitude
+/// cut into longitude steps that keep roughly `metres` at the band's centre.
+pub fn grid_centre(lat: f64, lon: f64, metres: u32) -> (f64, f64) {
+    let lat_step = f64::from(metres) / METRES_PER_DEGREE;
+    let centre_lat = ((lat / lat_step).floor() + 0.5) * lat_step;
+    let centre_lat = centre_lat.clamp(-90.0, 90.0);
+    let lon_step = (f64::from(metres) / (METRES_PER_DEGREE * centre_lat.to_radians().cos().max(0.01))).min(360.0);
+    let centre_lon = (((lon / lon_step).floor() + 0.5) * lon_step).clamp(-180.0, 180.0);
+    (centre_lat, centre_lon)
+}
+
+fn role_counts(persons: &[Person]) -> Vec<RoleCount> {
+    PersonRole::ALL
+        .iter()
+        .map(|role| RoleCount { role: *role, count: persons.iter().filter(|p| p.role == *role).count() as u32 })
+        .filter(|c| c.count > 0)
+        .collect()
+}
+
+/// A stable pseudonym for a name within one agreement: a keyed SHA-256 HMAC, shortened.
+fn pseudonym(key: &[u8], agreement: &AgreementId, name: &str) -> String {
+    use base64::Engine;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let normalised = name.trim().to_lowercase();
+    let tag = ring::hmac::sign(&key, format!("{agreement}\u{0}{normalised}").as_bytes());
+    format!("p-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag.as_ref()[..12]))
+}
