@@ -13,7 +13,9 @@ use clap::{Parser, Subcommand};
 use lagesbild::clock::{Clock, SystemClock};
 use lagesbild::config::{DEFAULT_DATA_DIR, LogFormat, NodeConfig};
 use lagesbild::crypto::jws::Jws;
-use lagesbild::domain::OrgId;
+use lagesbild::domain::agreement::Agreement;
+use lagesbild::domain::policy::{Decision, decide};
+use lagesbild::domain::{OrgId, Report, ReportContent};
 use lagesbild::federation::registry::import_card;
 use lagesbild::identity::InitOptions;
 use lagesbild::store::Store;
@@ -72,6 +74,11 @@ enum Command {
         #[arg(long, env = "LAGESBILD_CONFIG")]
         config: PathBuf,
     },
+    /// Work with agreement files (policies/*.toml).
+    Agreement {
+        #[command(subcommand)]
+        command: AgreementCommand,
+    },
     /// Manage the node's own card.
     Card {
         #[command(subcommand)]
@@ -83,6 +90,36 @@ enum Command {
         #[arg(long)]
         federation: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum AgreementCommand {
+    /// Check an agreement file and explain every problem by path and line.
+    Check {
+        file: PathBuf,
+        /// The framework agreement the file sits under, if it names one.
+        #[arg(long)]
+        framework: Option<PathBuf>,
+    },
+    /// Show exactly what a recipient would receive of a report under an agreement, and which rule
+    /// decided each field.
+    Preview {
+        file: PathBuf,
+        /// The report, as it would be filed (the body of POST /api/v1/reports), in JSON.
+        #[arg(long)]
+        report: PathBuf,
+        /// The organisation that files it.
+        #[arg(long)]
+        from: String,
+        /// The recipient.
+        #[arg(long)]
+        to: String,
+        /// The moment to judge at (RFC 3339); now by default.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Print the JSON Schema of agreement files (policies/schema/agreement.schema.json).
+    Schema,
 }
 
 #[derive(Subcommand)]
@@ -117,17 +154,31 @@ fn main() -> ExitCode {
         Command::Partner { command: PartnerCommand::Add { file, config } } => partner_add(&file, &config),
         Command::RotateKeys { config } => rotate_keys(&config),
         Command::Card { command: CardCommand::Reissue { config } } => reissue_card(&config),
-        Command::Openapi { federation } => {
-            if federation {
-                print!("{}", lagesbild::federation::docs::openapi_json());
-            } else {
-                print!("{}", lagesbild::api::docs::openapi_json());
-            }
-            Ok(())
+        Command::Agreement { command: AgreementCommand::Check { file, framework } } => {
+            read_agreement(&file, framework.as_deref()).and_then(|agreement| {
+                let (parties, flows) = (agreement.parties.len(), agreement.flows.len());
+                say(format!(
+                    "{}: agreement {} is valid: {parties} parties, {flows} flows\n",
+                    file.display(),
+                    agreement.id
+                ))
+            })
         }
+        Command::Agreement { command: AgreementCommand::Preview { file, report, from, to, at } } => {
+            agreement_preview(&file, &report, &from, &to, at.as_deref())
+        }
+        Command::Agreement { command: AgreementCommand::Schema } => say(lagesbild::agreement_file::schema_json()),
+        Command::Openapi { federation: true } => say(lagesbild::federation::docs::openapi_json()),
+        Command::Openapi { federation: false } => say(lagesbild::api::docs::openapi_json()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped reading (`| head`) is not an error worth a message.
+        Err(error)
+            if error.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -240,6 +291,70 @@ fn reissue_card(config_path: &Path) -> anyhow::Result<()> {
         card.org_id
     );
     Ok(())
+}
+
+/// Writes to standard output, so a closed pipe is an error to handle, not a panic.
+fn say(text: impl AsRef<str>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_ref().as_bytes()).and_then(|()| out.flush())?;
+    Ok(())
+}
+
+/// Reads and checks an agreement file (and its framework), printing every problem.
+fn read_agreement(file: &Path, framework: Option<&Path>) -> anyhow::Result<Agreement> {
+    let outer = match framework {
+        Some(path) => {
+            Some(read_agreement(path, None).with_context(|| format!("the framework {} is not valid", path.display()))?)
+        }
+        None => None,
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match lagesbild::agreement_file::read(&text, outer.as_ref()) {
+        Ok(agreement) => Ok(agreement),
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{}: {problem}", file.display());
+            }
+            anyhow::bail!("{} has {} problem(s)", file.display(), problems.len())
+        }
+    }
+}
+
+fn agreement_preview(file: &Path, report: &Path, from: &str, to: &str, at: Option<&str>) -> anyhow::Result<()> {
+    let agreement = read_agreement(file, None).or_else(|error| {
+        // A local agreement is previewed on its own terms; `check --framework` judges the rest.
+        let text = std::fs::read_to_string(file)?;
+        let agreement: Agreement = toml::from_str(&text).map_err(|_| error)?;
+        agreement.check().map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        anyhow::Ok(agreement)
+    })?;
+    let now = match at {
+        Some(at) => chrono::DateTime::parse_from_rfc3339(at)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .context("--at must be an RFC 3339 time")?,
+        None => SystemClock.now(),
+    };
+    let text = std::fs::read(report).with_context(|| format!("cannot read {}", report.display()))?;
+    let content: ReportContent =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not a report", report.display()))?;
+    let content = content.validate(now).map_err(|e| anyhow::anyhow!("{}: {e}", report.display()))?;
+    let from = OrgId::parse(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+    let to = OrgId::parse(to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let report = Report::file(from, content, now);
+    // Pseudonyms in a preview are only illustrative: a node keys them with its own secret.
+    let mut key = [0u8; 32];
+    SystemRandom::new().fill(&mut key).map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let text = match decide(&report, &agreement, &to, now, &key) {
+        Decision::Withhold { reason } => format!("{to} receives nothing: {reason}\n"),
+        Decision::Share { view, flow, explanation } => {
+            let mut text = format!("{to} receives, under flow {flow} of {}:\n", agreement.id);
+            for decision in &explanation {
+                text.push_str(&format!("  {:<12} {:<14} {}\n", decision.field, decision.rule, decision.effect));
+            }
+            text + &serde_json::to_string_pretty(&view)? + "\n"
+        }
+    };
+    say(text)
 }
 
 /// The process environment. A `LAGESBILD_*` or `DATABASE_URL` variable that is not valid UTF-8 is

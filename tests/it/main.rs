@@ -6,6 +6,7 @@
 
 mod support;
 
+mod agreements;
 mod auth;
 mod cli;
 mod docs;

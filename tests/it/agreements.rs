@@ -1,0 +1,204 @@
+//! The agreement templates in `policies/` against the seed scenarios: each one is valid, and the
+//! policy engine gives each recipient what the seed documents ask for, and nothing more. Also the
+//! `agreement` commands as an author meets them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use chrono::{DateTime, Utc};
+use lagesbild::agreement_file;
+use lagesbild::domain::agreement::Agreement;
+use lagesbild::domain::policy::{Decision, ViewPersons, decide};
+use lagesbild::domain::{OrgId, Report, ReportContent};
+use serde_json::{Value, json};
+
+fn policy(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies").join(name)
+}
+
+fn load(name: &str, framework: Option<&Agreement>) -> Agreement {
+    let text = std::fs::read_to_string(policy(name)).unwrap();
+    agreement_file::read(&text, framework).unwrap_or_else(|problems| panic!("{name}: {problems:#?}"))
+}
+
+fn at() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-25T08:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+/// A report filed by `origin`, from the common example with `changes` applied.
+fn report(origin: &str, changes: Value) -> Report {
+    let mut body = json!({
+        "observed_at": "2026-11-24T19:42:10Z",
+        "category": "vandalism",
+        "severity": "moderate",
+        "title": "Krossad ruta vid entrén",
+        "description": "Två ungdomar slog sönder glasdörren",
+        "location": {"lat": 58.6110, "lon": 16.1510, "place_name": "Hageby", "address": "Hagebygatan 10",
+                     "site": {"kind": "school", "name": "Hagebyskolan"}, "municipality_code": "0581"},
+        "persons": [{"role": "suspect", "name": "Kalle Karlsson", "age": 16}, {"role": "staff", "name": "Eva Ek"}],
+        "actions": [{"what": "Väktare säkrade platsen"}],
+        "tlp": "AMBER"
+    });
+    for (key, value) in changes.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    let content: ReportContent = serde_json::from_value(body).unwrap();
+    Report::file(OrgId::parse(origin).unwrap(), content.validate(at()).unwrap(), at())
+}
+
+fn view(report: &Report, agreement: &Agreement, to: &str) -> Option<Value> {
+    match decide(report, agreement, &OrgId::parse(to).unwrap(), at(), b"test key") {
+        Decision::Share { view, .. } => Some(serde_json::to_value(view).unwrap()),
+        Decision::Withhold { .. } => None,
+    }
+}
+
+#[test]
+fn every_template_is_valid_and_the_local_agreement_narrows_its_framework() {
+    for name in
+        ["norrkoping-municipality-guards.toml", "lulea-safety-agreement.toml", "labour-market-staff-protected.toml"]
+    {
+        load(name, None);
+    }
+    let framework = load("no-politi-vekter-rammeavtale.toml", None);
+    load("no-oslo-lokal-avtale.toml", Some(&framework));
+}
+
+#[test]
+fn a_local_agreement_that_widens_its_framework_is_refused() {
+    let framework = load("no-politi-vekter-rammeavtale.toml", None);
+    let text = std::fs::read_to_string(policy("no-oslo-lokal-avtale.toml")).unwrap();
+    for (change, expect) in [
+        (
+            (
+                "categories = [\"burglary\", \"vandalism\", \"theft\", \"disorder\"]",
+                "categories = [\"burglary\", \"drugs\"]",
+            ),
+            "category drugs",
+        ),
+        (("location = \"grid 500m\"", "location = \"grid 100m\""), "a finer location"),
+        (("max_tlp = \"GREEN\"", "max_tlp = \"AMBER+STRICT\""), "max_tlp"),
+        (("persons = \"pseudonymise\"", "persons = \"keep\""), "a finer persons"),
+        (("retention_days = 14", "retention_days = 60"), "at most 30 days"),
+    ] {
+        let widened = text.replacen(change.0, change.1, 1);
+        assert_ne!(widened, text, "the template changed; update this test");
+        let problems = agreement_file::read(&widened, Some(&framework)).unwrap_err();
+        assert!(problems.iter().any(|p| p.to_string().contains(expect)), "{expect}: {problems:#?}");
+        assert!(problems.iter().all(|p| p.line.is_some()), "{problems:#?}");
+    }
+}
+
+#[test]
+fn norrkoping_guards_see_place_and_category_but_never_persons() {
+    let agreement = load("norrkoping-municipality-guards.toml", None);
+    let guards = view(&report("se-kommun-norrkoping", json!({})), &agreement, "se-vaktbolaget-ost").unwrap();
+    assert_eq!(guards["category"], "vandalism");
+    assert_eq!(guards["location"]["lat"], 58.611);
+    assert_eq!(guards["site"]["name"], "Hagebyskolan");
+    assert!(guards.get("persons").is_none());
+    assert!(!guards.to_string().contains("Kalle"));
+    // Outside the municipality nothing flows.
+    let elsewhere =
+        report("se-kommun-norrkoping", json!({"location": {"lat": 59.3, "lon": 18.0, "municipality_code": "0180"}}));
+    assert!(view(&elsewhere, &agreement, "se-vaktbolaget-ost").is_none());
+}
+
+#[test]
+fn lulea_retailer_sees_a_generalised_picture_and_the_police_see_everything_up_to_amber() {
+    let agreement = load("lulea-safety-agreement.toml", None);
+    let near_the_centre = json!({"tlp": "GREEN", "location": {"lat": 65.5871, "lon": 22.1611,
+        "place_name": "Hertsötorget", "site": {"kind": "shopping_centre", "name": "Hertsö centrum"}, "municipality_code": "2580"}});
+    let shop =
+        view(&report("se-polisen-norrbotten", near_the_centre.clone()), &agreement, "se-ica-hertsotorget").unwrap();
+    assert_eq!(shop["observed_at"], "2026-11-24T00:00:00Z", "the day, not the hour");
+    assert_eq!(shop["location"]["cell_metres"], 500);
+    assert_ne!(shop["location"]["lat"], 65.5871);
+    assert_eq!(shop["site"], json!({"kind": "shopping_centre"}));
+    for secret in ["Krossad", "Hertsötorget", "Kalle", "Hertsö centrum"] {
+        assert!(!shop.to_string().contains(secret), "{secret} reached the shop: {shop}");
+    }
+    // AMBER is above the shop's GREEN limit; the police get it, persons included.
+    let amber = report("se-kommun-lulea", json!({"location": near_the_centre["location"].clone()}));
+    assert!(view(&amber, &agreement, "se-ica-hertsotorget").is_none());
+    let police = view(&amber, &agreement, "se-polisen-norrbotten").unwrap();
+    assert_eq!(police["persons"]["full"][0]["name"], "Kalle Karlsson");
+    // RED reaches no one.
+    let red = report("se-kommun-lulea", json!({"tlp": "RED"}));
+    assert!(view(&red, &agreement, "se-polisen-norrbotten").is_none());
+    // The agreement ran out at the end of 2026.
+    let later = DateTime::parse_from_rfc3339("2027-01-02T00:00:00Z").unwrap().with_timezone(&Utc);
+    assert!(decide(&amber, &agreement, &OrgId::parse("se-polisen-norrbotten").unwrap(), later, b"k").view().is_none());
+}
+
+#[test]
+fn labour_market_staff_are_never_named() {
+    let agreement = load("labour-market-staff-protected.toml", None);
+    let incident = report("se-kommun-arbetsmarknad", json!({"category": "threat"}));
+    let security = view(&incident, &agreement, "se-kommun-sakerhet").unwrap();
+    assert_eq!(
+        security["persons"],
+        json!({"counts": [{"role": "suspect", "count": 1}, {"role": "staff", "count": 1}]})
+    );
+    let guards = view(&incident, &agreement, "se-falck-bevakning").unwrap();
+    assert!(guards.get("persons").is_none());
+    for v in [security, guards] {
+        assert!(!v.to_string().contains("Eva Ek") && !v.to_string().contains("Kalle"), "{v}");
+    }
+}
+
+#[test]
+fn norwegian_guards_report_persons_under_stable_pseudonyms() {
+    let framework = load("no-politi-vekter-rammeavtale.toml", None);
+    let agreement = load("no-oslo-lokal-avtale.toml", Some(&framework));
+    let oslo = json!({"location": {"lat": 59.91, "lon": 10.75, "municipality_code": "0301"}});
+    let first = view(&report("no-vekterselskapet-oslo", oslo.clone()), &agreement, "no-politiet-oslo").unwrap();
+    let second = view(&report("no-vekterselskapet-oslo", oslo.clone()), &agreement, "no-politiet-oslo").unwrap();
+    let pseudonyms = |v: &Value| match serde_json::from_value::<ViewPersons>(v["persons"].clone()).unwrap() {
+        ViewPersons::Pseudonymous(people) => people.into_iter().map(|p| p.pseudonym).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(pseudonyms(&first), pseudonyms(&second), "one person, one pseudonym within the agreement");
+    assert!(!first.to_string().contains("Kalle"));
+    // The police district's reports reach the guards by the hour, in 500 m cells.
+    let to_guards = view(
+        &report("no-politiet-oslo", json!({"tlp": "GREEN", "location": oslo["location"].clone()})),
+        &agreement,
+        "no-vekterselskapet-oslo",
+    )
+    .unwrap();
+    assert_eq!(to_guards["observed_at"], "2026-11-24T19:00:00Z");
+    assert_eq!(to_guards["location"]["cell_metres"], 500);
+}
+
+#[test]
+fn committed_agreement_schema_matches_the_code() {
+    let committed = std::fs::read_to_string(policy("schema/agreement.schema.json")).unwrap_or_default();
+    assert!(
+        committed == agreement_file::schema_json(),
+        "policies/schema/agreement.schema.json is out of date: run `cargo run -- agreement schema > policies/schema/agreement.schema.json`"
+    );
+}
+
+#[test]
+fn agreement_check_explains_problems_by_line_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = std::fs::read_to_string(policy("lulea-safety-agreement.toml")).unwrap().replacen(
+        "max_tlp = \"GREEN\"",
+        "max_tlp = \"RED\"",
+        1,
+    );
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, broken).unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_lagesbild")).args(["agreement", "check"]).arg(&path).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 73: flows[2].max_tlp: TLP:RED never leaves a node"), "{stderr}");
+    let output = Command::new(env!("CARGO_BIN_EXE_lagesbild"))
+        .args(["agreement", "check"])
+        .arg(policy("lulea-safety-agreement.toml"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
