@@ -73,6 +73,30 @@ pub fn sign(payload: &[u8], typ: &str, keys: &[&SigningKey]) -> Jws {
     Jws { payload, signatures }
 }
 
+impl Jws {
+    /// Adds `key`'s signature over the same payload, as a document of type `typ`.
+    pub fn countersign(&mut self, typ: &str, key: &SigningKey) {
+        let header = Header { alg: ALG.to_owned(), kid: key.public().key_id(), typ: typ.to_owned() };
+        let protected = b64(serde_json::to_string(&header).unwrap_or_default().as_bytes());
+        let signature = b64(&key.sign(signing_input(&protected, &self.payload).as_bytes()));
+        self.signatures.push(JwsSignature { protected, signature });
+    }
+
+    /// Adds the signatures of `other` that this document lacks. Both must carry the same payload,
+    /// byte for byte; signatures over other bytes are never mixed in.
+    pub fn merge(&mut self, other: &Jws) -> Result<(), JwsError> {
+        if self.payload != other.payload {
+            return Err(JwsError::Malformed("the signatures are over different bytes".into()));
+        }
+        for signature in &other.signatures {
+            if !self.signatures.contains(signature) {
+                self.signatures.push(signature.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A JWS whose every signature verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {

@@ -39,6 +39,12 @@ impl TryFrom<String> for AgreementId {
     }
 }
 
+impl AgreementId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<AgreementId> for String {
     fn from(id: AgreementId) -> Self {
         id.0
@@ -322,6 +328,48 @@ impl Agreement {
             }
         }
         errors.into_result(())
+    }
+}
+
+impl Agreement {
+    /// What the agreement lets flow, in plain language, one sentence per flow: what an admin reads
+    /// before signing.
+    pub fn summary(&self) -> Vec<String> {
+        let name = |org: &OrgId| self.party(org).map_or_else(|| org.to_string(), |p| p.name.clone());
+        let names = |orgs: &[OrgId]| orgs.iter().map(name).collect::<Vec<_>>().join(" and ");
+        self.flows
+            .iter()
+            .map(|flow| {
+                let categories: Vec<&str> = flow.categories.iter().map(|c| c.as_str()).collect();
+                let area = match &flow.area {
+                    None => "anywhere".to_owned(),
+                    Some(Area::Bbox([w, s, e, n])) => format!("within the box {w},{s} to {e},{n}"),
+                    Some(Area::Municipalities(codes)) => format!("in municipalities {}", codes.join(", ")),
+                    Some(Area::Polygon(points)) => format!("within a polygon of {} points", points.len()),
+                };
+                let f = &flow.fields;
+                format!(
+                    "{} share with {} reports of {} from severity {} up to TLP:{}, {area}. They see: title {}, \
+                     description {}, status {}, time {}, location {}, place {}, site {}, persons {}, actions {}. \
+                     {}",
+                    names(&flow.from),
+                    names(&flow.to),
+                    categories.join(", "),
+                    flow.min_severity,
+                    flow.max_tlp,
+                    f.title,
+                    f.description,
+                    f.status,
+                    f.observed_at,
+                    f.location,
+                    f.place,
+                    f.site,
+                    f.persons,
+                    f.actions,
+                    if flow.onward_sharing { "They may share onwards." } else { "They may not share onwards." }
+                )
+            })
+            .collect()
     }
 }
 

@@ -3,6 +3,7 @@
 //! SQL uses `$N` placeholders, which both engines accept. The store keeps and finds what the domain
 //! decided; it never decides what a report's next version is or who may see it.
 
+mod agreements;
 mod partners;
 mod reports;
 mod situation;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::config::{DatabaseKind, DatabaseSection};
 
+pub use agreements::{AgreementRecord, RevocationRecord};
 pub use partners::PartnerRecord;
 pub use reports::ReportCount;
 

@@ -1,0 +1,13 @@
+-- Agreements this node is a party to: the signed document (JWS JSON, one signature per party that
+-- has signed so far, all over the same payload) and, once any party revoked it, the revocation.
+CREATE TABLE agreements (
+    id                 TEXT    PRIMARY KEY,
+    document           TEXT    NOT NULL,
+    proposed_by        TEXT    NOT NULL,
+    received_at_ms     INTEGER  NOT NULL,
+    updated_at_ms      INTEGER  NOT NULL,
+    revoked_by         TEXT,
+    revoked_at_ms      INTEGER,
+    revocation_reason  TEXT,
+    revocation         TEXT
+);

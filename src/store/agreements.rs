@@ -1,0 +1,104 @@
+//! Agreements in storage: the signed document as collected so far, and its revocation. The store
+//! keeps documents; which signatures count and what the agreement's status is, the lifecycle decides.
+
+use chrono::{DateTime, Utc};
+
+use super::{StoreError, in_write_tx, on_pool};
+
+/// An agreement as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementRecord {
+    pub id: String,
+    /// The JWS JSON: the agreement as payload, the parties' signatures.
+    pub document: String,
+    pub proposed_by: String,
+    pub received_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revocation: Option<RevocationRecord>,
+}
+
+/// Who revoked an agreement, when and why, and the signed statement that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+    pub statement: String,
+}
+
+type AgreementRow = (String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>, Option<String>);
+
+const COLUMNS: &str = "id, document, proposed_by, received_at_ms, updated_at_ms, revoked_by, revoked_at_ms, \
+     revocation_reason, revocation";
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn record(row: AgreementRow) -> AgreementRecord {
+    let revocation = match (row.5, row.6, row.8) {
+        (Some(by), Some(at), Some(statement)) => Some(RevocationRecord { by, at: time(at), reason: row.7, statement }),
+        _ => None,
+    };
+    AgreementRecord {
+        id: row.0,
+        document: row.1,
+        proposed_by: row.2,
+        received_at: time(row.3),
+        updated_at: time(row.4),
+        revocation,
+    }
+}
+
+impl super::Store {
+    /// Stores a new agreement, or replaces the document of a known one (more signatures).
+    pub async fn save_agreement(&self, record: &AgreementRecord) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO agreements (id, document, proposed_by, received_at_ms, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET document = $2, updated_at_ms = $5",
+            )
+            .bind(&record.id)
+            .bind(&record.document)
+            .bind(&record.proposed_by)
+            .bind(record.received_at.timestamp_millis())
+            .bind(record.updated_at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records a revocation; the first one stands, later ones change nothing.
+    pub async fn revoke_agreement(&self, id: &str, revocation: &RevocationRecord) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE agreements SET revoked_by = $2, revoked_at_ms = $3, revocation_reason = $4, revocation = $5, \
+                 updated_at_ms = $3 WHERE id = $1 AND revoked_by IS NULL",
+            )
+            .bind(id)
+            .bind(&revocation.by)
+            .bind(revocation.at.timestamp_millis())
+            .bind(&revocation.reason)
+            .bind(&revocation.statement)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn agreement(&self, id: &str) -> Result<Option<AgreementRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM agreements WHERE id = $1");
+        let row: Option<AgreementRow> =
+            on_pool!(self, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await?);
+        Ok(row.map(record))
+    }
+
+    /// Every agreement, by id.
+    pub async fn agreements(&self) -> Result<Vec<AgreementRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM agreements ORDER BY id");
+        let rows: Vec<AgreementRow> = on_pool!(self, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await?);
+        Ok(rows.into_iter().map(record).collect())
+    }
+}
