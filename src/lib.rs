@@ -6,6 +6,7 @@
 //! Dependencies point one way: `api` calls into `domain` and `store`; `domain` imports neither.
 
 pub mod agreement_file;
+pub mod agreements;
 pub mod api;
 pub mod clock;
 pub mod config;

@@ -9,8 +9,12 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::problem::Problem;
-use super::{health, partners, reports, situation};
+use super::{agreements, health, partners, reports, situation};
 use crate::crypto::jws::{Jws, JwsSignature};
+use crate::domain::policy::{
+    Effect, FieldDecision, PseudonymousPerson, ReportView, RoleCount, TimePrecision, ViewLocation, ViewPersons,
+    ViewSite,
+};
 use crate::domain::{
     Action, CardPin, Category, FieldError, Location, NodeCard, Person, PersonRole, Report, ReportContent, Retraction,
     Severity, Site, SiteKind, Status, Tlp,
@@ -34,6 +38,12 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         reports::list_versions,
         reports::get_version,
         situation::situation,
+        agreements::propose,
+        agreements::list,
+        agreements::get,
+        agreements::sign,
+        agreements::revoke,
+        agreements::preview,
         partners::node,
         partners::add_partner,
         partners::list_partners,
@@ -48,12 +58,15 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         Report, ReportContent, Retraction, Location, Site, SiteKind, Person, PersonRole, Action, Category, Severity,
         Status, Tlp, Problem, FieldError, reports::RetractRequest, situation::SituationResponse,
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
-        partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature,
+        partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView,
+        agreements::RevokeRequest, agreements::Preview, crate::agreements::AgreementStatus, ReportView, FieldDecision,
+        Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "reports", description = "Your organisation's situation reports and their versions"),
         (name = "situation", description = "The merged situation picture"),
+        (name = "agreements", description = "Agreements: propose, review, sign, revoke, preview"),
         (name = "partners", description = "This node's card and the partner nodes it knows"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
     )

@@ -2,6 +2,7 @@
 //! `/openapi.json`). Handlers parse and check input, call the domain for decisions and the store for
 //! data, and map every failure to problem+json. They never build SQL or decide policy.
 
+mod agreements;
 mod auth;
 mod body;
 pub mod docs;
@@ -18,6 +19,7 @@ use actix_web::http::Method;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse, Resource};
 
+pub use agreements::refused as agreement_refused;
 pub use auth::TokenCheck;
 pub use body::StrictJson;
 pub use observe::observe;
@@ -65,6 +67,15 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .service(resource("/reports/{id}/versions/{version}").route(web::get().to(reports::get_version)))
             .service(resource("/situation").route(web::get().to(situation::situation)))
             .service(resource("/node").route(web::get().to(partners::node)))
+            .service(
+                resource("/agreements")
+                    .route(web::get().to(agreements::list))
+                    .route(web::post().to(agreements::propose)),
+            )
+            .service(resource("/agreements/{id}").route(web::get().to(agreements::get)))
+            .service(resource("/agreements/{id}/sign").route(web::post().to(agreements::sign)))
+            .service(resource("/agreements/{id}/revoke").route(web::post().to(agreements::revoke)))
+            .service(resource("/agreements/{id}/preview").route(web::get().to(agreements::preview)))
             .service(
                 resource("/partners")
                     .route(web::get().to(partners::list_partners))

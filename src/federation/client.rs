@@ -67,13 +67,13 @@ impl PartnerClient {
 
     /// Sends this node's card to the partner.
     pub async fn push_card(&self, card: &Jws) -> Result<(), ClientError> {
-        let response = self
-            .http
-            .post(format!("{}/federation/v1/card", self.base))
-            .json(card)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        self.post("/federation/v1/card", card).await
+    }
+
+    /// Posts a signed document to one of the partner's federation routes.
+    pub async fn post(&self, path: &str, document: &Jws) -> Result<(), ClientError> {
+        let request = self.http.post(format!("{}{path}", self.base)).json(document);
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
         self.check(response).await.map(|_| ())
     }
 

@@ -18,7 +18,7 @@ imported, and the partner behind a request is the one that key belongs to. Error
 documents.",
         license(name = "EUPL-1.2", identifier = "EUPL-1.2"),
     ),
-    paths(listener::hello, listener::own_card, listener::receive_card),
+    paths(listener::hello, listener::own_card, listener::receive_card, listener::receive_agreement, listener::receive_revocation),
     components(schemas(Jws, JwsSignature, NodeCard, CardPin, Problem, listener::Hello)),
     tags((name = "federation", description = "Node to node, over mutual TLS"))
 )]

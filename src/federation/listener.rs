@@ -17,8 +17,9 @@ use utoipa::ToSchema;
 
 use super::Federation;
 use super::registry::{ImportError, import_card};
+use crate::agreements;
 use crate::api::problem::{ApiError, Problem};
-use crate::api::{StrictJson, observe};
+use crate::api::{StrictJson, agreement_refused, observe};
 use crate::crypto::jws::Jws;
 use crate::crypto::tls::{PeerTrust, TrustedPeers, organisation_of_certificate, pin_of_certificate, server_config};
 use crate::domain::{OrgId, ValidationErrors};
@@ -65,7 +66,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/federation/v1")
             .route("/card", web::get().to(own_card))
             .route("/card", web::post().to(receive_card))
-            .route("/hello", web::get().to(hello)),
+            .route("/hello", web::get().to(hello))
+            .route("/agreements", web::post().to(receive_agreement))
+            .route("/revocations", web::post().to(receive_revocation)),
     );
 }
 
@@ -152,6 +155,50 @@ pub async fn receive_card(
             Err(import_refused(error))
         }
     }
+}
+
+/// A party sends an agreement it proposed or signed; its signatures are merged into the one on
+/// record, which must carry the same bytes.
+#[utoipa::path(
+    post, path = "/federation/v1/agreements", tag = "federation",
+    request_body = Jws,
+    responses((status = 204, description = "Stored, or its signatures merged"),
+        (status = 403, description = "The sender is no party to the agreement", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The signatures are over other bytes than the agreement on record", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The agreement or a signature is invalid, or a party is unknown here", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn receive_agreement(
+    peer: Peer,
+    federation: Data<Federation>,
+    StrictJson(document): StrictJson<Jws>,
+) -> Result<HttpResponse, ApiError> {
+    let now = federation.clock.now();
+    agreements::receive(&federation, &peer.org, &document, now).await.map_err(|error| {
+        tracing::warn!(partner = %peer.org, %error, "refused an agreement a partner sent");
+        agreement_refused(error)
+    })?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A party revokes an agreement: the statement must be signed by a party's key.
+#[utoipa::path(
+    post, path = "/federation/v1/revocations", tag = "federation",
+    request_body = Jws,
+    responses((status = 204, description = "The agreement is revoked here"),
+        (status = 403, description = "The sender is no party to the agreement", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such agreement here", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The statement or its signature is invalid", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn receive_revocation(
+    peer: Peer,
+    federation: Data<Federation>,
+    StrictJson(statement): StrictJson<Jws>,
+) -> Result<HttpResponse, ApiError> {
+    agreements::receive_revocation(&federation, &peer.org, &statement).await.map_err(|error| {
+        tracing::warn!(partner = %peer.org, %error, "refused a revocation a partner sent");
+        agreement_refused(error)
+    })?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The problem for a refused card, wherever it came from.

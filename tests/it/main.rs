@@ -6,6 +6,7 @@
 
 mod support;
 
+mod agreement_lifecycle;
 mod agreements;
 mod auth;
 mod cli;

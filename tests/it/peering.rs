@@ -31,26 +31,31 @@ on_both_backends!(
 );
 
 /// A's signed card, as its admin would download it.
-async fn signed_card(node: &TestNode) -> Value {
+pub async fn signed_card(node: &TestNode) -> Value {
     let view: Value = node.get("/api/v1/node").send().await.unwrap().json().await.unwrap();
     view["signed_card"].clone()
 }
 
-async fn import(into: &TestNode, card: &Value) -> reqwest::Response {
+pub async fn import(into: &TestNode, card: &Value) -> reqwest::Response {
     into.request(Method::POST, "/api/v1/partners").json(card).send().await.unwrap()
 }
 
 /// Two nodes that imported each other's cards.
 async fn partnered(backend: Backend) -> (TestNode, TestNode) {
-    let a = TestNode::spawn_federated(backend, "se-kommun-norrkoping").await;
-    let b = TestNode::spawn_federated(backend, "se-polisen-ost").await;
+    partners(backend, "se-kommun-norrkoping", "se-polisen-ost").await
+}
+
+/// Nodes of `a` and `b` that imported each other's cards.
+pub async fn partners(backend: Backend, a: &str, b: &str) -> (TestNode, TestNode) {
+    let a = TestNode::spawn_federated(backend, a).await;
+    let b = TestNode::spawn_federated(backend, b).await;
     assert_eq!(import(&b, &signed_card(&a).await).await.status(), StatusCode::CREATED);
     assert_eq!(import(&a, &signed_card(&b).await).await.status(), StatusCode::CREATED);
     (a, b)
 }
 
 /// A client of `from`'s node towards partner `to`, with `from`'s current keys.
-async fn client(from: &TestNode, to: &TestNode) -> PartnerClient {
+pub async fn client(from: &TestNode, to: &TestNode) -> PartnerClient {
     client_with(&from.keys().tls, from, to).await
 }
 

@@ -1,0 +1,361 @@
+//! The life of an agreement between nodes. One party proposes it: its node fills in every party's
+//! keys from the cards on record, signs, and sends it to the others. Each party's admin reviews and
+//! signs; signatures travel between the nodes and are merged. The agreement takes effect only when
+//! every party has signed the same bytes and its start date has come, and any party can revoke it,
+//! at once, with a signed statement. Documents from partners are checked like our own: every
+//! signature by a party's known key, the payload identical to the one on record.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::crypto::jws::{self, Jws, JwsError};
+use crate::crypto::keys::{PublicKey, SigningKey};
+use crate::domain::agreement::{Agreement, AgreementId};
+use crate::domain::{OrgId, ValidationErrors};
+use crate::federation::Federation;
+use crate::federation::client::PartnerClient;
+use crate::store::{AgreementRecord, RevocationRecord, Store, StoreError};
+
+/// The JWS `typ` of an agreement and of a revocation.
+pub const AGREEMENT_TYPE: &str = "lagesbild-agreement+json";
+pub const REVOCATION_TYPE: &str = "lagesbild-revocation+json";
+
+/// Why an agreement, a signature or a revocation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("the agreement is invalid: {0}")]
+    Invalid(ValidationErrors),
+    #[error("this node's organisation is not a party to the agreement")]
+    NotAParty,
+    #[error("{0} is a party, but this node has no card for it: import its card first")]
+    UnknownParty(OrgId),
+    #[error("the agreement gives {0} another signing key than the one on record here")]
+    KeyMismatch(OrgId),
+    #[error("the framework {0} is not known to this node; it must be proposed and stored first")]
+    UnknownFramework(AgreementId),
+    #[error("these signatures are over other bytes than the agreement on record; nothing was changed")]
+    DifferentBytes,
+    #[error("a signature is not valid: {0}")]
+    Signature(#[from] JwsError),
+    #[error("an agreement with this id exists already")]
+    Exists,
+    #[error("no agreement with this id")]
+    NotFound,
+    #[error("the agreement was revoked by {0}")]
+    Revoked(String),
+    #[error("this node has signed the agreement already")]
+    AlreadySigned,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where an agreement stands, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AgreementStatus {
+    /// `awaiting_signatures`, `not_started`, `active`, `expired` or `revoked`.
+    pub state: &'static str,
+    /// Why, in a sentence.
+    pub detail: String,
+    /// Parties that have signed.
+    pub signed_by: Vec<OrgId>,
+    /// Parties whose signature is still missing.
+    pub awaiting: Vec<OrgId>,
+}
+
+/// A revocation statement, signed by the revoking party.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    pub agreement: AgreementId,
+    pub by: OrgId,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An agreement document whose every signature is by a party's key as known here.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub agreement: Agreement,
+    pub document: Jws,
+    pub signed_by: Vec<OrgId>,
+}
+
+/// The status of a stored agreement at `now`.
+pub fn status(checked: &Checked, revocation: Option<&RevocationRecord>, now: DateTime<Utc>) -> AgreementStatus {
+    let a = &checked.agreement;
+    let awaiting: Vec<OrgId> =
+        a.parties.iter().map(|p| p.org_id.clone()).filter(|org| !checked.signed_by.contains(org)).collect();
+    let (state, detail) = if let Some(r) = revocation {
+        (
+            "revoked",
+            format!(
+                "revoked by {} at {}{}",
+                r.by,
+                r.at,
+                r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
+            ),
+        )
+    } else if !awaiting.is_empty() {
+        ("awaiting_signatures", format!("{} of {} parties have signed", checked.signed_by.len(), a.parties.len()))
+    } else if now < a.valid_from {
+        ("not_started", format!("signed by every party; takes effect at {}", a.valid_from))
+    } else if now >= a.valid_until {
+        ("expired", format!("ended at {}", a.valid_until))
+    } else {
+        ("active", format!("signed by every party; in force until {}", a.valid_until))
+    };
+    AgreementStatus { state, detail, signed_by: checked.signed_by.clone(), awaiting }
+}
+
+/// Whether an agreement lets anything flow at `now`.
+pub fn is_active(checked: &Checked, revocation: Option<&RevocationRecord>, now: DateTime<Utc>) -> bool {
+    status(checked, revocation, now).state == "active"
+}
+
+/// The key that makes this node's pseudonyms under one agreement: derived from a signature of the
+/// node's (deterministic) Ed25519 key, so it is secret, stable, and needs no file of its own.
+pub fn pseudonym_key(key: &SigningKey, agreement: &AgreementId) -> [u8; 32] {
+    let signature = key.sign(format!("lagesbild pseudonym key\u{0}{agreement}").as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &signature).as_ref());
+    out
+}
+
+/// Proposes `agreement`: fills in every party's keys, signs, stores, and sends it to the others.
+pub async fn propose(
+    federation: &Federation,
+    mut agreement: Agreement,
+    now: DateTime<Utc>,
+) -> Result<Checked, LifecycleError> {
+    let own = federation.keys.card.org_id.clone();
+    if agreement.party(&own).is_none() {
+        return Err(LifecycleError::NotAParty);
+    }
+    if federation.store.agreement(agreement.id.as_str()).await?.is_some() {
+        return Err(LifecycleError::Exists);
+    }
+    for party in &mut agreement.parties {
+        if party.org_id == own {
+            party.signing_key = Some(federation.keys.card.signing_key.clone());
+            party.tls_pins = federation.keys.card.live_pins(now).cloned().collect();
+        } else {
+            let partner = federation
+                .store
+                .partner(&party.org_id)
+                .await?
+                .ok_or_else(|| LifecycleError::UnknownParty(party.org_id.clone()))?;
+            party.signing_key = Some(partner.signing_key.clone());
+            party.tls_pins = partner.pins.iter().map(|(pin, _)| pin.clone()).collect();
+        }
+    }
+    let payload = serde_json::to_vec(&agreement).map_err(|e| LifecycleError::Forbidden(e.to_string()))?;
+    let document = jws::sign(&payload, AGREEMENT_TYPE, &[&federation.keys.signing]);
+    let checked = check_document(&federation.store, federation, &document).await?;
+    save(&federation.store, &checked, own.as_str(), now).await?;
+    distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
+    tracing::info!(agreement = %checked.agreement.id, "agreement proposed");
+    Ok(checked)
+}
+
+/// Adds this node's signature to a stored agreement and sends the document to the other parties.
+pub async fn sign(federation: &Federation, id: &str, now: DateTime<Utc>) -> Result<Checked, LifecycleError> {
+    let record = federation.store.agreement(id).await?.ok_or(LifecycleError::NotFound)?;
+    if let Some(r) = &record.revocation {
+        return Err(LifecycleError::Revoked(r.by.clone()));
+    }
+    let mut checked = load(&federation.store, federation, &record).await?;
+    if checked.signed_by.contains(&federation.keys.card.org_id) {
+        return Err(LifecycleError::AlreadySigned);
+    }
+    checked.document.countersign(AGREEMENT_TYPE, &federation.keys.signing);
+    let checked = check_document(&federation.store, federation, &checked.document).await?;
+    save(&federation.store, &checked, &record.proposed_by, now).await?;
+    distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
+    tracing::info!(agreement = %checked.agreement.id, "agreement signed");
+    Ok(checked)
+}
+
+/// Takes a document a partner sent: new, or with signatures to merge into the one on record.
+pub async fn receive(
+    federation: &Federation,
+    peer: &OrgId,
+    document: &Jws,
+    now: DateTime<Utc>,
+) -> Result<Checked, LifecycleError> {
+    let incoming = check_document(&federation.store, federation, document).await?;
+    if incoming.agreement.party(peer).is_none() {
+        return Err(LifecycleError::Forbidden(format!("{peer} is not a party to agreement {}", incoming.agreement.id)));
+    }
+    let (merged, proposer) = match federation.store.agreement(incoming.agreement.id.as_str()).await? {
+        Some(record) => {
+            let mut stored = Jws::parse(record.document.as_bytes())?;
+            stored.merge(document).map_err(|_| LifecycleError::DifferentBytes)?;
+            (check_document(&federation.store, federation, &stored).await?, record.proposed_by)
+        }
+        None => (incoming, peer.to_string()),
+    };
+    save(&federation.store, &merged, &proposer, now).await?;
+    Ok(merged)
+}
+
+/// Revokes an agreement for every party: stored here at once, and sent to the others.
+pub async fn revoke(
+    federation: &Federation,
+    id: &str,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<RevocationRecord, LifecycleError> {
+    let record = federation.store.agreement(id).await?.ok_or(LifecycleError::NotFound)?;
+    if let Some(r) = &record.revocation {
+        return Err(LifecycleError::Revoked(r.by.clone()));
+    }
+    let checked = load(&federation.store, federation, &record).await?;
+    let statement = Revocation {
+        agreement: checked.agreement.id.clone(),
+        by: federation.keys.card.org_id.clone(),
+        at: now,
+        reason,
+    };
+    let payload = serde_json::to_vec(&statement).map_err(|e| LifecycleError::Forbidden(e.to_string()))?;
+    let signed = jws::sign(&payload, REVOCATION_TYPE, &[&federation.keys.signing]);
+    let revocation = RevocationRecord {
+        by: statement.by.to_string(),
+        at: now,
+        reason: statement.reason,
+        statement: signed.to_json(),
+    };
+    federation.store.revoke_agreement(id, &revocation).await?;
+    distribute(federation, &checked.agreement, "/federation/v1/revocations", &signed).await;
+    tracing::info!(agreement = %checked.agreement.id, "agreement revoked");
+    Ok(revocation)
+}
+
+/// Takes a revocation a partner sent: it must be signed by a party to the agreement.
+pub async fn receive_revocation(
+    federation: &Federation,
+    peer: &OrgId,
+    signed: &Jws,
+) -> Result<RevocationRecord, LifecycleError> {
+    let claimed: Revocation = serde_json::from_slice(&signed.unverified_payload()?)
+        .map_err(|e| LifecycleError::Signature(JwsError::Malformed(e.to_string())))?;
+    let record = federation.store.agreement(claimed.agreement.as_str()).await?.ok_or(LifecycleError::NotFound)?;
+    let checked = load(&federation.store, federation, &record).await?;
+    if checked.agreement.party(peer).is_none() {
+        return Err(LifecycleError::Forbidden(format!("{peer} is not a party to agreement {}", claimed.agreement)));
+    }
+    let keys = party_keys(&federation.store, federation, &checked.agreement).await?;
+    let revoker = keys
+        .get(&claimed.by)
+        .copied()
+        .ok_or_else(|| LifecycleError::Forbidden(format!("{} is not a party", claimed.by)))?;
+    signed.verify(REVOCATION_TYPE, |kid| (kid == revoker.key_id()).then_some(revoker))?;
+    let revocation = RevocationRecord {
+        by: claimed.by.to_string(),
+        at: claimed.at,
+        reason: claimed.reason,
+        statement: signed.to_json(),
+    };
+    federation.store.revoke_agreement(claimed.agreement.as_str(), &revocation).await?;
+    tracing::info!(agreement = %claimed.agreement, by = %claimed.by, "agreement revoked by a party");
+    Ok(revocation)
+}
+
+/// A stored agreement, checked again (keys may have changed since it was stored).
+pub async fn load(store: &Store, federation: &Federation, record: &AgreementRecord) -> Result<Checked, LifecycleError> {
+    check_document(store, federation, &Jws::parse(record.document.as_bytes())?).await
+}
+
+/// Checks a document: a valid agreement (within its framework, if it names one), this node a
+/// party, every party's key the one on record, and every signature by a party.
+async fn check_document(store: &Store, federation: &Federation, document: &Jws) -> Result<Checked, LifecycleError> {
+    let payload = document.unverified_payload()?;
+    let agreement: Agreement = serde_json::from_slice(&payload)
+        .map_err(|e| LifecycleError::Invalid(ValidationErrors::single("agreement", e.to_string())))?;
+    agreement.check().map_err(LifecycleError::Invalid)?;
+    if let Some(framework_id) = &agreement.framework {
+        let record = store
+            .agreement(framework_id.as_str())
+            .await?
+            .ok_or_else(|| LifecycleError::UnknownFramework(framework_id.clone()))?;
+        let framework: Agreement =
+            serde_json::from_slice(&Jws::parse(record.document.as_bytes())?.unverified_payload()?)
+                .map_err(|e| LifecycleError::Invalid(ValidationErrors::single("framework", e.to_string())))?;
+        agreement.check_within(&framework).map_err(LifecycleError::Invalid)?;
+    }
+    if agreement.party(&federation.keys.card.org_id).is_none() {
+        return Err(LifecycleError::NotAParty);
+    }
+    let keys = party_keys(store, federation, &agreement).await?;
+    let verified = document.verify(AGREEMENT_TYPE, |kid| keys.values().copied().find(|k| k.key_id() == kid))?;
+    let signed_by = verified
+        .signers
+        .iter()
+        .filter_map(|key| keys.iter().find(|(_, k)| *k == key).map(|(org, _)| org.clone()))
+        .collect();
+    Ok(Checked { agreement, document: document.clone(), signed_by })
+}
+
+/// Every party's signing key as known here, checked against the keys the agreement names.
+async fn party_keys(
+    store: &Store,
+    federation: &Federation,
+    agreement: &Agreement,
+) -> Result<HashMap<OrgId, PublicKey>, LifecycleError> {
+    let mut keys = HashMap::new();
+    for party in &agreement.parties {
+        let known = if party.org_id == federation.keys.card.org_id {
+            federation.keys.signing.public()
+        } else {
+            let partner = store
+                .partner(&party.org_id)
+                .await?
+                .ok_or_else(|| LifecycleError::UnknownParty(party.org_id.clone()))?;
+            PublicKey::from_b64(&partner.signing_key)
+                .ok_or_else(|| LifecycleError::UnknownParty(party.org_id.clone()))?
+        };
+        if party.signing_key.as_deref().is_some_and(|named| named != known.to_b64()) {
+            return Err(LifecycleError::KeyMismatch(party.org_id.clone()));
+        }
+        keys.insert(party.org_id.clone(), known);
+    }
+    Ok(keys)
+}
+
+async fn save(store: &Store, checked: &Checked, proposed_by: &str, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+    let record = AgreementRecord {
+        id: checked.agreement.id.to_string(),
+        document: checked.document.to_json(),
+        proposed_by: proposed_by.to_owned(),
+        received_at: now,
+        updated_at: now,
+        revocation: None,
+    };
+    store.save_agreement(&record).await?;
+    Ok(())
+}
+
+/// Sends `body` to every other party's node; a party that cannot be reached now is logged, and
+/// gets the document again with the next signature or at the next start-up.
+async fn distribute(federation: &Federation, agreement: &Agreement, path: &str, body: &Jws) {
+    let now = federation.clock.now();
+    for party in agreement.parties.iter().filter(|p| p.org_id != federation.keys.card.org_id) {
+        let sent = match federation.store.partner(&party.org_id).await {
+            Ok(Some(partner)) => match PartnerClient::new(&federation.keys.tls, &federation.trust, &partner, now) {
+                Ok(client) => client.post(path, body).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            Ok(None) => Err("no card on record".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = sent {
+            tracing::warn!(agreement = %agreement.id, party = %party.org_id, %error, "could not send to a party");
+            let _ = federation.store.record_partner_contact(&party.org_id, now, Some(&error)).await;
+        }
+    }
+}

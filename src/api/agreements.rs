@@ -1,0 +1,233 @@
+//! Agreements through the user API: propose one (from the same document as a `policies/` file, in
+//! JSON), read it with a plain-language summary and its status, sign it, revoke it, and preview
+//! exactly what a recipient would receive of one of your reports under it.
+
+use actix_web::HttpResponse;
+use actix_web::web::{Data, Path, Query};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::Caller;
+use super::body::{OptionalJson, StrictJson};
+use super::problem::{ApiError, AuthProblems, BodyProblems, Problem};
+use crate::agreements::{self, AgreementStatus, Checked, LifecycleError};
+use crate::domain::agreement::Agreement;
+use crate::domain::policy::{Decision, FieldDecision, ReportView, decide};
+use crate::domain::{OrgId, ValidationErrors};
+use crate::federation::Federation;
+use crate::store::RevocationRecord;
+
+/// An agreement as a party's admin reviews it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgreementView {
+    #[schema(value_type = Object)]
+    pub agreement: Agreement,
+    /// What flows where, one sentence per flow.
+    pub summary: Vec<String>,
+    pub status: AgreementStatus,
+}
+
+/// Why an agreement is revoked.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub reason: Option<String>,
+}
+
+/// Which report, for whom.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewParams {
+    /// One of your organisation's reports.
+    report: String,
+    /// The recipient organisation.
+    recipient: String,
+}
+
+/// What a recipient would receive, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    /// `share` or `withhold`.
+    pub decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<ReportView>,
+    pub explanation: Vec<FieldDecision>,
+}
+
+/// Propose an agreement to its parties: this node signs it and sends it to the others.
+#[utoipa::path(post, path = "/api/v1/agreements", tag = "agreements",
+    request_body(content = Object, description = "The agreement, as in a policies/ file, in JSON"),
+    responses((status = 201, description = "Proposed and signed by this node", body = AgreementView),
+        (status = 409, description = "An agreement with this id exists, or this node has no federation identity", body = Problem, content_type = "application/problem+json"),
+        BodyProblems, AuthProblems),
+    security(("bearer" = [])))]
+pub async fn propose(
+    caller: Caller,
+    state: Data<AppState>,
+    StrictJson(agreement): StrictJson<Agreement>,
+) -> Result<HttpResponse, ApiError> {
+    let _ = caller;
+    let federation = federation(&state)?;
+    let now = state.clock.now();
+    let checked = agreements::propose(federation, agreement, now).await.map_err(refused)?;
+    Ok(HttpResponse::Created().json(view_of(checked, None, now)))
+}
+
+/// Every agreement this node is a party to, with its status.
+#[utoipa::path(get, path = "/api/v1/agreements", tag = "agreements",
+    responses((status = 200, description = "Agreements by id", body = Vec<AgreementView>), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn list(_caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let mut views = Vec::new();
+    if let Some(federation) = &state.federation {
+        for record in state.store.agreements().await? {
+            match agreements::load(&state.store, federation, &record).await {
+                Ok(checked) => views.push(view_of(checked, record.revocation.as_ref(), now)),
+                Err(error) => tracing::warn!(agreement = %record.id, %error, "a stored agreement no longer checks"),
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// One agreement: its terms, a plain-language summary and its status.
+#[utoipa::path(get, path = "/api/v1/agreements/{id}", tag = "agreements",
+    params(("id" = String, Path, description = "The agreement's id")),
+    responses((status = 200, description = "The agreement", body = AgreementView),
+        (status = 404, description = "No such agreement", body = Problem, content_type = "application/problem+json"), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn get(_caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let (checked, revocation) = stored(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(view_of(checked, revocation.as_ref(), state.clock.now())))
+}
+
+/// Sign an agreement as this node's organisation; the signature is sent to the other parties.
+#[utoipa::path(post, path = "/api/v1/agreements/{id}/sign", tag = "agreements",
+    params(("id" = String, Path, description = "The agreement's id")),
+    responses((status = 200, description = "Signed", body = AgreementView),
+        (status = 404, description = "No such agreement", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already signed by this node, or revoked", body = Problem, content_type = "application/problem+json"), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn sign(_caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let checked = agreements::sign(federation(&state)?, &id, now).await.map_err(refused)?;
+    Ok(HttpResponse::Ok().json(view_of(checked, None, now)))
+}
+
+/// Revoke an agreement, at once, for every party.
+#[utoipa::path(post, path = "/api/v1/agreements/{id}/revoke", tag = "agreements",
+    params(("id" = String, Path, description = "The agreement's id")),
+    request_body(content = Option<RevokeRequest>, description = "Optional: why"),
+    responses((status = 200, description = "Revoked", body = AgreementView),
+        (status = 404, description = "No such agreement", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already revoked", body = Problem, content_type = "application/problem+json"), BodyProblems, AuthProblems),
+    security(("bearer" = [])))]
+pub async fn revoke(
+    _caller: Caller,
+    state: Data<AppState>,
+    id: Path<String>,
+    OptionalJson(request): OptionalJson<RevokeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(reason) = &request.reason {
+        let mut errors = ValidationErrors::new();
+        errors.check_text("reason", reason, 1, 1_000, true);
+        errors.into_result(())?;
+    }
+    let now = state.clock.now();
+    agreements::revoke(federation(&state)?, &id, request.reason, now).await.map_err(refused)?;
+    let (checked, revocation) = stored(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(view_of(checked, revocation.as_ref(), now)))
+}
+
+/// Exactly what a recipient would receive of one of your reports under this agreement, and which
+/// rule decided each field.
+#[utoipa::path(get, path = "/api/v1/agreements/{id}/preview", tag = "agreements",
+    params(("id" = String, Path, description = "The agreement's id"), PreviewParams),
+    responses((status = 200, description = "The recipient's view, or why nothing would flow", body = Preview),
+        (status = 404, description = "No such agreement or report", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn preview(
+    caller: Caller,
+    state: Data<AppState>,
+    id: Path<String>,
+    query: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = Query::<PreviewParams>::from_query(query.query_string())
+        .map_err(|e| ApiError::Validation(ValidationErrors::single("query", e.to_string())))?
+        .into_inner();
+    let recipient = OrgId::parse(&params.recipient)
+        .map_err(|e| ApiError::Validation(ValidationErrors::single("recipient", e.to_string())))?;
+    let report_id = params
+        .report
+        .parse()
+        .map_err(|_| ApiError::NotFound("no report with this id exists for your organisation".into()))?;
+    let report = state
+        .store
+        .latest_report(&caller.org, report_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no report with this id exists for your organisation".into()))?;
+    let (checked, _) = stored(&state, &id).await?;
+    let federation = federation(&state)?;
+    let key = agreements::pseudonym_key(&federation.keys.signing, &checked.agreement.id);
+    let preview = match decide(&report, &checked.agreement, &recipient, state.clock.now(), &key) {
+        Decision::Share { view, flow, explanation } => {
+            Preview { decision: "share", reason: None, flow: Some(flow), view: Some(*view), explanation }
+        }
+        Decision::Withhold { reason } => {
+            Preview { decision: "withhold", reason: Some(reason), flow: None, view: None, explanation: Vec::new() }
+        }
+    };
+    Ok(HttpResponse::Ok().json(preview))
+}
+
+fn federation(state: &AppState) -> Result<&Federation, ApiError> {
+    state.federation.as_deref().ok_or_else(|| {
+        ApiError::Conflict("this node has no federation identity; agreements need one (see `lagesbild init`)".into())
+    })
+}
+
+async fn stored(state: &AppState, id: &str) -> Result<(Checked, Option<RevocationRecord>), ApiError> {
+    let not_found = || ApiError::NotFound("no agreement with this id".into());
+    let federation = state.federation.as_deref().ok_or_else(not_found)?;
+    let record = state.store.agreement(id).await?.ok_or_else(not_found)?;
+    let checked = agreements::load(&state.store, federation, &record).await.map_err(refused)?;
+    Ok((checked, record.revocation))
+}
+
+fn view_of(
+    checked: Checked,
+    revocation: Option<&RevocationRecord>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AgreementView {
+    let status = agreements::status(&checked, revocation, now);
+    AgreementView { summary: checked.agreement.summary(), agreement: checked.agreement, status }
+}
+
+/// The problem for a refused lifecycle step, wherever it came from.
+pub fn refused(error: LifecycleError) -> ApiError {
+    match error {
+        LifecycleError::Invalid(errors) => ApiError::Validation(errors),
+        LifecycleError::NotFound => ApiError::NotFound(error.to_string()),
+        LifecycleError::Forbidden(_) => ApiError::Forbidden(error.to_string()),
+        LifecycleError::Store(e) => e.into(),
+        LifecycleError::Exists
+        | LifecycleError::Revoked(_)
+        | LifecycleError::AlreadySigned
+        | LifecycleError::DifferentBytes => ApiError::Conflict(error.to_string()),
+        LifecycleError::NotAParty
+        | LifecycleError::UnknownParty(_)
+        | LifecycleError::KeyMismatch(_)
+        | LifecycleError::UnknownFramework(_)
+        | LifecycleError::Signature(_) => {
+            ApiError::Validation(ValidationErrors::single("agreement", error.to_string()))
+        }
+    }
+}

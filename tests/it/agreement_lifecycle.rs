@@ -1,0 +1,194 @@
+//! Agreements between real nodes: proposed by one party, signed by each, in force only when every
+//! party signed the same bytes, revoked by any party for all; documents over other bytes, from
+//! non-parties or naming unknown parties are refused and change nothing.
+
+use chrono::Duration;
+use lagesbild::agreements::AGREEMENT_TYPE;
+use lagesbild::crypto::jws;
+use lagesbild::domain::agreement::Agreement;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::peering::{client, partners};
+use crate::support::{Backend, TestNode, expect_problem, problem_fields, report};
+
+on_both_backends!(
+    an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when_one_revokes,
+    documents_over_other_bytes_or_from_outside_the_agreement_are_refused,
+    an_agreement_past_its_end_date_is_inactive_and_says_why,
+);
+
+const ID: &str = "se-norrkoping-kommun-vaktbolag";
+
+/// The Norrköping template, as JSON for the API.
+fn template() -> Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/norrkoping-municipality-guards.toml"))
+            .unwrap();
+    serde_json::to_value(toml::from_str::<Agreement>(&text).unwrap()).unwrap()
+}
+
+async fn status(node: &TestNode) -> Value {
+    let view: Value = node.get(&format!("/api/v1/agreements/{ID}")).send().await.unwrap().json().await.unwrap();
+    view["status"].clone()
+}
+
+async fn municipality_and_guards(backend: Backend) -> (TestNode, TestNode) {
+    partners(backend, "se-kommun-norrkoping", "se-vaktbolaget-ost").await
+}
+
+async fn an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when_one_revokes(backend: Backend) {
+    let (municipality, guards) = municipality_and_guards(backend).await;
+    let response = municipality.request(Method::POST, "/api/v1/agreements").json(&template()).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let proposed: Value = response.json().await.unwrap();
+    assert_eq!(proposed["status"]["state"], "awaiting_signatures");
+    assert_eq!(proposed["status"]["awaiting"], json!(["se-vaktbolaget-ost"]));
+    assert!(
+        proposed["summary"][0].as_str().unwrap().starts_with("Norrköpings kommun share with Vaktbolaget Öst AB"),
+        "{}",
+        proposed["summary"]
+    );
+    // The parties' keys were filled in from the cards.
+    assert!(proposed["agreement"]["parties"][1]["signing_key"].is_string());
+
+    // The proposal reached the guards' node, where it waits for their signature.
+    assert_eq!(status(&guards).await["state"], "awaiting_signatures");
+    let signed = guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
+    assert_eq!(signed.status(), StatusCode::OK);
+    for node in [&guards, &municipality] {
+        let status = status(node).await;
+        assert_eq!(status["state"], "active", "{status}");
+        assert_eq!(status["awaiting"], json!([]));
+    }
+    let again = guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
+    expect_problem(again, StatusCode::CONFLICT).await;
+
+    // What the guards would get of one of the municipality's reports, and why.
+    let filed = municipality.file(&report(3)).await;
+    let preview: Value = municipality
+        .get(&format!(
+            "/api/v1/agreements/{ID}/preview?report={}&recipient=se-vaktbolaget-ost",
+            filed["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview["decision"], "share", "{preview}");
+    assert_eq!(preview["view"]["site"]["name"], "Hagebyskolan");
+    assert!(preview["view"].get("persons").is_none());
+    assert!(
+        preview["explanation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d == &json!({"field": "persons", "rule": "drop", "effect": "dropped"})),
+        "{preview}"
+    );
+    let to_self: Value = municipality
+        .get(&format!(
+            "/api/v1/agreements/{ID}/preview?report={}&recipient=se-kommun-norrkoping",
+            filed["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(to_self["decision"], "withhold");
+
+    // Either party revokes it for both, at once.
+    let revoked = guards
+        .request(Method::POST, &format!("/api/v1/agreements/{ID}/revoke"))
+        .json(&json!({"reason": "Contract ended"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    for node in [&guards, &municipality] {
+        let status = status(node).await;
+        assert_eq!(status["state"], "revoked", "{status}");
+        assert!(
+            status["detail"].as_str().unwrap().contains("se-vaktbolaget-ost")
+                && status["detail"].as_str().unwrap().contains("Contract ended")
+        );
+    }
+    let sign_revoked =
+        municipality.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
+    expect_problem(sign_revoked, StatusCode::CONFLICT).await;
+    municipality.stop().await;
+    guards.stop().await;
+}
+
+async fn documents_over_other_bytes_or_from_outside_the_agreement_are_refused(backend: Backend) {
+    let (municipality, guards) = municipality_and_guards(backend).await;
+    assert_eq!(
+        municipality.request(Method::POST, "/api/v1/agreements").json(&template()).send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let twice = municipality.request(Method::POST, "/api/v1/agreements").json(&template()).send().await.unwrap();
+    expect_problem(twice, StatusCode::CONFLICT).await;
+
+    // The municipality's key signs a document with the same id but other terms: the guards' node
+    // keeps the agreement it has.
+    let view: Value = municipality.get(&format!("/api/v1/agreements/{ID}")).send().await.unwrap().json().await.unwrap();
+    let mut changed = view["agreement"].clone();
+    changed["retention_days"] = json!(3650);
+    let forged = jws::sign(&serde_json::to_vec(&changed).unwrap(), AGREEMENT_TYPE, &[&municipality.keys().signing]);
+    match client(&municipality, &guards).await.post("/federation/v1/agreements", &forged).await {
+        Err(lagesbild::federation::client::ClientError::Refused { status: 409, .. }) => {}
+        other => panic!("expected 409, got {other:?}"),
+    }
+    let kept: Value = guards.get(&format!("/api/v1/agreements/{ID}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(kept["agreement"]["retention_days"], 90);
+
+    // An agreement this node is no party to, and one naming a party without a card here.
+    let mut not_ours = template();
+    not_ours["id"] = json!("se-someone-elses");
+    not_ours["parties"][0]["org_id"] = json!("se-kommun-linkoping");
+    not_ours["flows"][0]["from"] = json!(["se-kommun-linkoping"]);
+    not_ours["flows"][1]["to"] = json!(["se-kommun-linkoping"]);
+    let response = municipality.request(Method::POST, "/api/v1/agreements").json(&not_ours).send().await.unwrap();
+    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(problem["detail"].as_str().unwrap().contains("not a party"), "{problem}");
+    let mut stranger = template();
+    stranger["id"] = json!("se-with-a-stranger");
+    stranger["parties"][1]["org_id"] = json!("se-okant-bolag");
+    stranger["flows"][0]["to"] = json!(["se-okant-bolag"]);
+    stranger["flows"][1]["from"] = json!(["se-okant-bolag"]);
+    let response = municipality.request(Method::POST, "/api/v1/agreements").json(&stranger).send().await.unwrap();
+    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(problem["detail"].as_str().unwrap().contains("se-okant-bolag"), "{problem}");
+    // An invalid agreement is refused with its field.
+    let mut red = template();
+    red["id"] = json!("se-red-flow");
+    red["flows"][0]["max_tlp"] = json!("RED");
+    let problem = expect_problem(
+        municipality.request(Method::POST, "/api/v1/agreements").json(&red).send().await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem_fields(&problem), ["flows[0].max_tlp"]);
+    let listed: Vec<Value> = municipality.get("/api/v1/agreements").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.len(), 1, "a refused agreement was stored");
+    municipality.stop().await;
+    guards.stop().await;
+}
+
+async fn an_agreement_past_its_end_date_is_inactive_and_says_why(backend: Backend) {
+    let (municipality, guards) = municipality_and_guards(backend).await;
+    municipality.request(Method::POST, "/api/v1/agreements").json(&template()).send().await.unwrap();
+    guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
+    assert_eq!(status(&municipality).await["state"], "active");
+    municipality.clock.advance(Duration::days(800));
+    let status = status(&municipality).await;
+    assert_eq!(status["state"], "expired");
+    assert!(status["detail"].as_str().unwrap().contains("2027-12-31"), "{status}");
+    municipality.stop().await;
+    guards.stop().await;
+}
