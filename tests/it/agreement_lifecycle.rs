@@ -17,6 +17,7 @@ on_both_backends!(
     an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when_one_revokes,
     documents_over_other_bytes_or_from_outside_the_agreement_are_refused,
     an_agreement_past_its_end_date_is_inactive_and_says_why,
+    a_party_that_was_offline_hears_of_signatures_and_revocation_when_the_other_restarts,
 );
 
 const ID: &str = "se-norrkoping-kommun-vaktbolag";
@@ -189,6 +190,28 @@ async fn an_agreement_past_its_end_date_is_inactive_and_says_why(backend: Backen
     let status = status(&municipality).await;
     assert_eq!(status["state"], "expired");
     assert!(status["detail"].as_str().unwrap().contains("2027-12-31"), "{status}");
+    municipality.stop().await;
+    guards.stop().await;
+}
+
+async fn a_party_that_was_offline_hears_of_signatures_and_revocation_when_the_other_restarts(backend: Backend) {
+    let (municipality, mut guards) = municipality_and_guards(backend).await;
+    municipality.request(Method::POST, "/api/v1/agreements").json(&template()).send().await.unwrap();
+    guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
+    // The municipality goes offline; meanwhile the guards revoke. The revocation cannot be sent.
+    let mut municipality = municipality;
+    municipality.halt().await;
+    guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/revoke")).send().await.unwrap();
+    let municipality = municipality.restart().await;
+    assert_eq!(status(&municipality).await["state"], "active", "the revocation arrived while offline?");
+    // When the guards' node restarts, it announces what it has; the municipality hears of it.
+    guards.halt().await;
+    let guards = guards.restart().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status(&municipality).await["state"] != "revoked" {
+        assert!(std::time::Instant::now() < deadline, "the revocation never reached the municipality");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     municipality.stop().await;
     guards.stop().await;
 }
