@@ -1,0 +1,36 @@
+-- The audit trail: a hash chain, appended in the same transaction as the action it records.
+CREATE TABLE audit_log (
+    seq          BIGINT  PRIMARY KEY,
+    at_us        BIGINT  NOT NULL,
+    event        TEXT    NOT NULL,
+    actor        TEXT    NOT NULL,
+    partner      TEXT,
+    report_id    TEXT,
+    agreement_id TEXT,
+    object_hash  TEXT,
+    detail       TEXT,
+    prev_hash    TEXT    NOT NULL,
+    hash         TEXT    NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log (at_us);
+CREATE INDEX audit_log_by_report ON audit_log (report_id) WHERE report_id IS NOT NULL;
+CREATE INDEX audit_log_by_partner ON audit_log (partner) WHERE partner IS NOT NULL;
+
+-- The end of the chain, one row: taking it for update serialises appends, across replicas too.
+CREATE TABLE audit_head (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    last_seq  BIGINT  NOT NULL,
+    last_hash TEXT    NOT NULL
+);
+INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- Entries are never changed or deleted.
+CREATE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
