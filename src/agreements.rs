@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use crate::crypto::jws::{self, Jws, JwsError};
 use crate::crypto::keys::{PublicKey, SigningKey};
 use crate::domain::agreement::{Agreement, AgreementId};
+use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, ValidationErrors};
 use crate::federation::Federation;
 use crate::federation::client::PartnerClient;
@@ -132,6 +133,7 @@ pub async fn propose(
     federation: &Federation,
     mut agreement: Agreement,
     now: DateTime<Utc>,
+    actor: &str,
 ) -> Result<Checked, LifecycleError> {
     let own = federation.keys.card.org_id.clone();
     if agreement.party(&own).is_none() {
@@ -157,14 +159,19 @@ pub async fn propose(
     let payload = serde_json::to_vec(&agreement).map_err(|e| LifecycleError::Forbidden(e.to_string()))?;
     let document = jws::sign(&payload, AGREEMENT_TYPE, &[&federation.keys.signing]);
     let checked = check_document(&federation.store, federation, &document).await?;
-    save(&federation.store, &checked, own.as_str(), now).await?;
+    save(&federation.store, &checked, own.as_str(), now, AuditEvent::new("agreement.proposed", actor)).await?;
     distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
     tracing::info!(agreement = %checked.agreement.id, "agreement proposed");
     Ok(checked)
 }
 
 /// Adds this node's signature to a stored agreement and sends the document to the other parties.
-pub async fn sign(federation: &Federation, id: &str, now: DateTime<Utc>) -> Result<Checked, LifecycleError> {
+pub async fn sign(
+    federation: &Federation,
+    id: &str,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<Checked, LifecycleError> {
     let record = federation.store.agreement(id).await?.ok_or(LifecycleError::NotFound)?;
     if let Some(r) = &record.revocation {
         return Err(LifecycleError::Revoked(r.by.clone()));
@@ -175,7 +182,7 @@ pub async fn sign(federation: &Federation, id: &str, now: DateTime<Utc>) -> Resu
     }
     checked.document.countersign(AGREEMENT_TYPE, &federation.keys.signing);
     let checked = check_document(&federation.store, federation, &checked.document).await?;
-    save(&federation.store, &checked, &record.proposed_by, now).await?;
+    save(&federation.store, &checked, &record.proposed_by, now, AuditEvent::new("agreement.signed", actor)).await?;
     distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
     tracing::info!(agreement = %checked.agreement.id, "agreement signed");
     Ok(checked)
@@ -200,7 +207,8 @@ pub async fn receive(
         }
         None => (incoming, peer.to_string()),
     };
-    save(&federation.store, &merged, &proposer, now).await?;
+    let event = AuditEvent::new("agreement.received", &format!("partner:{peer}")).partner(peer);
+    save(&federation.store, &merged, &proposer, now, event).await?;
     Ok(merged)
 }
 
@@ -210,6 +218,7 @@ pub async fn revoke(
     id: &str,
     reason: Option<String>,
     now: DateTime<Utc>,
+    actor: &str,
 ) -> Result<RevocationRecord, LifecycleError> {
     let record = federation.store.agreement(id).await?.ok_or(LifecycleError::NotFound)?;
     if let Some(r) = &record.revocation {
@@ -230,7 +239,8 @@ pub async fn revoke(
         reason: statement.reason,
         statement: signed.to_json(),
     };
-    federation.store.revoke_agreement(id, &revocation).await?;
+    let event = AuditEvent::new("agreement.revoked", actor).agreement(id).object(revocation.statement.as_bytes());
+    federation.store.revoke_agreement(id, &revocation, &event).await?;
     distribute(federation, &checked.agreement, "/federation/v1/revocations", &signed).await;
     tracing::info!(agreement = %checked.agreement.id, "agreement revoked");
     Ok(revocation)
@@ -261,7 +271,11 @@ pub async fn receive_revocation(
         reason: claimed.reason,
         statement: signed.to_json(),
     };
-    federation.store.revoke_agreement(claimed.agreement.as_str(), &revocation).await?;
+    let event = AuditEvent::new("agreement.revoked", &format!("partner:{peer}"))
+        .partner(peer)
+        .agreement(&claimed.agreement)
+        .object(revocation.statement.as_bytes());
+    federation.store.revoke_agreement(claimed.agreement.as_str(), &revocation, &event).await?;
     tracing::info!(agreement = %claimed.agreement, by = %claimed.by, "agreement revoked by a party");
     Ok(revocation)
 }
@@ -327,7 +341,15 @@ async fn party_keys(
     Ok(keys)
 }
 
-async fn save(store: &Store, checked: &Checked, proposed_by: &str, now: DateTime<Utc>) -> Result<(), LifecycleError> {
+/// Stores a checked document with its audit entry, which names the agreement and the hash of the
+/// document as stored.
+async fn save(
+    store: &Store,
+    checked: &Checked,
+    proposed_by: &str,
+    now: DateTime<Utc>,
+    event: AuditEvent,
+) -> Result<(), LifecycleError> {
     let record = AgreementRecord {
         id: checked.agreement.id.to_string(),
         document: checked.document.to_json(),
@@ -336,7 +358,8 @@ async fn save(store: &Store, checked: &Checked, proposed_by: &str, now: DateTime
         updated_at: now,
         revocation: None,
     };
-    store.save_agreement(&record).await?;
+    let event = event.agreement(&checked.agreement.id).object(record.document.as_bytes());
+    store.save_agreement(&record, &event).await?;
     Ok(())
 }
 

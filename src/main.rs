@@ -18,7 +18,7 @@ use lagesbild::domain::policy::{Decision, decide};
 use lagesbild::domain::{OrgId, Report, ReportContent};
 use lagesbild::federation::registry::import_card;
 use lagesbild::identity::InitOptions;
-use lagesbild::store::Store;
+use lagesbild::store::{AuditQuery, Store};
 use ring::rand::{SecureRandom, SystemRandom};
 
 #[derive(Parser)]
@@ -79,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         command: AgreementCommand,
     },
+    /// Check or export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage the node's own card.
     Card {
         #[command(subcommand)]
@@ -123,6 +128,23 @@ enum AgreementCommand {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain and say where it breaks, if it does.
+    Verify {
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Write the trail as JSON Lines (one entry per line) for a SIEM.
+    Export {
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only entries at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum CardCommand {
     /// Sign a new card for the node's current keys, for example after installing a TLS
     /// certificate from a certificate authority. Restart the node to send it to partners.
@@ -154,6 +176,10 @@ fn main() -> ExitCode {
         Command::Partner { command: PartnerCommand::Add { file, config } } => partner_add(&file, &config),
         Command::RotateKeys { config } => rotate_keys(&config),
         Command::Card { command: CardCommand::Reissue { config } } => reissue_card(&config),
+        Command::Audit { command: AuditCommand::Verify { config } } => audit_verify(config.as_deref()),
+        Command::Audit { command: AuditCommand::Export { config, since } } => {
+            audit_export(config.as_deref(), since.as_deref())
+        }
         Command::Agreement { command: AgreementCommand::Check { file, framework } } => {
             read_agreement(&file, framework.as_deref()).and_then(|agreement| {
                 let (parties, flows) = (agreement.parties.len(), agreement.flows.len());
@@ -258,7 +284,7 @@ fn partner_add(file: &Path, config_path: &Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let store = Store::open(&config.database).await?;
-        let outcome = import_card(&store, &card, &config.node.org_id, None, SystemClock.now()).await;
+        let outcome = import_card(&store, &card, &config.node.org_id, None, SystemClock.now(), "cli").await;
         store.close().await;
         let (partner, imported) = outcome.with_context(|| format!("the card in {} was refused", file.display()))?;
         println!("{imported:?} partner {} ({}) at {}", partner.org_id, partner.name, partner.federation_url);
@@ -291,6 +317,46 @@ fn reissue_card(config_path: &Path) -> anyhow::Result<()> {
         card.org_id
     );
     Ok(())
+}
+
+/// Runs `work` against the node's store, closing it afterwards.
+fn with_store<T>(config_path: Option<&Path>, work: impl AsyncFnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let config = NodeConfig::load(config_path, &environment()?)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = Store::open(&config.database).await?;
+        let result = work(&store).await;
+        store.close().await;
+        result
+    })
+}
+
+fn audit_verify(config_path: Option<&Path>) -> anyhow::Result<()> {
+    with_store(config_path, async |store| match store.verify_audit().await? {
+        Ok(count) => say(format!("the audit chain is intact: {count} entries\n")),
+        Err(broken) => anyhow::bail!("{broken}"),
+    })
+}
+
+fn audit_export(config_path: Option<&Path>, since: Option<&str>) -> anyhow::Result<()> {
+    let since = since
+        .map(|s| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)))
+        .transpose()
+        .context("--since must be an RFC 3339 time such as 2026-11-01T00:00:00Z")?;
+    with_store(config_path, async |store| {
+        let mut query = AuditQuery { since, limit: 5_000, ..AuditQuery::default() };
+        loop {
+            let page = store.audit_entries(&query).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            query.after = last.seq;
+            let mut lines = String::new();
+            for entry in &page {
+                lines.push_str(&serde_json::to_string(entry)?);
+                lines.push('\n');
+            }
+            say(lines)?;
+        }
+    })
 }
 
 /// Writes to standard output, so a closed pipe is an error to handle, not a panic.

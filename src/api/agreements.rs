@@ -75,7 +75,7 @@ pub async fn propose(
     let _ = caller;
     let federation = federation(&state)?;
     let now = state.clock.now();
-    let checked = agreements::propose(federation, agreement, now).await.map_err(refused)?;
+    let checked = agreements::propose(federation, agreement, now, &caller.actor).await.map_err(refused)?;
     Ok(HttpResponse::Created().json(view_of(checked, None, now)))
 }
 
@@ -115,9 +115,9 @@ pub async fn get(_caller: Caller, state: Data<AppState>, id: Path<String>) -> Re
         (status = 404, description = "No such agreement", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already signed by this node, or revoked", body = Problem, content_type = "application/problem+json"), AuthProblems),
     security(("bearer" = [])))]
-pub async fn sign(_caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn sign(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
-    let checked = agreements::sign(federation(&state)?, &id, now).await.map_err(refused)?;
+    let checked = agreements::sign(federation(&state)?, &id, now, &caller.actor).await.map_err(refused)?;
     Ok(HttpResponse::Ok().json(view_of(checked, None, now)))
 }
 
@@ -130,7 +130,7 @@ pub async fn sign(_caller: Caller, state: Data<AppState>, id: Path<String>) -> R
         (status = 409, description = "Already revoked", body = Problem, content_type = "application/problem+json"), BodyProblems, AuthProblems),
     security(("bearer" = [])))]
 pub async fn revoke(
-    _caller: Caller,
+    caller: Caller,
     state: Data<AppState>,
     id: Path<String>,
     OptionalJson(request): OptionalJson<RevokeRequest>,
@@ -141,7 +141,7 @@ pub async fn revoke(
         errors.into_result(())?;
     }
     let now = state.clock.now();
-    agreements::revoke(federation(&state)?, &id, request.reason, now).await.map_err(refused)?;
+    agreements::revoke(federation(&state)?, &id, request.reason, now, &caller.actor).await.map_err(refused)?;
     let (checked, revocation) = stored(&state, &id).await?;
     Ok(HttpResponse::Ok().json(view_of(checked, revocation.as_ref(), now)))
 }

@@ -50,6 +50,9 @@ fn sha256(text: &str) -> [u8; 32] {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub org: OrgId,
+    /// Who the audit trail names: until people sign in through the organisation's identity
+    /// provider, the static token itself.
+    pub actor: String,
 }
 
 impl FromRequest for Caller {
@@ -77,5 +80,5 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     if !state.tokens.accepts(token) {
         return Err(ApiError::Unauthorized("the bearer token is not valid for this node"));
     }
-    Ok(Caller { org: state.node.org_id.clone() })
+    Ok(Caller { org: state.node.org_id.clone(), actor: "token:dev".to_owned() })
 }

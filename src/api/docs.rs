@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::problem::Problem;
-use super::{agreements, health, partners, reports, situation};
+use super::{agreements, audit, health, partners, reports, situation};
 use crate::crypto::jws::{Jws, JwsSignature};
 use crate::domain::policy::{
     Effect, FieldDecision, PseudonymousPerson, ReportView, RoleCount, TimePrecision, ViewLocation, ViewPersons,
@@ -38,6 +38,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         reports::list_versions,
         reports::get_version,
         situation::situation,
+        audit::audit,
         agreements::propose,
         agreements::list,
         agreements::get,
@@ -58,7 +59,8 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         Report, ReportContent, Retraction, Location, Site, SiteKind, Person, PersonRole, Action, Category, Severity,
         Status, Tlp, Problem, FieldError, reports::RetractRequest, situation::SituationResponse,
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
-        partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView,
+        partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, audit::AuditPage, crate::domain::audit::AuditEntry,
+        crate::domain::audit::AuditEvent,
         agreements::RevokeRequest, agreements::Preview, crate::agreements::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),

@@ -3,6 +3,7 @@
 //! data, and map every failure to problem+json. They never build SQL or decide policy.
 
 mod agreements;
+mod audit;
 mod auth;
 mod body;
 pub mod docs;
@@ -67,6 +68,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .service(resource("/reports/{id}/versions/{version}").route(web::get().to(reports::get_version)))
             .service(resource("/situation").route(web::get().to(situation::situation)))
             .service(resource("/node").route(web::get().to(partners::node)))
+            .service(resource("/audit").route(web::get().to(audit::audit)))
             .service(
                 resource("/agreements")
                     .route(web::get().to(agreements::list))

@@ -13,6 +13,7 @@ use super::auth::Caller;
 use super::body::StrictJson;
 use super::problem::{ApiError, AuthProblems, BodyProblems, Problem};
 use crate::crypto::jws::Jws;
+use crate::domain::audit::AuditEvent;
 use crate::domain::{CardPin, NodeCard, OrgId};
 use crate::federation::listener::import_refused;
 use crate::federation::registry::{Imported, import_card};
@@ -97,7 +98,8 @@ pub async fn add_partner(
     StrictJson(card): StrictJson<Jws>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
-    let (record, outcome) = import_card(&state.store, &card, &caller.org, None, now).await.map_err(import_refused)?;
+    let (record, outcome) =
+        import_card(&state.store, &card, &caller.org, None, now, &caller.actor).await.map_err(import_refused)?;
     reload_pins(&state).await?;
     let view = PartnerView::from(record);
     Ok(match outcome {
@@ -152,13 +154,15 @@ pub async fn unblock_partner(
 }
 
 async fn set_blocked(
-    _caller: Caller,
+    caller: Caller,
     state: Data<AppState>,
     org: &str,
     blocked: bool,
 ) -> Result<HttpResponse, ApiError> {
     let org = parse_org(org)?;
-    if !state.store.set_partner_blocked(&org, blocked, state.clock.now()).await? {
+    let event =
+        AuditEvent::new(if blocked { "partner.blocked" } else { "partner.unblocked" }, &caller.actor).partner(&org);
+    if !state.store.set_partner_blocked(&org, blocked, state.clock.now(), &event).await? {
         return Err(no_such_partner());
     }
     reload_pins(&state).await?;

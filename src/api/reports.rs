@@ -12,6 +12,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::body::{OptionalJson, StrictJson};
 use super::problem::{ApiError, AuthProblems, BodyProblems, NotFoundProblems, Problem, VersionProblems};
+use crate::domain::audit::AuditEvent;
 use crate::domain::report::RevisionError;
 use crate::domain::{Report, ReportContent, ReportId, Version};
 
@@ -41,8 +42,8 @@ pub async fn file_report(
     StrictJson(content): StrictJson<ReportContent>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
-    let report = Report::file(caller.org, content.validate(now)?, now);
-    state.store.insert_report(&report).await?;
+    let report = Report::file(caller.org.clone(), content.validate(now)?, now);
+    state.store.insert_report(&report, &version_event("report.created", &caller, &report)).await?;
     tracing::info!(report = %report.id, version = %report.version, "report filed");
     Ok(with_etag(HttpResponse::Created(), &report)
         .insert_header((header::LOCATION, format!("/api/v1/reports/{}", report.id)))
@@ -61,6 +62,9 @@ pub async fn file_report(
 )]
 pub async fn get_report(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
     let report = own_report(&caller, &state, &id).await?;
+    let read =
+        AuditEvent::new("report.read", &caller.actor).report(report.id).detail(format!("version {}", report.version));
+    state.store.record_audit(&read, state.clock.now()).await?;
     Ok(with_etag(HttpResponse::Ok(), &report).json(&report))
 }
 
@@ -93,7 +97,7 @@ pub async fn update_report(
     }
     let now = state.clock.now();
     let next = current.revise(content.validate(now)?, now).map_err(revision_refused)?;
-    state.store.append_version(&next).await?;
+    state.store.append_version(&next, &version_event("report.updated", &caller, &next)).await?;
     tracing::info!(report = %next.id, version = %next.version, "report updated");
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
@@ -131,7 +135,7 @@ pub async fn retract_report(
         return Err(ApiError::PreconditionFailed { current: current.version });
     }
     let next = current.retract(request.reason, state.clock.now()).map_err(revision_refused)?;
-    state.store.append_version(&next).await?;
+    state.store.append_version(&next, &version_event("report.retracted", &caller, &next)).await?;
     tracing::info!(report = %next.id, version = %next.version, "report retracted");
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
@@ -176,6 +180,14 @@ pub async fn get_version(
     let versions = state.store.report_versions(&caller.org, id).await?;
     let report = versions.into_iter().find(|r| r.version == version).ok_or_else(no_such_report)?;
     Ok(HttpResponse::Ok().json(report))
+}
+
+/// The audit entry of a new version: which report, which version, the hash of what was stored.
+fn version_event(event: &str, caller: &Caller, report: &Report) -> AuditEvent {
+    AuditEvent::new(event, &caller.actor)
+        .report(report.id)
+        .object(&serde_json::to_vec(report).unwrap_or_default())
+        .detail(format!("version {}", report.version))
 }
 
 async fn own_report(caller: &Caller, state: &AppState, id: &str) -> Result<Report, ApiError> {

@@ -22,6 +22,7 @@ use crate::api::problem::{ApiError, Problem};
 use crate::api::{StrictJson, agreement_refused, observe};
 use crate::crypto::jws::Jws;
 use crate::crypto::tls::{PeerTrust, TrustedPeers, organisation_of_certificate, pin_of_certificate, server_config};
+use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, ValidationErrors};
 use crate::identity::CardError;
 
@@ -144,7 +145,7 @@ pub async fn receive_card(
 ) -> Result<HttpResponse, ApiError> {
     let now = federation.clock.now();
     let own = &federation.keys.card.org_id;
-    match import_card(&federation.store, &card, own, Some(&peer.org), now).await {
+    match import_card(&federation.store, &card, own, Some(&peer.org), now, &format!("partner:{}", peer.org)).await {
         Ok(_) => {
             federation.pins.reload(&federation.store).await?;
             federation.store.record_partner_contact(&peer.org, now, None).await?;
@@ -152,6 +153,11 @@ pub async fn receive_card(
         }
         Err(error) => {
             tracing::warn!(partner = %peer.org, %error, "refused a card a partner sent");
+            let refused = AuditEvent::new("partner.card_refused", &format!("partner:{}", peer.org))
+                .partner(&peer.org)
+                .object(card.to_json().as_bytes())
+                .detail(&error);
+            federation.store.record_audit(&refused, now).await?;
             Err(import_refused(error))
         }
     }
@@ -173,10 +179,15 @@ pub async fn receive_agreement(
     StrictJson(document): StrictJson<Jws>,
 ) -> Result<HttpResponse, ApiError> {
     let now = federation.clock.now();
-    agreements::receive(&federation, &peer.org, &document, now).await.map_err(|error| {
+    if let Err(error) = agreements::receive(&federation, &peer.org, &document, now).await {
         tracing::warn!(partner = %peer.org, %error, "refused an agreement a partner sent");
-        agreement_refused(error)
-    })?;
+        let refused = AuditEvent::new("agreement.refused", &format!("partner:{}", peer.org))
+            .partner(&peer.org)
+            .object(document.to_json().as_bytes())
+            .detail(&error);
+        federation.store.record_audit(&refused, now).await?;
+        return Err(agreement_refused(error));
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

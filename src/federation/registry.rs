@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::crypto::jws::Jws;
 use crate::crypto::keys::PublicKey;
+use crate::domain::audit::AuditEvent;
 use crate::domain::{NodeCard, OrgId};
 use crate::identity::{CardError, verify_card};
 use crate::store::{PartnerRecord, Store, StoreError};
@@ -39,6 +40,7 @@ pub async fn import_card(
     own: &OrgId,
     peer: Option<&OrgId>,
     now: DateTime<Utc>,
+    actor: &str,
 ) -> Result<(PartnerRecord, Imported), ImportError> {
     let claimed: NodeCard = serde_json::from_slice(&signed.unverified_payload().map_err(CardError::from)?)
         .map_err(|e| CardError::Malformed(e.to_string()))?;
@@ -71,8 +73,14 @@ pub async fn import_card(
         last_error: known.as_ref().and_then(|k| k.last_error.clone()),
         last_error_at: known.as_ref().and_then(|k| k.last_error_at),
     };
-    store.save_partner(&record).await?;
     let outcome = if known.is_some() { Imported::Updated } else { Imported::Added };
+    let event = match outcome {
+        Imported::Added => "partner.added",
+        Imported::Updated => "partner.card_renewed",
+    };
+    store
+        .save_partner(&record, &AuditEvent::new(event, actor).partner(&record.org_id).object(record.card.as_bytes()))
+        .await?;
     tracing::info!(partner = %record.org_id, ?outcome, "partner card accepted");
     Ok((record, outcome))
 }

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::audit::append_audit;
 use super::{StoreError, in_write_tx, on_pool};
+use crate::domain::audit::AuditEvent;
 
 /// An agreement as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +54,9 @@ fn record(row: AgreementRow) -> AgreementRecord {
 
 impl super::Store {
     /// Stores a new agreement, or replaces the document of a known one (more signatures).
-    pub async fn save_agreement(&self, record: &AgreementRecord) -> Result<(), StoreError> {
+    pub async fn save_agreement(&self, record: &AgreementRecord, audit: &AuditEvent) -> Result<(), StoreError> {
         in_write_tx!(self, |tx| {
+            append_audit!(tx, audit, record.updated_at);
             sqlx::query(
                 "INSERT INTO agreements (id, document, proposed_by, received_at_ms, updated_at_ms) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET document = $2, updated_at_ms = $5",
@@ -69,10 +72,15 @@ impl super::Store {
         Ok(())
     }
 
-    /// Records a revocation; the first one stands, later ones change nothing.
-    pub async fn revoke_agreement(&self, id: &str, revocation: &RevocationRecord) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
-            sqlx::query(
+    /// Records a revocation and its audit entry; the first one stands, later ones change nothing.
+    pub async fn revoke_agreement(
+        &self,
+        id: &str,
+        revocation: &RevocationRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            let changed = sqlx::query(
                 "UPDATE agreements SET revoked_by = $2, revoked_at_ms = $3, revocation_reason = $4, revocation = $5, \
                  updated_at_ms = $3 WHERE id = $1 AND revoked_by IS NULL",
             )
@@ -81,9 +89,12 @@ impl super::Store {
             .bind(revocation.at.timestamp_millis())
             .bind(&revocation.reason)
             .bind(&revocation.statement)
-            .execute(p)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if changed == 1 {
+                append_audit!(tx, audit, revocation.at);
+            }
         });
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! decided; it never decides what a report's next version is or who may see it.
 
 mod agreements;
+pub(crate) mod audit;
 mod partners;
 mod reports;
 mod situation;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::config::{DatabaseKind, DatabaseSection};
 
 pub use agreements::{AgreementRecord, RevocationRecord};
+pub use audit::AuditQuery;
 pub use partners::PartnerRecord;
 pub use reports::ReportCount;
 

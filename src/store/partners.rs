@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::audit::append_audit;
 use super::{StoreError, in_write_tx, on_pool};
+use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, TlsPin};
 
 /// A partner node as this node knows it.
@@ -43,8 +45,9 @@ impl super::Store {
     /// Adds a partner or replaces what is known of it (keeping when it was added, whether it is
     /// blocked, and its contact history). Fails with [`StoreError::AlreadyExists`] if a pin belongs
     /// to another partner.
-    pub async fn save_partner(&self, partner: &PartnerRecord) -> Result<(), StoreError> {
+    pub async fn save_partner(&self, partner: &PartnerRecord, audit: &AuditEvent) -> Result<(), StoreError> {
         in_write_tx!(self, |tx| {
+            append_audit!(tx, audit, partner.updated_at);
             sqlx::query(
                 "INSERT INTO partners (org_id, name, federation_url, signing_key, card, card_issued_at_ms, blocked, \
                  added_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
@@ -136,21 +139,26 @@ impl super::Store {
             .collect()
     }
 
-    /// Blocks or unblocks a partner; false if there is no such partner.
+    /// Blocks or unblocks a partner, with its audit entry; false if there is no such partner.
     pub async fn set_partner_blocked(
         &self,
         org: &OrgId,
         blocked: bool,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let changed = on_pool!(self, |p| {
-            sqlx::query("UPDATE partners SET blocked = $2, updated_at_ms = $3 WHERE org_id = $1")
+        let changed = in_write_tx!(self, |tx| {
+            let changed = sqlx::query("UPDATE partners SET blocked = $2, updated_at_ms = $3 WHERE org_id = $1")
                 .bind(org.as_str())
                 .bind(blocked)
                 .bind(now.timestamp_millis())
-                .execute(p)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            if changed == 1 {
+                append_audit!(tx, audit, now);
+            }
+            changed
         });
         Ok(changed == 1)
     }

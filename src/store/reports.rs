@@ -5,7 +5,9 @@
 
 use sqlx::types::Json;
 
+use super::audit::append_audit;
 use super::{StoreError, in_write_tx, on_pool};
+use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, Report, ReportId};
 
 /// How many current reports one origin has.
@@ -92,18 +94,20 @@ macro_rules! insert_version {
 }
 
 impl super::Store {
-    /// Stores version 1 of a new report.
-    pub async fn insert_report(&self, report: &Report) -> Result<(), StoreError> {
+    /// Stores version 1 of a new report, and its audit entry.
+    pub async fn insert_report(&self, report: &Report, audit: &AuditEvent) -> Result<(), StoreError> {
         let head = HeadRow::of(report);
         in_write_tx!(self, |tx| {
             insert_version!(&mut *tx, report, head.updated_at_ms)?;
             bind_head!(sqlx::query(INSERT_HEAD), &head).execute(&mut *tx).await?;
+            append_audit!(tx, audit, report.updated_at);
         });
         Ok(())
     }
 
-    /// Stores `next` as the new latest version, only if the latest is still the one before it.
-    pub async fn append_version(&self, next: &Report) -> Result<(), StoreError> {
+    /// Stores `next` as the new latest version, only if the latest is still the one before it, and
+    /// its audit entry.
+    pub async fn append_version(&self, next: &Report, audit: &AuditEvent) -> Result<(), StoreError> {
         let head = HeadRow::of(next);
         let previous = i64::from(next.version.get()) - 1;
         in_write_tx!(self, |tx| {
@@ -112,6 +116,7 @@ impl super::Store {
                 return Err(StoreError::Conflict);
             }
             insert_version!(&mut *tx, next, head.updated_at_ms)?;
+            append_audit!(tx, audit, next.updated_at);
         });
         Ok(())
     }

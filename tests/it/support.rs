@@ -147,6 +147,18 @@ impl TestNode {
         &self.node.as_ref().expect("the node is running").store
     }
 
+    /// Runs raw SQL against the node's database, as someone with access to it could.
+    pub async fn sql(&self, statement: &str) -> Result<(), sqlx::Error> {
+        let statement = sqlx::AssertSqlSafe(statement.to_owned());
+        if self.db.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.db.url).await?;
+            sqlx::raw_sql(statement).execute(&mut conn).await.map(|_| ())
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.db.url).await?;
+            sqlx::raw_sql(statement).execute(&mut conn).await.map(|_| ())
+        }
+    }
+
     /// The node's keys as they are on disk now.
     pub fn keys(&self) -> NodeKeys {
         NodeKeys::load(&self.config, self.clock.now()).expect("the node's keys load")

@@ -1,0 +1,93 @@
+//! The audit trail for node administrators: who did what when, by ids and hashes, filtered and
+//! paged. Entries hold no report contents; reading the trail is itself not recorded (it would
+//! grow the trail with every look at it).
+
+use actix_web::HttpResponse;
+use actix_web::web::{Data, Query};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::Caller;
+use super::problem::{ApiError, AuthProblems, Problem};
+use crate::domain::ValidationErrors;
+use crate::domain::audit::AuditEntry;
+use crate::store::AuditQuery;
+
+/// Filters of the audit trail.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Entries at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Entries at or before this time (RFC 3339).
+    until: Option<String>,
+    /// An event name, such as `report.created` or `partner.blocked`.
+    event: Option<String>,
+    partner: Option<String>,
+    report: Option<String>,
+    agreement: Option<String>,
+    /// The `next_after` of the previous page.
+    after: Option<i64>,
+    /// Entries per page, 1 to 1000 (default 100).
+    limit: Option<u32>,
+}
+
+/// One page of the audit trail, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
+/// The audit trail: every report filed, changed, retracted or read, every partner and agreement
+/// change, every refusal, by ids and hashes.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "operations",
+    params(AuditParams),
+    responses((status = 200, description = "A page of entries", body = AuditPage),
+        (status = 422, description = "A filter is invalid", body = Problem, content_type = "application/problem+json"), AuthProblems),
+    security(("bearer" = [])))]
+pub async fn audit(
+    _caller: Caller,
+    state: Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = Query::<AuditParams>::from_query(req.query_string())
+        .map_err(|e| ApiError::Validation(ValidationErrors::single("query", e.to_string())))?
+        .into_inner();
+    let mut errors = ValidationErrors::new();
+    let mut time = |field: &str, raw: Option<String>| {
+        raw.and_then(|raw| match chrono::DateTime::parse_from_rfc3339(&raw.replace(' ', "+")) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                errors.add(field, "must be an RFC 3339 time such as 2026-11-24T18:00:00Z");
+                None
+            }
+        })
+    };
+    let (since, until) = (time("since", params.since), time("until", params.until));
+    let limit = params.limit.unwrap_or(100);
+    errors.check((1..=1000).contains(&limit), "limit", "must be between 1 and 1000");
+    errors.into_result(())?;
+    let query = AuditQuery {
+        since,
+        until,
+        event: params.event,
+        partner: params.partner,
+        report: params.report,
+        agreement: params.agreement,
+        after: params.after.unwrap_or(0),
+        limit: limit + 1,
+    };
+    let mut entries = state.store.audit_entries(&query).await?;
+    let next_after = if entries.len() > limit as usize {
+        entries.truncate(limit as usize);
+        entries.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(AuditPage { entries, next_after }))
+}

@@ -1,0 +1,193 @@
+//! The audit trail in storage. Entries are appended by [`append_audit!`] inside the transaction of
+//! the action they record, so an action and its entry are stored together or not at all; the store
+//! has no way to change or delete one, and the database refuses both (triggers).
+
+use chrono::{DateTime, Utc};
+
+use super::{StoreError, in_write_tx, on_pool};
+use crate::domain::audit::{AuditEntry, AuditEvent, ChainBreak, GENESIS, verify};
+
+/// Appends `$event` at `$at` to the chain inside transaction `$tx`. Taking the head row first (an
+/// `UPDATE ... RETURNING`) makes concurrent appends wait their turn, on SQLite and PostgreSQL alike.
+macro_rules! append_audit {
+    ($tx:expr, $event:expr, $at:expr) => {{
+        let event: &crate::domain::audit::AuditEvent = $event;
+        let at = crate::store::audit::micros($at);
+        let (seq, prev): (i64, String) =
+            sqlx::query_as("UPDATE audit_head SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq, last_hash")
+                .fetch_one(&mut *$tx)
+                .await?;
+        let entry = crate::domain::audit::AuditEntry::chain(seq, at, event.clone(), &prev);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at_us, event, actor, partner, report_id, agreement_id, object_hash, detail, \
+             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(entry.seq)
+        .bind(entry.at.timestamp_micros())
+        .bind(&entry.event.event)
+        .bind(&entry.event.actor)
+        .bind(&entry.event.partner)
+        .bind(&entry.event.report)
+        .bind(&entry.event.agreement)
+        .bind(&entry.event.object_hash)
+        .bind(&entry.event.detail)
+        .bind(&entry.prev_hash)
+        .bind(&entry.hash)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1").bind(&entry.hash).execute(&mut *$tx).await?;
+    }};
+}
+
+pub(crate) use append_audit;
+
+/// A time as the chain keeps it: to the microsecond.
+pub(crate) fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
+}
+
+/// Which entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub event: Option<String>,
+    pub partner: Option<String>,
+    pub report: Option<String>,
+    pub agreement: Option<String>,
+    /// Entries after this sequence number.
+    pub after: i64,
+    pub limit: u32,
+}
+
+type EntryRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
+const COLUMNS: &str =
+    "seq, at_us, event, actor, partner, report_id, agreement_id, object_hash, detail, prev_hash, hash";
+
+fn entry(row: EntryRow) -> AuditEntry {
+    AuditEntry {
+        seq: row.0,
+        at: DateTime::from_timestamp_micros(row.1).unwrap_or_default(),
+        event: AuditEvent {
+            event: row.2,
+            actor: row.3,
+            partner: row.4,
+            report: row.5,
+            agreement: row.6,
+            object_hash: row.7,
+            detail: row.8,
+        },
+        prev_hash: row.9,
+        hash: row.10,
+    }
+}
+
+impl super::Store {
+    /// Records an event that comes with no other write (a read, a refusal).
+    pub async fn record_audit(&self, event: &AuditEvent, at: DateTime<Utc>) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            append_audit!(tx, event, at);
+        });
+        Ok(())
+    }
+
+    /// The chain's end as recorded beside it: the last sequence number and hash.
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as("SELECT last_seq, last_hash FROM audit_head WHERE id = 1").fetch_one(p).await?
+        }))
+    }
+
+    /// Checks the whole chain, page by page, and that it ends where the head says: a changed,
+    /// deleted, reordered or cut-off entry is found and named.
+    pub async fn verify_audit(&self) -> Result<Result<u64, ChainBreak>, StoreError> {
+        let mut anchor = (0i64, GENESIS.to_owned());
+        let mut count = 0;
+        loop {
+            let page =
+                self.audit_entries(&AuditQuery { after: anchor.0, limit: 5_000, ..AuditQuery::default() }).await?;
+            // An entry whose number jumps past the anchor is caught by verify; the page must still
+            // continue from the anchor, so it is read from the anchor's number on.
+            match verify(&page, (anchor.0, &anchor.1)) {
+                Ok(n) => count += n,
+                Err(broken) => return Ok(Err(broken)),
+            }
+            match page.last() {
+                Some(last) => anchor = (last.seq, last.hash.clone()),
+                None => break,
+            }
+        }
+        let (head_seq, head_hash) = self.audit_head().await?;
+        if (head_seq, head_hash.as_str()) != (anchor.0, anchor.1.as_str()) {
+            return Ok(Err(ChainBreak {
+                seq: anchor.0 + 1,
+                reason: format!(
+                    "the chain ends at entry {}, but {head_seq} were written: entries were cut off the end",
+                    anchor.0
+                ),
+            }));
+        }
+        Ok(Ok(count))
+    }
+
+    /// Entries matching `query`, oldest first.
+    pub async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1");
+        let mut texts: Vec<String> = Vec::new();
+        let mut numbers: Vec<i64> = vec![query.after];
+        let mut next = 2;
+        let add_number = |sql: &mut String, clause: &str, value: i64, numbers: &mut Vec<i64>, next: &mut usize| {
+            numbers.push(value);
+            sql.push_str(&clause.replace('?', &format!("${next}")));
+            *next += 1;
+        };
+        if let Some(since) = query.since {
+            add_number(&mut sql, " AND at_us >= ?", since.timestamp_micros(), &mut numbers, &mut next);
+        }
+        if let Some(until) = query.until {
+            add_number(&mut sql, " AND at_us <= ?", until.timestamp_micros(), &mut numbers, &mut next);
+        }
+        let mut text_clauses = Vec::new();
+        for (column, value) in [
+            ("event", &query.event),
+            ("partner", &query.partner),
+            ("report_id", &query.report),
+            ("agreement_id", &query.agreement),
+        ] {
+            if let Some(value) = value {
+                texts.push(value.clone());
+                text_clauses.push(column);
+            }
+        }
+        // Numbers are bound first, then texts, in the order their placeholders were numbered.
+        for column in &text_clauses {
+            sql.push_str(&format!(" AND {column} = ${next}"));
+            next += 1;
+        }
+        sql.push_str(&format!(" ORDER BY seq LIMIT {}", query.limit.clamp(1, 10_000)));
+        let rows: Vec<EntryRow> = on_pool!(self, |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for n in numbers {
+                q = q.bind(n);
+            }
+            for t in texts {
+                q = q.bind(t);
+            }
+            q.fetch_all(p).await?
+        });
+        Ok(rows.into_iter().map(entry).collect())
+    }
+}
