@@ -28,6 +28,27 @@ pub struct NodeConfig {
     /// The federation listener; without it the node shares nothing.
     #[serde(default)]
     pub federation: Option<FederationSection>,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// How long the audit trail keeps its entries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Entries older than this are pruned behind a signed checkpoint (needs an `[identity]`).
+    #[serde(default = "default_audit_retention")]
+    pub retention_days: u32,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self { retention_days: default_audit_retention() }
+    }
+}
+
+fn default_audit_retention() -> u32 {
+    730
 }
 
 /// Where the node's keys and card are. Relative paths are taken from the configuration file's folder.
@@ -158,6 +179,7 @@ const ENV_OVERRIDES: &[(&str, &str, &str, Kind)] = &[
     ("LAGESBILD_LOG_FORMAT", "log", "format", Kind::Text),
     ("LAGESBILD_LOG_FILTER", "log", "filter", Kind::Text),
     ("LAGESBILD_FEDERATION_LISTEN", "federation", "listen", Kind::Text),
+    ("LAGESBILD_AUDIT_RETENTION_DAYS", "audit", "retention_days", Kind::Integer),
 ];
 
 /// Environment variables that are not configuration keys and are left alone.
@@ -231,6 +253,9 @@ impl NodeConfig {
         }
         if self.federation.as_ref().is_some_and(|f| !(1..=365).contains(&f.tls_overlap_days)) {
             return invalid("federation.tls_overlap_days", "must be between 1 and 365");
+        }
+        if !(30..=3650).contains(&self.audit.retention_days) {
+            return invalid("audit.retention_days", "must be between 30 and 3650 days");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return invalid("log.filter", "is not a valid filter; try `info` or `lagesbild=debug,info`");

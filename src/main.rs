@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use lagesbild::clock::{Clock, SystemClock};
 use lagesbild::config::{DEFAULT_DATA_DIR, LogFormat, NodeConfig};
 use lagesbild::crypto::jws::Jws;
+use lagesbild::crypto::keys::SigningKey;
 use lagesbild::domain::agreement::Agreement;
 use lagesbild::domain::policy::{Decision, decide};
 use lagesbild::domain::{OrgId, Report, ReportContent};
@@ -134,6 +135,12 @@ enum AuditCommand {
         #[arg(long, env = "LAGESBILD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Prune entries past audit.retention_days now, behind a checkpoint signed by the node's key
+    /// (a running node does this every hour).
+    Prune {
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: PathBuf,
+    },
     /// Write the trail as JSON Lines (one entry per line) for a SIEM.
     Export {
         #[arg(long, env = "LAGESBILD_CONFIG")]
@@ -177,6 +184,7 @@ fn main() -> ExitCode {
         Command::RotateKeys { config } => rotate_keys(&config),
         Command::Card { command: CardCommand::Reissue { config } } => reissue_card(&config),
         Command::Audit { command: AuditCommand::Verify { config } } => audit_verify(config.as_deref()),
+        Command::Audit { command: AuditCommand::Prune { config } } => audit_prune(&config),
         Command::Audit { command: AuditCommand::Export { config, since } } => {
             audit_export(config.as_deref(), since.as_deref())
         }
@@ -332,9 +340,28 @@ fn with_store<T>(config_path: Option<&Path>, work: impl AsyncFnOnce(&Store) -> a
 }
 
 fn audit_verify(config_path: Option<&Path>) -> anyhow::Result<()> {
-    with_store(config_path, async |store| match store.verify_audit().await? {
-        Ok(count) => say(format!("the audit chain is intact: {count} entries\n")),
-        Err(broken) => anyhow::bail!("{broken}"),
+    let config = NodeConfig::load(config_path, &environment()?)?;
+    let key = match &config.identity {
+        Some(identity) => Some(SigningKey::load(&identity.signing_key)?.public()),
+        None => None,
+    };
+    with_store(config_path, async |store| {
+        let count = lagesbild::audit::verify(store, key).await?;
+        say(format!("the audit chain is intact: {count} entries\n"))
+    })
+}
+
+fn audit_prune(config_path: &Path) -> anyhow::Result<()> {
+    let config = NodeConfig::load(Some(config_path), &environment()?)?;
+    let identity = config
+        .identity
+        .as_ref()
+        .context("pruning signs a checkpoint with the node's key: the configuration needs [identity]")?;
+    let key = SigningKey::load(&identity.signing_key)?;
+    let retention = chrono::Duration::days(i64::from(config.audit.retention_days));
+    with_store(Some(config_path), async |store| {
+        let pruned = lagesbild::audit::prune(store, &key, SystemClock.now(), retention).await?;
+        say(format!("pruned {pruned} audit entries older than {} days\n", config.audit.retention_days))
     })
 }
 

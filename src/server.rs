@@ -11,8 +11,10 @@ use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 
 use crate::api::{self, AppState, NodeIdentity, TokenCheck};
+use crate::audit;
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+use crate::crypto::keys::SigningKey;
 use crate::crypto::tls::PeerTrust;
 use crate::federation::pins::PinCache;
 use crate::federation::{Federation, announce, listener};
@@ -39,7 +41,8 @@ pub struct RunningNode {
     pub federation_addr: Option<SocketAddr>,
     pub store: Store,
     servers: Vec<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
-    announcer: Option<tokio::task::JoinHandle<()>>,
+    /// Workers: card announcement, audit retention.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Opens the store, applies migrations and starts serving.
@@ -65,7 +68,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     };
     let state = Data::new(AppState {
         store: store.clone(),
-        clock,
+        clock: clock.clone(),
         node: NodeIdentity { org_id: config.node.org_id.clone(), name: config.node.name.clone() },
         tokens: TokenCheck::new(config.api.dev_token.as_deref()),
         metrics: Arc::new(Metrics::new()),
@@ -88,20 +91,26 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     .map_err(|source| StartError::Listen { key: "api.listen", addr, source })?
     .run();
     let mut servers = vec![(server.handle(), tokio::spawn(server))];
-    let (mut federation_addr, mut announcer) = (None, None);
+    let mut background = Vec::new();
+    if let Some(identity) = &config.identity {
+        let key = Arc::new(SigningKey::load(&identity.signing_key).map_err(IdentityError::from)?);
+        let retention = chrono::Duration::days(i64::from(config.audit.retention_days));
+        background.push(audit::spawn_retention(store.clone(), key, clock.clone(), retention));
+    }
+    let mut federation_addr = None;
     if let Some((federation, server, bound)) = federation {
         servers.push((server.handle(), tokio::spawn(server)));
         federation_addr = Some(bound);
-        announcer = Some(announce::spawn(federation));
+        background.push(announce::spawn(federation));
     }
-    Ok(RunningNode { api_addr, federation_addr, store, servers, announcer })
+    Ok(RunningNode { api_addr, federation_addr, store, servers, background })
 }
 
 impl RunningNode {
     /// Stops accepting, lets requests in flight finish, and closes the database.
     pub async fn stop(self) {
-        if let Some(announcer) = self.announcer {
-            announcer.abort();
+        for worker in self.background {
+            worker.abort();
         }
         for (handle, task) in self.servers {
             handle.stop(true).await;

@@ -24,9 +24,23 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
 
+-- Checkpoints: before entries past their retention are pruned, the node signs the sequence number
+-- and hash of the last entry pruned, so the rest of the chain still verifies from there.
+CREATE TABLE audit_checkpoints (
+    seq        BIGINT  PRIMARY KEY,
+    hash       TEXT    NOT NULL,
+    at_us      BIGINT  NOT NULL,
+    statement  TEXT    NOT NULL
+);
+
 -- Entries are never changed or deleted.
+-- Only entries a checkpoint covers may go, and only by pruning.
 CREATE FUNCTION audit_log_append_only() RETURNS trigger AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'audit_log'
+       AND OLD.seq <= (SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints) THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION 'the audit log is append-only';
 END;
 $$ LANGUAGE plpgsql;
@@ -34,3 +48,5 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();

@@ -24,12 +24,31 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
 
+-- Checkpoints: before entries past their retention are pruned, the node signs the sequence number
+-- and hash of the last entry pruned, so the rest of the chain still verifies from there.
+CREATE TABLE audit_checkpoints (
+    seq        INTEGER  PRIMARY KEY,
+    hash       TEXT    NOT NULL,
+    at_us      INTEGER  NOT NULL,
+    statement  TEXT    NOT NULL
+);
+
 -- Entries are never changed or deleted.
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
+-- Only entries a checkpoint covers may go, and only by pruning.
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+WHEN OLD.seq > COALESCE((SELECT MAX(seq) FROM audit_checkpoints), 0)
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;

@@ -46,6 +46,16 @@ pub(crate) fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
+/// A signed statement that the chain, up to entry `seq` with hash `hash`, was pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    pub seq: i64,
+    pub hash: String,
+    pub at: DateTime<Utc>,
+    /// The node's signed statement (JWS JSON) of `seq` and `hash`.
+    pub statement: String,
+}
+
 /// Which entries to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -104,6 +114,53 @@ impl super::Store {
         Ok(())
     }
 
+    /// The last entry older than `before`: where a prune would end.
+    pub async fn audit_prune_point(&self, before: DateTime<Utc>) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as("SELECT seq, hash FROM audit_log WHERE at_us < $1 ORDER BY seq DESC LIMIT 1")
+                .bind(before.timestamp_micros())
+                .fetch_optional(p)
+                .await?
+        }))
+    }
+
+    /// Stores a signed checkpoint and deletes the entries it covers, in one transaction with the
+    /// audit entry that records the prune. Returns how many entries were deleted.
+    pub async fn prune_audit(&self, checkpoint: &CheckpointRecord, audit: &AuditEvent) -> Result<u64, StoreError> {
+        let deleted = in_write_tx!(self, |tx| {
+            sqlx::query("INSERT INTO audit_checkpoints (seq, hash, at_us, statement) VALUES ($1, $2, $3, $4)")
+                .bind(checkpoint.seq)
+                .bind(&checkpoint.hash)
+                .bind(checkpoint.at.timestamp_micros())
+                .bind(&checkpoint.statement)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+                .bind(checkpoint.seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            append_audit!(tx, audit, checkpoint.at);
+            deleted
+        });
+        Ok(deleted)
+    }
+
+    /// The latest checkpoint, if entries were ever pruned.
+    pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError> {
+        let row: Option<(i64, String, i64, String)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT seq, hash, at_us, statement FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.map(|(seq, hash, at, statement)| CheckpointRecord {
+            seq,
+            hash,
+            at: DateTime::from_timestamp_micros(at).unwrap_or_default(),
+            statement,
+        }))
+    }
+
     /// The chain's end as recorded beside it: the last sequence number and hash.
     pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
         Ok(on_pool!(self, |p| {
@@ -113,8 +170,13 @@ impl super::Store {
 
     /// Checks the whole chain, page by page, and that it ends where the head says: a changed,
     /// deleted, reordered or cut-off entry is found and named.
+    /// The chain is checked from the latest checkpoint, if entries were pruned; whether that
+    /// checkpoint's signature holds is for the caller, who has the key, to check.
     pub async fn verify_audit(&self) -> Result<Result<u64, ChainBreak>, StoreError> {
-        let mut anchor = (0i64, GENESIS.to_owned());
+        let mut anchor = match self.latest_checkpoint().await? {
+            Some(checkpoint) => (checkpoint.seq, checkpoint.hash),
+            None => (0i64, GENESIS.to_owned()),
+        };
         let mut count = 0;
         loop {
             let page =

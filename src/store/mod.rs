@@ -18,7 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::config::{DatabaseKind, DatabaseSection};
 
 pub use agreements::{AgreementRecord, RevocationRecord};
-pub use audit::AuditQuery;
+pub use audit::{AuditQuery, CheckpointRecord};
 pub use partners::PartnerRecord;
 pub use reports::ReportCount;
 

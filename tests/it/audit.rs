@@ -4,6 +4,9 @@
 
 use std::process::Command;
 
+use chrono::Duration;
+use lagesbild::clock::Clock;
+use lagesbild::crypto::keys::SigningKey;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -14,6 +17,7 @@ on_both_backends!(
     every_change_to_a_report_is_in_the_trail_by_ids_and_hashes,
     the_database_refuses_to_change_or_delete_an_entry,
     verify_finds_a_changed_a_deleted_a_reordered_and_a_cut_off_entry,
+    entries_past_retention_are_pruned_behind_a_signed_checkpoint,
 );
 
 /// A node with a report filed, updated, read and retracted: four entries and one read.
@@ -127,5 +131,41 @@ async fn verify_finds_a_changed_a_deleted_a_reordered_and_a_cut_off_entry(backen
         String::from_utf8_lossy(&export.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[3]["event"], "report.retracted");
+    node.stop().await;
+}
+
+async fn entries_past_retention_are_pruned_behind_a_signed_checkpoint(backend: Backend) {
+    let node = TestNode::spawn_federated(backend, "se-kommun-norrkoping").await;
+    for hours in [3, 2, 1] {
+        node.file(&report(hours)).await;
+    }
+    node.clock.advance(Duration::days(800));
+    node.file(&report(1)).await;
+    let key = SigningKey::load(&node.config.identity.as_ref().unwrap().signing_key).unwrap();
+    let pruned = lagesbild::audit::prune(node.store(), &key, node.clock.now(), Duration::days(730)).await.unwrap();
+    assert_eq!(pruned, 3);
+    // The rest of the chain (the newer report and the prune itself) verifies from the checkpoint.
+    assert_eq!(lagesbild::audit::verify(node.store(), Some(key.public())).await.unwrap(), 2);
+    let page: Value = node.get("/api/v1/audit").send().await.unwrap().json().await.unwrap();
+    let events: Vec<&str> = page["entries"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["report.created", "audit.pruned"]);
+    // Entries the checkpoint does not cover still cannot be deleted.
+    let error =
+        node.sql("DELETE FROM audit_log WHERE seq = 4").await.expect_err("an uncovered entry was deleted").to_string();
+    assert!(error.contains("append-only"), "{error}");
+    // The checkpoint holds only with this node's key.
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = SigningKey::generate(&dir.path().join("k.pem")).unwrap();
+    assert!(lagesbild::audit::verify(node.store(), Some(stranger.public())).await.is_err());
+    assert!(lagesbild::audit::verify(node.store(), None).await.is_err());
+    // A checkpoint moved to hide more entries no longer matches its signature.
+    let guards = match backend {
+        Backend::Sqlite => "DROP TRIGGER audit_checkpoints_no_update;",
+        Backend::Postgres => "DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints;",
+    };
+    node.sql(guards).await.unwrap();
+    node.sql("UPDATE audit_checkpoints SET hash = 'ff' || substr(hash, 3)").await.unwrap();
+    let error = lagesbild::audit::verify(node.store(), Some(key.public())).await.unwrap_err().to_string();
+    assert!(error.contains("differs from what was signed"), "{error}");
     node.stop().await;
 }
