@@ -240,7 +240,7 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
         observed_at: None,
         observed_until: None,
         updated_at: None,
-        expires_at: content.expires_at,
+        expires_at: None,
         status: None,
         title: None,
         description: None,
@@ -249,7 +249,6 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
         persons: None,
         actions: None,
     };
-    explain.push("expires_at", "always", if content.expires_at.is_some() { Effect::Kept } else { Effect::Empty });
     if report.retracted.is_some() {
         // A retraction says only which report is withdrawn.
         explain.push("content", "retracted", Effect::Dropped);
@@ -276,6 +275,8 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
             view.observed_at = Some(truncate(content.observed_at, p));
             view.observed_until = content.observed_until.map(|t| truncate(t, p));
             view.updated_at = Some(truncate(report.updated_at, p));
+            // The expiry could give away when the report was filed: it follows the same rule.
+            view.expires_at = content.expires_at.map(|t| truncate(t, p));
             let effect =
                 if p == TimePrecision::Exact { Effect::Kept } else { Effect::Generalised(format!("to the {}", rule)) };
             explain.push("observed_at", &rule, effect);

@@ -125,8 +125,17 @@ fn any_report() -> impl Strategy<Value = Report> {
             .map(|role| Person { role, name: Some(SECRET_NAME.into()), age: Some(40), description: None })
             .collect()
     });
-    (any_category(), any_severity(), any_tlp(), location, persons, 0i64..1_000_000, any::<bool>()).prop_map(
-        |(category, severity, tlp, location, persons, seconds_ago, retracted)| {
+    (
+        any_category(),
+        any_severity(),
+        any_tlp(),
+        location,
+        persons,
+        0i64..1_000_000,
+        any::<bool>(),
+        prop::option::of(1i64..10_000_000),
+    )
+        .prop_map(|(category, severity, tlp, location, persons, seconds_ago, retracted, expires_in)| {
             let observed_at = now() - Duration::seconds(seconds_ago) - Duration::milliseconds(123);
             let content = ReportContent {
                 observed_at,
@@ -140,13 +149,12 @@ fn any_report() -> impl Strategy<Value = Report> {
                 persons,
                 actions: vec![],
                 tlp,
-                expires_at: None,
+                expires_at: expires_in.map(|s| now() + Duration::seconds(s) + Duration::milliseconds(7)),
             };
             let report =
                 Report::file(org("se-a"), content.validate(now()).unwrap(), now() - Duration::seconds(seconds_ago / 2));
             if retracted { report.retract(None, now()).unwrap() } else { report }
-        },
-    )
+        })
 }
 
 /// Every invariant a view must keep under its flow.
@@ -167,7 +175,7 @@ fn assert_within(view: &ReportView, report: &Report, flow: &Flow) {
     leaks(SECRET_NAME, rules.persons == PersonsRule::Keep);
     assert!(view.status.is_none() || rules.status == TextRule::Keep);
 
-    for time in [view.observed_at, view.observed_until, view.updated_at].into_iter().flatten() {
+    for time in [view.observed_at, view.observed_until, view.updated_at, view.expires_at].into_iter().flatten() {
         match rules.observed_at {
             TimeRule::Drop => panic!("a time travelled under 'drop': {json}"),
             TimeRule::Day => {
