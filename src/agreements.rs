@@ -58,7 +58,8 @@ pub enum LifecycleError {
 /// Where an agreement stands, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AgreementStatus {
-    /// `awaiting_signatures`, `not_started`, `active`, `expired` or `revoked`.
+    /// `awaiting_signatures`, `not_started`, `active`, `expired`, `revoked`, `framework_inactive`,
+    /// or (in listings) `unverifiable` when the stored document no longer checks.
     pub state: &'static str,
     /// Why, in a sentence.
     pub detail: String,
@@ -85,6 +86,9 @@ pub struct Checked {
     pub agreement: Agreement,
     pub document: Jws,
     pub signed_by: Vec<OrgId>,
+    /// False when the agreement sits under a framework that is not active (never signed by all,
+    /// revoked or expired): then nothing flows under it either.
+    pub framework_active: bool,
 }
 
 /// The status of a stored agreement at `now`.
@@ -102,6 +106,9 @@ pub fn status(checked: &Checked, revocation: Option<&RevocationRecord>, now: Dat
                 r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
             ),
         )
+    } else if !checked.framework_active {
+        let framework = a.framework.as_ref().map(ToString::to_string).unwrap_or_default();
+        ("framework_inactive", format!("its framework {framework} is not active"))
     } else if !awaiting.is_empty() {
         ("awaiting_signatures", format!("{} of {} parties have signed", checked.signed_by.len(), a.parties.len()))
     } else if now < a.valid_from {
@@ -159,7 +166,9 @@ pub async fn propose(
     let payload = serde_json::to_vec(&agreement).map_err(|e| LifecycleError::Forbidden(e.to_string()))?;
     let document = jws::sign(&payload, AGREEMENT_TYPE, &[&federation.keys.signing]);
     let checked = check_document(&federation.store, federation, &document).await?;
-    save(&federation.store, &checked, own.as_str(), now, AuditEvent::new("agreement.proposed", actor)).await?;
+    if !insert(&federation.store, &checked, own.as_str(), now, AuditEvent::new("agreement.proposed", actor)).await? {
+        return Err(LifecycleError::Exists);
+    }
     distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
     tracing::info!(agreement = %checked.agreement.id, "agreement proposed");
     Ok(checked)
@@ -172,21 +181,30 @@ pub async fn sign(
     now: DateTime<Utc>,
     actor: &str,
 ) -> Result<Checked, LifecycleError> {
-    let record = federation.store.agreement(id).await?.ok_or(LifecycleError::NotFound)?;
-    if let Some(r) = &record.revocation {
-        return Err(LifecycleError::Revoked(r.by.clone()));
+    for _ in 0..MERGE_ATTEMPTS {
+        let record = federation.store.agreement(id).await?.ok_or(LifecycleError::NotFound)?;
+        if let Some(r) = &record.revocation {
+            return Err(LifecycleError::Revoked(r.by.clone()));
+        }
+        let mut checked = load(&federation.store, federation, &record).await?;
+        if checked.signed_by.contains(&federation.keys.card.org_id) {
+            return Err(LifecycleError::AlreadySigned);
+        }
+        checked.document.countersign(AGREEMENT_TYPE, &federation.keys.signing);
+        let checked = check_document(&federation.store, federation, &checked.document).await?;
+        if replace(&federation.store, &checked, &record.document, now, AuditEvent::new("agreement.signed", actor))
+            .await?
+        {
+            distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
+            tracing::info!(agreement = %checked.agreement.id, "agreement signed");
+            return Ok(checked);
+        }
     }
-    let mut checked = load(&federation.store, federation, &record).await?;
-    if checked.signed_by.contains(&federation.keys.card.org_id) {
-        return Err(LifecycleError::AlreadySigned);
-    }
-    checked.document.countersign(AGREEMENT_TYPE, &federation.keys.signing);
-    let checked = check_document(&federation.store, federation, &checked.document).await?;
-    save(&federation.store, &checked, &record.proposed_by, now, AuditEvent::new("agreement.signed", actor)).await?;
-    distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
-    tracing::info!(agreement = %checked.agreement.id, "agreement signed");
-    Ok(checked)
+    Err(LifecycleError::Forbidden("the agreement kept changing while signing; try again".into()))
 }
+
+/// How often a merge that lost a race is tried again.
+const MERGE_ATTEMPTS: usize = 10;
 
 /// Takes a document a partner sent: new, or with signatures to merge into the one on record.
 pub async fn receive(
@@ -199,17 +217,27 @@ pub async fn receive(
     if incoming.agreement.party(peer).is_none() {
         return Err(LifecycleError::Forbidden(format!("{peer} is not a party to agreement {}", incoming.agreement.id)));
     }
-    let (merged, proposer) = match federation.store.agreement(incoming.agreement.id.as_str()).await? {
-        Some(record) => {
-            let mut stored = Jws::parse(record.document.as_bytes())?;
-            stored.merge(document).map_err(|_| LifecycleError::DifferentBytes)?;
-            (check_document(&federation.store, federation, &stored).await?, record.proposed_by)
+    let event = || AuditEvent::new("agreement.received", &format!("partner:{peer}")).partner(peer);
+    for _ in 0..MERGE_ATTEMPTS {
+        match federation.store.agreement(incoming.agreement.id.as_str()).await? {
+            Some(record) => {
+                let mut stored = Jws::parse(record.document.as_bytes())?;
+                stored.merge(document).map_err(|_| LifecycleError::DifferentBytes)?;
+                let merged = check_document(&federation.store, federation, &stored).await?;
+                if merged.document.to_json() == record.document
+                    || replace(&federation.store, &merged, &record.document, now, event()).await?
+                {
+                    return Ok(merged);
+                }
+            }
+            None => {
+                if insert(&federation.store, &incoming, peer.as_str(), now, event()).await? {
+                    return Ok(incoming);
+                }
+            }
         }
-        None => (incoming, peer.to_string()),
-    };
-    let event = AuditEvent::new("agreement.received", &format!("partner:{peer}")).partner(peer);
-    save(&federation.store, &merged, &proposer, now, event).await?;
-    Ok(merged)
+    }
+    Err(LifecycleError::Forbidden("the agreement kept changing while merging; send it again".into()))
 }
 
 /// Revokes an agreement for every party: stored here at once, and sent to the others.
@@ -251,6 +279,7 @@ pub async fn receive_revocation(
     federation: &Federation,
     peer: &OrgId,
     signed: &Jws,
+    now: DateTime<Utc>,
 ) -> Result<RevocationRecord, LifecycleError> {
     let claimed: Revocation = serde_json::from_slice(&signed.unverified_payload()?)
         .map_err(|e| LifecycleError::Signature(JwsError::Malformed(e.to_string())))?;
@@ -260,18 +289,16 @@ pub async fn receive_revocation(
         return Err(LifecycleError::Forbidden(format!("{peer} is not a party to agreement {}", claimed.agreement)));
     }
     let keys = party_keys(&federation.store, federation, &checked.agreement).await?;
-    let revoker = keys
-        .get(&claimed.by)
-        .copied()
-        .ok_or_else(|| LifecycleError::Forbidden(format!("{} is not a party", claimed.by)))?;
-    signed.verify(REVOCATION_TYPE, |kid| (kid == revoker.key_id()).then_some(revoker))?;
-    let revocation = RevocationRecord {
-        by: claimed.by.to_string(),
-        at: claimed.at,
-        reason: claimed.reason,
-        statement: signed.to_json(),
-    };
+    let revoker =
+        keys.get(&claimed.by).ok_or_else(|| LifecycleError::Forbidden(format!("{} is not a party", claimed.by)))?;
+    signed.verify(REVOCATION_TYPE, |kid| revoker.iter().copied().find(|k| k.key_id() == kid))?;
+    // The node's own clock times the revocation here; the revoking party's claim is kept as detail,
+    // so no partner can place an entry elsewhere in this node's audit trail.
+    let claimed_at = claimed.at;
+    let revocation =
+        RevocationRecord { by: claimed.by.to_string(), at: now, reason: claimed.reason, statement: signed.to_json() };
     let event = AuditEvent::new("agreement.revoked", &format!("partner:{peer}"))
+        .detail(format!("revoked by {} at {claimed_at} by its own clock", claimed.by))
         .partner(peer)
         .agreement(&claimed.agreement)
         .object(revocation.statement.as_bytes());
@@ -292,48 +319,62 @@ async fn check_document(store: &Store, federation: &Federation, document: &Jws) 
     let agreement: Agreement = serde_json::from_slice(&payload)
         .map_err(|e| LifecycleError::Invalid(ValidationErrors::single("agreement", e.to_string())))?;
     agreement.check().map_err(LifecycleError::Invalid)?;
+    // The framework counts only as verified here (its own parties' signatures) and active now; a
+    // document that merely carries the framework's id proves nothing.
+    let mut framework_active = true;
     if let Some(framework_id) = &agreement.framework {
         let record = store
             .agreement(framework_id.as_str())
             .await?
             .ok_or_else(|| LifecycleError::UnknownFramework(framework_id.clone()))?;
-        let framework: Agreement =
-            serde_json::from_slice(&Jws::parse(record.document.as_bytes())?.unverified_payload()?)
-                .map_err(|e| LifecycleError::Invalid(ValidationErrors::single("framework", e.to_string())))?;
-        agreement.check_within(&framework).map_err(LifecycleError::Invalid)?;
+        let framework = Box::pin(load(store, federation, &record)).await?;
+        agreement.check_within(&framework.agreement).map_err(LifecycleError::Invalid)?;
+        framework_active = is_active(&framework, record.revocation.as_ref(), federation.clock.now());
     }
     if agreement.party(&federation.keys.card.org_id).is_none() {
         return Err(LifecycleError::NotAParty);
     }
     let keys = party_keys(store, federation, &agreement).await?;
-    let verified = document.verify(AGREEMENT_TYPE, |kid| keys.values().copied().find(|k| k.key_id() == kid))?;
-    let signed_by = verified
+    let verified =
+        document.verify(AGREEMENT_TYPE, |kid| keys.values().flatten().copied().find(|k| k.key_id() == kid))?;
+    let mut signed_by: Vec<OrgId> = verified
         .signers
         .iter()
-        .filter_map(|key| keys.iter().find(|(_, k)| *k == key).map(|(org, _)| org.clone()))
+        .filter_map(|key| keys.iter().find(|(_, known)| known.contains(key)).map(|(org, _)| org.clone()))
         .collect();
-    Ok(Checked { agreement, document: document.clone(), signed_by })
+    // A party that signed with its old key and again with its new one is one signer.
+    signed_by.sort();
+    signed_by.dedup();
+    Ok(Checked { agreement, document: document.clone(), signed_by, framework_active })
 }
 
-/// Every party's signing key as known here, checked against the keys the agreement names.
+/// Every party's signing keys as known here: the current one and, after a rotation, the one its
+/// card says it replaced (signatures made before the rotation stay valid). The key the agreement
+/// names for a party must be one of them.
 async fn party_keys(
     store: &Store,
     federation: &Federation,
     agreement: &Agreement,
-) -> Result<HashMap<OrgId, PublicKey>, LifecycleError> {
+) -> Result<HashMap<OrgId, Vec<PublicKey>>, LifecycleError> {
     let mut keys = HashMap::new();
     for party in &agreement.parties {
-        let known = if party.org_id == federation.keys.card.org_id {
-            federation.keys.signing.public()
+        let unknown = || LifecycleError::UnknownParty(party.org_id.clone());
+        let (current, previous) = if party.org_id == federation.keys.card.org_id {
+            (federation.keys.card.signing_key.clone(), federation.keys.card.previous_signing_key.clone())
         } else {
-            let partner = store
-                .partner(&party.org_id)
-                .await?
-                .ok_or_else(|| LifecycleError::UnknownParty(party.org_id.clone()))?;
-            PublicKey::from_b64(&partner.signing_key)
-                .ok_or_else(|| LifecycleError::UnknownParty(party.org_id.clone()))?
+            let partner = store.partner(&party.org_id).await?.ok_or_else(unknown)?;
+            let card: Option<crate::domain::NodeCard> = Jws::parse(partner.card.as_bytes())
+                .ok()
+                .and_then(|jws| jws.unverified_payload().ok())
+                .and_then(|payload| serde_json::from_slice(&payload).ok());
+            (partner.signing_key.clone(), card.and_then(|c| c.previous_signing_key))
         };
-        if party.signing_key.as_deref().is_some_and(|named| named != known.to_b64()) {
+        let known: Vec<PublicKey> =
+            std::iter::once(current).chain(previous).filter_map(|k| PublicKey::from_b64(&k)).collect();
+        if known.is_empty() {
+            return Err(unknown());
+        }
+        if party.signing_key.as_deref().is_some_and(|named| !known.iter().any(|k| k.to_b64() == named)) {
             return Err(LifecycleError::KeyMismatch(party.org_id.clone()));
         }
         keys.insert(party.org_id.clone(), known);
@@ -341,15 +382,15 @@ async fn party_keys(
     Ok(keys)
 }
 
-/// Stores a checked document with its audit entry, which names the agreement and the hash of the
-/// document as stored.
-async fn save(
+/// Stores a new checked document with its audit entry (which names the agreement and the hash of
+/// the document as stored); false if the id is taken.
+async fn insert(
     store: &Store,
     checked: &Checked,
     proposed_by: &str,
     now: DateTime<Utc>,
     event: AuditEvent,
-) -> Result<(), LifecycleError> {
+) -> Result<bool, LifecycleError> {
     let record = AgreementRecord {
         id: checked.agreement.id.to_string(),
         document: checked.document.to_json(),
@@ -359,8 +400,20 @@ async fn save(
         revocation: None,
     };
     let event = event.agreement(&checked.agreement.id).object(record.document.as_bytes());
-    store.save_agreement(&record, &event).await?;
-    Ok(())
+    Ok(store.insert_agreement(&record, &event).await?)
+}
+
+/// Replaces the stored document `previous` with the checked one; false if it changed meanwhile.
+async fn replace(
+    store: &Store,
+    checked: &Checked,
+    previous: &str,
+    now: DateTime<Utc>,
+    event: AuditEvent,
+) -> Result<bool, LifecycleError> {
+    let document = checked.document.to_json();
+    let event = event.agreement(&checked.agreement.id).object(document.as_bytes());
+    Ok(store.replace_agreement_document(checked.agreement.id.as_str(), previous, &document, now, &event).await?)
 }
 
 /// Sends `body` to every other party's node; a party that cannot be reached now is logged, and

@@ -90,7 +90,23 @@ pub async fn list(_caller: Caller, state: Data<AppState>) -> Result<HttpResponse
         for record in state.store.agreements().await? {
             match agreements::load(&state.store, federation, &record).await {
                 Ok(checked) => views.push(view_of(checked, record.revocation.as_ref(), now)),
-                Err(error) => tracing::warn!(agreement = %record.id, %error, "a stored agreement no longer checks"),
+                Err(error) => {
+                    // Shown, not hidden: the admin must see that an agreement no longer checks, and why.
+                    tracing::warn!(agreement = %record.id, %error, "a stored agreement no longer checks");
+                    let agreement = crate::crypto::jws::Jws::parse(record.document.as_bytes())
+                        .ok()
+                        .and_then(|jws| jws.unverified_payload().ok())
+                        .and_then(|payload| serde_json::from_slice::<Agreement>(&payload).ok());
+                    if let Some(agreement) = agreement {
+                        let status = AgreementStatus {
+                            state: "unverifiable",
+                            detail: format!("nothing flows under it: {error}"),
+                            signed_by: Vec::new(),
+                            awaiting: Vec::new(),
+                        };
+                        views.push(AgreementView { summary: agreement.summary(), agreement, status });
+                    }
+                }
             }
         }
     }
@@ -174,10 +190,23 @@ pub async fn preview(
         .latest_report(&caller.org, report_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no report with this id exists for your organisation".into()))?;
-    let (checked, _) = stored(&state, &id).await?;
+    let (checked, revocation) = stored(&state, &id).await?;
     let federation = federation(&state)?;
+    let now = state.clock.now();
+    let status = agreements::status(&checked, revocation.as_ref(), now);
+    if status.state != "active" {
+        // Nothing flows under an agreement that is not in force, whatever its rules say.
+        let reason = format!("the agreement is {}: {}", status.state.replace('_', " "), status.detail);
+        return Ok(HttpResponse::Ok().json(Preview {
+            decision: "withhold",
+            reason: Some(reason),
+            flow: None,
+            view: None,
+            explanation: Vec::new(),
+        }));
+    }
     let key = agreements::pseudonym_key(&federation.keys.signing, &checked.agreement.id);
-    let preview = match decide(&report, &checked.agreement, &recipient, state.clock.now(), &key) {
+    let preview = match decide(&report, &checked.agreement, &recipient, now, &key) {
         Decision::Share { view, flow, explanation } => {
             Preview { decision: "share", reason: None, flow: Some(flow), view: Some(*view), explanation }
         }

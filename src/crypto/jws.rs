@@ -55,7 +55,8 @@ pub enum JwsError {
 }
 
 const ALG: &str = "EdDSA";
-const MAX_SIGNATURES: usize = 16;
+/// As many as an agreement may have parties.
+const MAX_SIGNATURES: usize = 100;
 
 /// Signs `payload` with each of `keys`, as a document of type `typ`.
 pub fn sign(payload: &[u8], typ: &str, keys: &[&SigningKey]) -> Jws {

@@ -205,10 +205,16 @@ pub async fn receive_revocation(
     federation: Data<Federation>,
     StrictJson(statement): StrictJson<Jws>,
 ) -> Result<HttpResponse, ApiError> {
-    agreements::receive_revocation(&federation, &peer.org, &statement).await.map_err(|error| {
+    let now = federation.clock.now();
+    if let Err(error) = agreements::receive_revocation(&federation, &peer.org, &statement, now).await {
         tracing::warn!(partner = %peer.org, %error, "refused a revocation a partner sent");
-        agreement_refused(error)
-    })?;
+        let refused = AuditEvent::new("agreement.revocation_refused", &format!("partner:{}", peer.org))
+            .partner(&peer.org)
+            .object(statement.to_json().as_bytes())
+            .detail(&error);
+        federation.store.record_audit(&refused, now).await?;
+        return Err(agreement_refused(error));
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -53,13 +53,12 @@ fn record(row: AgreementRow) -> AgreementRecord {
 }
 
 impl super::Store {
-    /// Stores a new agreement, or replaces the document of a known one (more signatures).
-    pub async fn save_agreement(&self, record: &AgreementRecord, audit: &AuditEvent) -> Result<(), StoreError> {
-        in_write_tx!(self, |tx| {
-            append_audit!(tx, audit, record.updated_at);
-            sqlx::query(
+    /// Stores a new agreement with its audit entry; false (and nothing stored) if the id is taken.
+    pub async fn insert_agreement(&self, record: &AgreementRecord, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let inserted = in_write_tx!(self, |tx| {
+            let inserted = sqlx::query(
                 "INSERT INTO agreements (id, document, proposed_by, received_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET document = $2, updated_at_ms = $5",
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&record.id)
             .bind(&record.document)
@@ -67,9 +66,42 @@ impl super::Store {
             .bind(record.received_at.timestamp_millis())
             .bind(record.updated_at.timestamp_millis())
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                append_audit!(tx, audit, record.updated_at);
+            }
+            inserted
         });
-        Ok(())
+        Ok(inserted == 1)
+    }
+
+    /// Replaces an agreement's document (more signatures), only if it is still `previous`: of two
+    /// merges at the same moment one wins and the other must merge again, so no signature is lost.
+    pub async fn replace_agreement_document(
+        &self,
+        id: &str,
+        previous: &str,
+        document: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let replaced = in_write_tx!(self, |tx| {
+            let replaced =
+                sqlx::query("UPDATE agreements SET document = $3, updated_at_ms = $4 WHERE id = $1 AND document = $2")
+                    .bind(id)
+                    .bind(previous)
+                    .bind(document)
+                    .bind(at.timestamp_millis())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if replaced == 1 {
+                append_audit!(tx, audit, at);
+            }
+            replaced
+        });
+        Ok(replaced == 1)
     }
 
     /// Records a revocation and its audit entry; the first one stands, later ones change nothing.

@@ -4,6 +4,7 @@
 
 use chrono::Duration;
 use lagesbild::agreements::AGREEMENT_TYPE;
+use lagesbild::clock::Clock;
 use lagesbild::crypto::jws;
 use lagesbild::domain::agreement::Agreement;
 use reqwest::{Method, StatusCode};
@@ -18,6 +19,8 @@ on_both_backends!(
     documents_over_other_bytes_or_from_outside_the_agreement_are_refused,
     an_agreement_past_its_end_date_is_inactive_and_says_why,
     a_party_that_was_offline_hears_of_signatures_and_revocation_when_the_other_restarts,
+    agreements_survive_a_key_rotation,
+    a_local_agreement_flows_only_while_its_framework_is_active,
 );
 
 const ID: &str = "se-norrkoping-kommun-vaktbolag";
@@ -212,6 +215,56 @@ async fn a_party_that_was_offline_hears_of_signatures_and_revocation_when_the_ot
         assert!(std::time::Instant::now() < deadline, "the revocation never reached the municipality");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    municipality.stop().await;
+    guards.stop().await;
+}
+
+async fn agreements_survive_a_key_rotation(backend: Backend) {
+    let (mut municipality, guards) = municipality_and_guards(backend).await;
+    municipality.request(Method::POST, "/api/v1/agreements").json(&template()).send().await.unwrap();
+    guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
+    municipality.halt().await;
+    municipality.clock.advance(Duration::minutes(5));
+    guards.clock.advance(Duration::minutes(5));
+    lagesbild::identity::rotate(&municipality.config, municipality.clock.now()).unwrap();
+    let municipality = municipality.restart().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let org = lagesbild::domain::OrgId::parse("se-kommun-norrkoping").unwrap();
+    while guards.store().partner(&org).await.unwrap().unwrap().signing_key != municipality.keys().card.signing_key {
+        assert!(std::time::Instant::now() < deadline, "the guards never learnt the new card");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Signatures made with the old key still count on both sides.
+    assert_eq!(status(&municipality).await["state"], "active");
+    assert_eq!(status(&guards).await["state"], "active");
+    // And the rotated party can still revoke, with its new key.
+    let revoked = municipality.request(Method::POST, &format!("/api/v1/agreements/{ID}/revoke")).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(status(&guards).await["state"], "revoked");
+    municipality.stop().await;
+    guards.stop().await;
+}
+
+async fn a_local_agreement_flows_only_while_its_framework_is_active(backend: Backend) {
+    let (municipality, guards) = municipality_and_guards(backend).await;
+    let mut framework = template();
+    framework["id"] = json!("se-ramavtal-bevakning");
+    let mut local = template();
+    local["framework"] = json!("se-ramavtal-bevakning");
+    local["valid_until"] = json!("2027-06-30T00:00:00Z");
+    local["flows"][0]["fields"]["persons"] = json!("drop");
+    let propose = |body: &Value| municipality.request(Method::POST, "/api/v1/agreements").json(body).send();
+    assert_eq!(propose(&framework).await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(propose(&local).await.unwrap().status(), StatusCode::CREATED);
+    let sign = |id: &str| guards.request(Method::POST, &format!("/api/v1/agreements/{id}/sign")).send();
+    assert_eq!(sign(ID).await.unwrap().status(), StatusCode::OK);
+    // Signed by both, but its framework is not: nothing flows.
+    assert_eq!(status(&municipality).await["state"], "framework_inactive");
+    assert_eq!(sign("se-ramavtal-bevakning").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(status(&municipality).await["state"], "active");
+    guards.request(Method::POST, "/api/v1/agreements/se-ramavtal-bevakning/revoke").send().await.unwrap();
+    assert_eq!(status(&municipality).await["state"], "framework_inactive");
+    assert_eq!(status(&guards).await["state"], "framework_inactive");
     municipality.stop().await;
     guards.stop().await;
 }
