@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod federation;
+pub mod gdpr;
 pub mod identity;
 pub mod metrics;
 pub mod server;

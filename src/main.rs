@@ -85,6 +85,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Answer a data-protection request about a person named in this node's reports.
+    Gdpr {
+        #[command(subcommand)]
+        command: GdprCommand,
+    },
     /// Manage the node's own card.
     Card {
         #[command(subcommand)]
@@ -152,6 +157,28 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum GdprCommand {
+    /// List every report (every version) naming a person whose name contains NAME.
+    Find {
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Remove the person named exactly NAME (case aside) from every version of every report: name,
+    /// age and description go, the role stays. Without --yes, only shows what would be erased.
+    Erase {
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Erase for real.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum CardCommand {
     /// Sign a new card for the node's current keys, for example after installing a TLS
     /// certificate from a certificate authority. Restart the node to send it to partners.
@@ -183,6 +210,10 @@ fn main() -> ExitCode {
         Command::Partner { command: PartnerCommand::Add { file, config } } => partner_add(&file, &config),
         Command::RotateKeys { config } => rotate_keys(&config),
         Command::Card { command: CardCommand::Reissue { config } } => reissue_card(&config),
+        Command::Gdpr { command: GdprCommand::Find { name, config } } => gdpr_find(&name, config.as_deref()),
+        Command::Gdpr { command: GdprCommand::Erase { name, config, yes } } => {
+            gdpr_erase(&name, config.as_deref(), yes)
+        }
         Command::Audit { command: AuditCommand::Verify { config } } => audit_verify(config.as_deref()),
         Command::Audit { command: AuditCommand::Prune { config } } => audit_prune(&config),
         Command::Audit { command: AuditCommand::Export { config, since } } => {
@@ -337,6 +368,47 @@ fn with_store<T>(config_path: Option<&Path>, work: impl AsyncFnOnce(&Store) -> a
         store.close().await;
         result
     })
+}
+
+fn gdpr_find(name: &str, config_path: Option<&Path>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        name.trim().chars().count() >= 3,
+        "--name needs at least 3 characters, or it matches too many people"
+    );
+    let org = NodeConfig::load(config_path, &environment()?)?.node.org_id;
+    with_store(config_path, async |store| {
+        let findings = lagesbild::gdpr::find(store, &org, name, "cli:gdpr", SystemClock.now()).await?;
+        say(describe_findings(&findings, "names"))
+    })
+}
+
+fn gdpr_erase(name: &str, config_path: Option<&Path>, apply: bool) -> anyhow::Result<()> {
+    let org = NodeConfig::load(config_path, &environment()?)?.node.org_id;
+    with_store(config_path, async |store| {
+        let findings = lagesbild::gdpr::erase(store, &org, name, apply, "cli:gdpr", SystemClock.now()).await?;
+        let mut text = describe_findings(&findings, if apply { "was erased from" } else { "would be erased from" });
+        if !apply && !findings.is_empty() {
+            text.push_str("Nothing was changed. Run again with --yes to erase.\n");
+        }
+        say(text)
+    })
+}
+
+fn describe_findings(findings: &[lagesbild::gdpr::Finding], verb: &str) -> String {
+    if findings.is_empty() {
+        return "no report names this person\n".to_owned();
+    }
+    let mut text = String::new();
+    for finding in findings {
+        let persons: Vec<String> = finding.persons.iter().map(|(name, role)| format!("{name} ({role})")).collect();
+        text.push_str(&format!(
+            "report {} version {} {verb}: {}\n",
+            finding.report,
+            finding.version,
+            persons.join(", ")
+        ));
+    }
+    text
 }
 
 fn audit_verify(config_path: Option<&Path>) -> anyhow::Result<()> {

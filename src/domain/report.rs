@@ -357,6 +357,34 @@ pub struct Report {
     pub content: ReportContent,
 }
 
+/// A name as compared for data-protection requests: trimmed, lower-cased, inner spaces folded.
+pub fn normalise_name(name: &str) -> String {
+    name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+impl Person {
+    /// Whether this person's name contains `needle` (normalised).
+    pub fn named_like(&self, needle: &str) -> bool {
+        self.name.as_deref().is_some_and(|name| normalise_name(name).contains(needle))
+    }
+}
+
+impl Report {
+    /// This version with every person named exactly `name` (normalised) reduced to their role:
+    /// name, age and description removed. `None` if nobody in it has that name.
+    pub fn without_person(&self, name: &str) -> Option<Report> {
+        let matches = |p: &Person| p.name.as_deref().is_some_and(|n| normalise_name(n) == name);
+        if !self.content.persons.iter().any(matches) {
+            return None;
+        }
+        let mut erased = self.clone();
+        for person in erased.content.persons.iter_mut().filter(|p| matches(p)) {
+            *person = Person { role: person.role, name: None, age: None, description: None };
+        }
+        Some(erased)
+    }
+}
+
 /// Why a report cannot get another version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RevisionError {

@@ -145,6 +145,56 @@ impl super::Store {
         Ok(rows.into_iter().map(|Json(report)| report).collect())
     }
 
+    /// Every stored version of every report `origin` filed, a page at a time, in a stable order:
+    /// for data-protection searches, which must look at old versions too.
+    pub async fn all_versions(
+        &self,
+        origin: &OrgId,
+        after: Option<(ReportId, i64)>,
+        limit: i64,
+    ) -> Result<Vec<Report>, StoreError> {
+        let (after_id, after_version) = after.map_or((uuid::Uuid::nil(), 0), |(id, v)| (id.as_uuid(), v));
+        let rows: Vec<Json<Report>> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT body FROM report_versions WHERE origin = $1 AND (report_id > $2 OR (report_id = $2 AND version > $3)) \
+                 ORDER BY report_id, version LIMIT $4",
+            )
+            .bind(origin.as_str())
+            .bind(after_id)
+            .bind(after_version)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows.into_iter().map(|Json(report)| report).collect())
+    }
+
+    /// Overwrites a stored version with `erased` (the same version, personal data removed), and
+    /// the head too if it is the latest: the one change to history the store allows, for erasure.
+    pub async fn erase_in_version(
+        &self,
+        erased: &Report,
+        audit: &AuditEvent,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            sqlx::query("UPDATE report_versions SET body = $3 WHERE report_id = $1 AND version = $2")
+                .bind(erased.id.as_uuid())
+                .bind(i64::from(erased.version.get()))
+                .bind(Json(erased))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE report_heads SET body = $3 WHERE report_id = $1 AND version = $2")
+                .bind(erased.id.as_uuid())
+                .bind(i64::from(erased.version.get()))
+                .bind(Json(erased))
+                .execute(&mut *tx)
+                .await?;
+            append_audit!(tx, audit, at);
+        });
+        Ok(())
+    }
+
     /// How many reports each origin has in the picture (retracted ones included), for metrics.
     pub async fn count_reports(&self) -> Result<Vec<ReportCount>, StoreError> {
         let rows: Vec<(String, i64)> = on_pool!(self, |p| {

@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod cli;
 mod docs;
+mod gdpr;
 mod health;
 mod peering;
 mod reports;
