@@ -30,6 +30,32 @@ pub struct NodeConfig {
     pub federation: Option<FederationSection>,
     #[serde(default)]
     pub audit: AuditSection,
+    /// Sign-in through the organisation's OpenID Connect provider.
+    #[serde(default)]
+    pub auth: Option<AuthSection>,
+}
+
+/// The organisation's OpenID Connect provider, whose JWT access tokens the user API accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// The provider's issuer URL (https; http only on loopback, for tests).
+    pub issuer: String,
+    /// The audience tokens must be issued for.
+    pub audience: String,
+    /// The claim holding roles; a dotted path reaches into objects (`realm_access.roles`).
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Provider role names mapped to node roles; node role names map to themselves.
+    #[serde(default)]
+    pub role_map: std::collections::BTreeMap<String, String>,
+    /// Keep accepting `api.dev_token` next to the provider's tokens (for demos and tests only).
+    #[serde(default)]
+    pub allow_dev_token: bool,
+}
+
+fn default_roles_claim() -> String {
+    "roles".to_owned()
 }
 
 /// How long the audit trail keeps its entries.
@@ -180,6 +206,8 @@ const ENV_OVERRIDES: &[(&str, &str, &str, Kind)] = &[
     ("LAGESBILD_LOG_FILTER", "log", "filter", Kind::Text),
     ("LAGESBILD_FEDERATION_LISTEN", "federation", "listen", Kind::Text),
     ("LAGESBILD_AUDIT_RETENTION_DAYS", "audit", "retention_days", Kind::Integer),
+    ("LAGESBILD_AUTH_ISSUER", "auth", "issuer", Kind::Text),
+    ("LAGESBILD_AUTH_AUDIENCE", "auth", "audience", Kind::Text),
 ];
 
 /// Environment variables that are not configuration keys and are left alone.
@@ -253,6 +281,24 @@ impl NodeConfig {
         }
         if self.federation.as_ref().is_some_and(|f| !(1..=365).contains(&f.tls_overlap_days)) {
             return invalid("federation.tls_overlap_days", "must be between 1 and 365");
+        }
+        if let Some(auth) = &self.auth {
+            let loopback =
+                ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| auth.issuer.starts_with(p));
+            if !(auth.issuer.starts_with("https://") || loopback) {
+                return invalid("auth.issuer", "must be an https:// URL (http only on loopback, for tests)");
+            }
+            if auth.audience.trim().is_empty() {
+                return invalid("auth.audience", "must name the audience the provider issues tokens for");
+            }
+            if let Some((_, bad)) = auth.role_map.iter().find(|(_, ours)| ours.parse::<crate::auth::Role>().is_err()) {
+                return Err(ConfigError::Invalid {
+                    key: "auth.role_map",
+                    message: format!(
+                        "'{bad}' is not a role: reporter, coordinator, analyst, agreement-admin or node-admin"
+                    ),
+                });
+            }
         }
         if !(30..=3650).contains(&self.audit.retention_days) {
             return invalid("audit.retention_days", "must be between 30 and 3650 days");

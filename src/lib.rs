@@ -9,6 +9,7 @@ pub mod agreement_file;
 pub mod agreements;
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer};
 
 use crate::api::{self, AppState, NodeIdentity, TokenCheck};
 use crate::audit;
+use crate::auth::TokenValidator;
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::crypto::keys::SigningKey;
@@ -31,6 +32,8 @@ pub enum StartError {
     Listen { key: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("the node's identity cannot be used: {0}")]
     Identity(#[from] IdentityError),
+    #[error("[auth] cannot be used: {0}")]
+    Auth(String),
 }
 
 /// A node that is serving.
@@ -66,17 +69,24 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         }
         None => None,
     };
+    let validator = match &config.auth {
+        Some(auth) => Some(Arc::new(TokenValidator::new(auth, clock.clone()).map_err(StartError::Auth)?)),
+        None => None,
+    };
+    // With a provider configured the static token is refused, unless explicitly kept.
+    let dev_token = config.api.dev_token.as_deref().filter(|_| config.auth.as_ref().is_none_or(|a| a.allow_dev_token));
     let state = Data::new(AppState {
         store: store.clone(),
         clock: clock.clone(),
         node: NodeIdentity { org_id: config.node.org_id.clone(), name: config.node.name.clone() },
-        tokens: TokenCheck::new(config.api.dev_token.as_deref()),
+        tokens: TokenCheck::new(dev_token),
+        validator,
         metrics: Arc::new(Metrics::new()),
         body_limit: config.api.body_limit_bytes,
         federation: federation.as_ref().map(|(f, ..)| f.clone()),
     });
-    if config.api.dev_token.is_none() {
-        tracing::warn!("api.dev_token is not set: every /api/v1 route will refuse requests");
+    if dev_token.is_none() && config.auth.is_none() {
+        tracing::warn!("neither [auth] nor api.dev_token is set: every /api/v1 route will refuse requests");
     }
     let addr = config.api.listen;
     let listener = TcpListener::bind(addr).map_err(|source| StartError::Listen { key: "api.listen", addr, source })?;
