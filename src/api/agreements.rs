@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::Caller;
-use super::body::{OptionalJson, StrictJson};
+use super::auth::{AGREEMENT_ADMINS, AGREEMENT_READERS, Caller, PREVIEWERS};
 use super::problem::{ApiError, AuthProblems, BodyProblems, Problem};
 use crate::agreements::{self, AgreementStatus, Checked, LifecycleError};
 use crate::domain::agreement::Agreement;
@@ -66,12 +65,15 @@ pub struct Preview {
     responses((status = 201, description = "Proposed and signed by this node", body = AgreementView),
         (status = 409, description = "An agreement with this id exists, or this node has no federation identity", body = Problem, content_type = "application/problem+json"),
         BodyProblems, AuthProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["agreement-admin"])))]
 pub async fn propose(
     caller: Caller,
     state: Data<AppState>,
-    StrictJson(agreement): StrictJson<Agreement>,
+    req: actix_web::HttpRequest,
+    payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(AGREEMENT_ADMINS)?;
+    let agreement: Agreement = super::body::read_body(&req, payload).await?;
     let _ = caller;
     let federation = federation(&state)?;
     let now = state.clock.now();
@@ -82,8 +84,9 @@ pub async fn propose(
 /// Every agreement this node is a party to, with its status.
 #[utoipa::path(get, path = "/api/v1/agreements", tag = "agreements",
     responses((status = 200, description = "Agreements by id", body = Vec<AgreementView>), AuthProblems),
-    security(("bearer" = [])))]
-pub async fn list(_caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    security(("bearer" = ["agreement-admin", "coordinator", "node-admin"])))]
+pub async fn list(caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    caller.require(AGREEMENT_READERS)?;
     let now = state.clock.now();
     let mut views = Vec::new();
     if let Some(federation) = &state.federation {
@@ -118,8 +121,9 @@ pub async fn list(_caller: Caller, state: Data<AppState>) -> Result<HttpResponse
     params(("id" = String, Path, description = "The agreement's id")),
     responses((status = 200, description = "The agreement", body = AgreementView),
         (status = 404, description = "No such agreement", body = Problem, content_type = "application/problem+json"), AuthProblems),
-    security(("bearer" = [])))]
-pub async fn get(_caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    security(("bearer" = ["agreement-admin", "coordinator", "node-admin"])))]
+pub async fn get(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require(AGREEMENT_READERS)?;
     let (checked, revocation) = stored(&state, &id).await?;
     Ok(HttpResponse::Ok().json(view_of(checked, revocation.as_ref(), state.clock.now())))
 }
@@ -130,8 +134,9 @@ pub async fn get(_caller: Caller, state: Data<AppState>, id: Path<String>) -> Re
     responses((status = 200, description = "Signed", body = AgreementView),
         (status = 404, description = "No such agreement", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already signed by this node, or revoked", body = Problem, content_type = "application/problem+json"), AuthProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["agreement-admin"])))]
 pub async fn sign(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require(AGREEMENT_ADMINS)?;
     let now = state.clock.now();
     let checked = agreements::sign(federation(&state)?, &id, now, &caller.actor).await.map_err(refused)?;
     Ok(HttpResponse::Ok().json(view_of(checked, None, now)))
@@ -144,13 +149,16 @@ pub async fn sign(caller: Caller, state: Data<AppState>, id: Path<String>) -> Re
     responses((status = 200, description = "Revoked", body = AgreementView),
         (status = 404, description = "No such agreement", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already revoked", body = Problem, content_type = "application/problem+json"), BodyProblems, AuthProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["agreement-admin"])))]
 pub async fn revoke(
     caller: Caller,
     state: Data<AppState>,
     id: Path<String>,
-    OptionalJson(request): OptionalJson<RevokeRequest>,
+    req: actix_web::HttpRequest,
+    payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(AGREEMENT_ADMINS)?;
+    let request: RevokeRequest = super::body::read_optional_body(&req, payload).await?;
     if let Some(reason) = &request.reason {
         let mut errors = ValidationErrors::new();
         errors.check_text("reason", reason, 1, 1_000, true);
@@ -169,13 +177,14 @@ pub async fn revoke(
     responses((status = 200, description = "The recipient's view, or why nothing would flow", body = Preview),
         (status = 404, description = "No such agreement or report", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"), AuthProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["agreement-admin", "coordinator"])))]
 pub async fn preview(
     caller: Caller,
     state: Data<AppState>,
     id: Path<String>,
     query: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(PREVIEWERS)?;
     let params = Query::<PreviewParams>::from_query(query.query_string())
         .map_err(|e| ApiError::Validation(ValidationErrors::single("query", e.to_string())))?
         .into_inner();

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, NODE_ADMINS};
 use super::problem::{ApiError, AuthProblems, Problem};
 use crate::domain::ValidationErrors;
 use crate::domain::audit::AuditEntry;
@@ -49,12 +49,13 @@ pub struct AuditPage {
     params(AuditParams),
     responses((status = 200, description = "A page of entries", body = AuditPage),
         (status = 422, description = "A filter is invalid", body = Problem, content_type = "application/problem+json"), AuthProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["node-admin"])))]
 pub async fn audit(
-    _caller: Caller,
+    caller: Caller,
     state: Data<AppState>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(NODE_ADMINS)?;
     let params = Query::<AuditParams>::from_query(req.query_string())
         .map_err(|e| ApiError::Validation(ValidationErrors::single("query", e.to_string())))?
         .into_inner();

@@ -1,9 +1,11 @@
-//! Who is calling. Until the node signs people in through the organisation's identity provider, the
-//! user API accepts one static bearer token from the configuration (`api.dev_token`); without one
-//! configured, every `/api/v1` route refuses. The caller's organisation is always the node's own:
-//! nothing a client sends can choose it.
+//! Who is calling, and with which roles. A bearer JWT from the organisation's OpenID Connect
+//! provider (`[auth]`), or, for demos and tests, the static `api.dev_token` (with every role),
+//! which is refused when a provider is configured unless `auth.allow_dev_token` is set. The
+//! caller's organisation is always the node's own: nothing a client sends can choose it.
 
-use std::future::{Ready, ready};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::web::Data;
@@ -12,6 +14,7 @@ use ring::digest::{SHA256, digest};
 
 use super::AppState;
 use super::problem::ApiError;
+use crate::auth::{Role, TokenError};
 use crate::domain::OrgId;
 
 /// Checks bearer tokens against the configured one.
@@ -50,35 +53,108 @@ fn sha256(text: &str) -> [u8; 32] {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub org: OrgId,
-    /// Who the audit trail names: until people sign in through the organisation's identity
-    /// provider, the static token itself.
+    /// Who the audit trail names: `user:<sub>` or `client:<id>` from a token, or the static token.
     pub actor: String,
+    pub roles: BTreeSet<Role>,
+}
+
+/// Who may call which route; each route names one of these, and the OpenAPI document lists the
+/// same roles as the scopes of its security requirement.
+pub const READERS: &[Role] = &[Role::Reporter, Role::Coordinator, Role::Analyst];
+pub const WRITERS: &[Role] = &[Role::Reporter, Role::Coordinator];
+pub const AGREEMENT_ADMINS: &[Role] = &[Role::AgreementAdmin];
+pub const AGREEMENT_READERS: &[Role] = &[Role::AgreementAdmin, Role::Coordinator, Role::NodeAdmin];
+pub const PREVIEWERS: &[Role] = &[Role::AgreementAdmin, Role::Coordinator];
+pub const NODE_ADMINS: &[Role] = &[Role::NodeAdmin];
+pub const ANYONE: &[Role] = &Role::ALL;
+
+impl Caller {
+    /// Refuses (403) unless the caller holds one of `allowed`.
+    pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
+        if allowed.iter().any(|role| self.roles.contains(role)) {
+            return Ok(());
+        }
+        let needed: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+        let held: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
+        Err(ApiError::Forbidden(format!(
+            "this needs the role {}; you have {}",
+            needed.join(" or "),
+            if held.is_empty() { "none".to_owned() } else { held.join(", ") }
+        )))
+    }
 }
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let state = req.app_data::<Data<AppState>>().cloned();
+        let header = req.headers().get(header::AUTHORIZATION).cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+            authenticate(&state, header.as_ref()).await
+        })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let state =
-        req.app_data::<Data<AppState>>().ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("send a bearer token: Authorization: Bearer <token>"))?;
+async fn authenticate(state: &AppState, header: Option<&header::HeaderValue>) -> Result<Caller, ApiError> {
+    let header = header.ok_or(ApiError::Unauthorized("send a bearer token: Authorization: Bearer <token>"))?;
     let token = header
         .to_str()
         .ok()
         .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
         .map(str::trim)
         .ok_or(ApiError::Unauthorized("the Authorization header must be: Bearer <token>"))?;
-    if !state.tokens.accepts(token) {
-        return Err(ApiError::Unauthorized("the bearer token is not valid for this node"));
+    let org = state.node.org_id.clone();
+    if state.tokens.accepts(token) {
+        return Ok(Caller { org, actor: "token:dev".to_owned(), roles: Role::ALL.into_iter().collect() });
     }
-    Ok(Caller { org: state.node.org_id.clone(), actor: "token:dev".to_owned() })
+    let Some(validator) = &state.validator else {
+        return Err(ApiError::Unauthorized("the bearer token is not valid for this node"));
+    };
+    match validator.validate(token).await {
+        Ok(principal) => Ok(Caller { org, actor: format!("user:{}", principal.subject), roles: principal.roles }),
+        Err(TokenError::Unavailable(why)) => Err(ApiError::Unavailable(format!("cannot check the token now: {why}"))),
+        Err(error) => {
+            tracing::info!(%error, "refused a bearer token");
+            Err(ApiError::Unauthorized("the bearer token is not valid for this node"))
+        }
+    }
+}
+
+/// Who the caller is and what it may do.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    #[schema(value_type = String)]
+    pub org_id: OrgId,
+    /// As the audit trail names you.
+    pub actor: String,
+    pub roles: Vec<Role>,
+    /// What your roles allow, in words.
+    pub may: Vec<&'static str>,
+}
+
+/// What each group of routes allows, for `/me`.
+const PERMISSIONS: &[(&str, &[Role])] = &[
+    ("read reports and the situation picture", READERS),
+    ("file, update and retract reports", WRITERS),
+    ("read agreements", AGREEMENT_READERS),
+    ("preview what partners receive under an agreement", PREVIEWERS),
+    ("propose, sign and revoke agreements", AGREEMENT_ADMINS),
+    ("manage partners and read the audit trail", NODE_ADMINS),
+];
+
+/// Who you are, and what you may do.
+#[utoipa::path(get, path = "/api/v1/me", tag = "operations",
+    responses((status = 200, description = "You", body = Me), super::problem::AuthProblems),
+    security(("bearer" = [])))]
+pub async fn me(caller: Caller) -> actix_web::HttpResponse {
+    let may = PERMISSIONS.iter().filter(|(_, roles)| caller.require(roles).is_ok()).map(|(what, _)| *what).collect();
+    actix_web::HttpResponse::Ok().json(Me {
+        org_id: caller.org,
+        actor: caller.actor,
+        roles: caller.roles.into_iter().collect(),
+        may,
+    })
 }

@@ -20,10 +20,6 @@ use crate::domain::ValidationErrors;
 #[derive(Debug)]
 pub struct StrictJson<T>(pub T);
 
-/// Like [`StrictJson`], but an empty body means `T::default()` (for actions whose body is optional).
-#[derive(Debug)]
-pub struct OptionalJson<T>(pub T);
-
 type BodyFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
 impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
@@ -36,14 +32,24 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
     }
 }
 
-impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
-    type Error = ApiError;
-    type Future = BodyFuture<Self>;
+/// Reads a JSON body of type `T` from a handler's raw payload. Handlers that need a caller read
+/// their body with this after authorising it: extractors run side by side, so a body extractor
+/// could answer a malformed body before a slow token check answered "who are you".
+pub async fn read_body<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: actix_web::web::Payload,
+) -> Result<T, ApiError> {
+    let mut payload = payload.into_inner();
+    read_json::<T>(req, &mut payload, false).await?.ok_or(ApiError::MalformedBody("the body is empty".into()))
+}
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let read = read_json::<T>(req, payload, true);
-        Box::pin(async move { Ok(OptionalJson(read.await?.unwrap_or_default())) })
-    }
+/// Like [`read_body`], but an empty body means `T::default()`.
+pub async fn read_optional_body<T: DeserializeOwned + Default + 'static>(
+    req: &HttpRequest,
+    payload: actix_web::web::Payload,
+) -> Result<T, ApiError> {
+    let mut payload = payload.into_inner();
+    Ok(read_json::<T>(req, &mut payload, true).await?.unwrap_or_default())
 }
 
 /// Reads and parses the body; `None` for an empty body where `empty_allowed`.

@@ -4,7 +4,7 @@
 
 mod agreements;
 mod audit;
-mod auth;
+pub(crate) mod auth;
 mod body;
 pub mod docs;
 mod health;
@@ -49,6 +49,8 @@ pub struct AppState {
     pub tokens: TokenCheck,
     pub metrics: Arc<Metrics>,
     pub body_limit: usize,
+    /// Validates tokens from the organisation's identity provider, when one is configured.
+    pub validator: Option<Arc<crate::auth::TokenValidator>>,
     /// The node's identity and partners' pins, when federation is configured.
     pub federation: Option<Arc<crate::federation::Federation>>,
 }
@@ -69,6 +71,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .service(resource("/situation").route(web::get().to(situation::situation)))
             .service(resource("/node").route(web::get().to(partners::node)))
             .service(resource("/audit").route(web::get().to(audit::audit)))
+            .service(resource("/me").route(web::get().to(auth::me)))
             .service(
                 resource("/agreements")
                     .route(web::get().to(agreements::list))

@@ -9,8 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::Caller;
-use super::body::StrictJson;
+use super::auth::{ANYONE, Caller, NODE_ADMINS};
 use super::problem::{ApiError, AuthProblems, BodyProblems, Problem};
 use crate::crypto::jws::Jws;
 use crate::domain::audit::AuditEvent;
@@ -72,15 +71,16 @@ impl From<PartnerRecord> for PartnerView {
 /// This node's identity and signed card.
 #[utoipa::path(get, path = "/api/v1/node", tag = "partners",
     responses((status = 200, description = "This node", body = NodeView), AuthProblems),
-    security(("bearer" = [])))]
-pub async fn node(_caller: Caller, state: Data<AppState>) -> HttpResponse {
+    security(("bearer" = ["reporter", "coordinator", "analyst", "agreement-admin", "node-admin"])))]
+pub async fn node(caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    caller.require(ANYONE)?;
     let keys = state.federation.as_ref().map(|f| &f.keys);
-    HttpResponse::Ok().json(NodeView {
+    Ok(HttpResponse::Ok().json(NodeView {
         org_id: state.node.org_id.clone(),
         name: state.node.name.clone(),
         card: keys.map(|k| k.card.clone()),
         signed_card: keys.map(|k| k.signed_card.clone()),
-    })
+    }))
 }
 
 /// Import a partner's signed node card (or a renewed card of a known partner).
@@ -91,12 +91,15 @@ pub async fn node(_caller: Caller, state: Data<AppState>) -> HttpResponse {
         (status = 200, description = "A known partner's card was renewed", body = PartnerView),
         (status = 409, description = "The card changes the partner's key without its known key's signature, is older than the one on record, or pins a key another partner holds", body = Problem, content_type = "application/problem+json"),
         BodyProblems, AuthProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["node-admin"])))]
 pub async fn add_partner(
     caller: Caller,
     state: Data<AppState>,
-    StrictJson(card): StrictJson<Jws>,
+    req: actix_web::HttpRequest,
+    payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(NODE_ADMINS)?;
+    let card: Jws = super::body::read_body(&req, payload).await?;
     let now = state.clock.now();
     let (record, outcome) =
         import_card(&state.store, &card, &caller.org, None, now, &caller.actor).await.map_err(import_refused)?;
@@ -111,8 +114,9 @@ pub async fn add_partner(
 /// Every partner, with the state of the last contact.
 #[utoipa::path(get, path = "/api/v1/partners", tag = "partners",
     responses((status = 200, description = "Partners by organisation id", body = Vec<PartnerView>), AuthProblems),
-    security(("bearer" = [])))]
-pub async fn list_partners(_caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    security(("bearer" = ["node-admin"])))]
+pub async fn list_partners(caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    caller.require(NODE_ADMINS)?;
     let partners: Vec<PartnerView> = state.store.partners().await?.into_iter().map(PartnerView::from).collect();
     Ok(HttpResponse::Ok().json(partners))
 }
@@ -122,8 +126,9 @@ pub async fn list_partners(_caller: Caller, state: Data<AppState>) -> Result<Htt
     params(("org" = String, Path, description = "The partner's organisation id")),
     responses((status = 200, description = "The partner", body = PartnerView),
         (status = 404, description = "No such partner", body = Problem, content_type = "application/problem+json"), AuthProblems),
-    security(("bearer" = [])))]
-pub async fn get_partner(_caller: Caller, state: Data<AppState>, org: Path<String>) -> Result<HttpResponse, ApiError> {
+    security(("bearer" = ["node-admin"])))]
+pub async fn get_partner(caller: Caller, state: Data<AppState>, org: Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require(NODE_ADMINS)?;
     let org = parse_org(&org)?;
     let partner = state.store.partner(&org).await?.ok_or_else(no_such_partner)?;
     Ok(HttpResponse::Ok().json(PartnerView::from(partner)))
@@ -134,8 +139,9 @@ pub async fn get_partner(_caller: Caller, state: Data<AppState>, org: Path<Strin
     params(("org" = String, Path, description = "The partner's organisation id")),
     responses((status = 200, description = "Blocked", body = PartnerView),
         (status = 404, description = "No such partner", body = Problem, content_type = "application/problem+json"), AuthProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["node-admin"])))]
 pub async fn block_partner(caller: Caller, state: Data<AppState>, org: Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require(NODE_ADMINS)?;
     set_blocked(caller, state, &org, true).await
 }
 
@@ -144,12 +150,13 @@ pub async fn block_partner(caller: Caller, state: Data<AppState>, org: Path<Stri
     params(("org" = String, Path, description = "The partner's organisation id")),
     responses((status = 200, description = "Unblocked", body = PartnerView),
         (status = 404, description = "No such partner", body = Problem, content_type = "application/problem+json"), AuthProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["node-admin"])))]
 pub async fn unblock_partner(
     caller: Caller,
     state: Data<AppState>,
     org: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(NODE_ADMINS)?;
     set_blocked(caller, state, &org, false).await
 }
 

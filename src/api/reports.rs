@@ -9,8 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::Caller;
-use super::body::{OptionalJson, StrictJson};
+use super::auth::{Caller, READERS, WRITERS};
 use super::problem::{ApiError, AuthProblems, BodyProblems, NotFoundProblems, Problem, VersionProblems};
 use crate::domain::audit::AuditEvent;
 use crate::domain::report::RevisionError;
@@ -34,13 +33,16 @@ pub struct RetractRequest {
             headers(("Location" = String, description = "The report's URL"), ("ETag" = String, description = "The version, for If-Match"))),
         BodyProblems, AuthProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["reporter", "coordinator"]))
 )]
 pub async fn file_report(
     caller: Caller,
     state: Data<AppState>,
-    StrictJson(content): StrictJson<ReportContent>,
+    req: actix_web::HttpRequest,
+    payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(WRITERS)?;
+    let content: ReportContent = super::body::read_body(&req, payload).await?;
     let now = state.clock.now();
     let report = Report::file(caller.org.clone(), content.validate(now)?, now);
     state.store.insert_report(&report, &version_event("report.created", &caller, &report)).await?;
@@ -58,9 +60,10 @@ pub async fn file_report(
         (status = 200, description = "The latest version", body = Report, headers(("ETag" = String, description = "The version, for If-Match"))),
         AuthProblems, NotFoundProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["reporter", "coordinator", "analyst"]))
 )]
 pub async fn get_report(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require(READERS)?;
     let report = own_report(&caller, &state, &id).await?;
     let read =
         AuditEvent::new("report.read", &caller.actor).report(report.id).detail(format!("version {}", report.version));
@@ -81,15 +84,17 @@ pub async fn get_report(caller: Caller, state: Data<AppState>, id: Path<String>)
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
         BodyProblems, AuthProblems, NotFoundProblems, VersionProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["reporter", "coordinator"]))
 )]
 pub async fn update_report(
     caller: Caller,
     state: Data<AppState>,
     req: HttpRequest,
     id: Path<String>,
-    StrictJson(content): StrictJson<ReportContent>,
+    payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(WRITERS)?;
+    let content: ReportContent = super::body::read_body(&req, payload).await?;
     let expected = if_match(&req)?.ok_or(ApiError::PreconditionRequired)?;
     let current = own_report(&caller, &state, &id).await?;
     if current.version != expected {
@@ -114,15 +119,17 @@ pub async fn update_report(
         (status = 200, description = "The retraction, stored as the next version", body = Report),
         BodyProblems, AuthProblems, NotFoundProblems, VersionProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["reporter", "coordinator"]))
 )]
 pub async fn retract_report(
     caller: Caller,
     state: Data<AppState>,
     req: HttpRequest,
     id: Path<String>,
-    OptionalJson(request): OptionalJson<RetractRequest>,
+    payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(WRITERS)?;
+    let request: RetractRequest = super::body::read_optional_body(&req, payload).await?;
     if let Some(reason) = &request.reason {
         let mut errors = crate::domain::ValidationErrors::new();
         errors.check_text("reason", reason, 1, 1_000, true);
@@ -148,9 +155,10 @@ pub async fn retract_report(
         (status = 200, description = "All versions, oldest first", body = Vec<Report>),
         AuthProblems, NotFoundProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["reporter", "coordinator", "analyst"]))
 )]
 pub async fn list_versions(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require(READERS)?;
     let id = parse_id(&id)?;
     let versions = state.store.report_versions(&caller.org, id).await?;
     if versions.is_empty() {
@@ -167,13 +175,14 @@ pub async fn list_versions(caller: Caller, state: Data<AppState>, id: Path<Strin
         (status = 200, description = "That version", body = Report),
         AuthProblems, NotFoundProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["reporter", "coordinator", "analyst"]))
 )]
 pub async fn get_version(
     caller: Caller,
     state: Data<AppState>,
     path: Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(READERS)?;
     let (id, version) = path.into_inner();
     let id = parse_id(&id)?;
     let version = version.parse().ok().and_then(Version::new).ok_or_else(no_such_report)?;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, READERS};
 use super::problem::{ApiError, AuthProblems, Problem};
 use crate::domain::situation::DEFAULT_PAGE_SIZE;
 use crate::domain::{
@@ -108,9 +108,10 @@ const GEO_JSON: &str = "application/geo+json";
         (status = 422, description = "A filter is invalid; `errors` names each", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["reporter", "coordinator", "analyst"]))
 )]
-pub async fn situation(_caller: Caller, state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn situation(caller: Caller, state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller.require(READERS)?;
     let params = Query::<SituationParams>::from_query(req.query_string())
         .map_err(|e| ApiError::Validation(ValidationErrors::single("query", e.to_string())))?
         .into_inner();

@@ -16,5 +16,6 @@ mod gdpr;
 mod health;
 mod peering;
 mod reports;
+mod signin;
 mod situation;
 mod validation;

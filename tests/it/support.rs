@@ -326,3 +326,81 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// A real OpenID Connect provider (tests/oidc, the npm package oidc-provider) on a loopback port,
+/// stopped when dropped. Its clients are named after their roles (`reporter-app`, `analyst-app`,
+/// `no-roles-app`, ...); `tests/run` installs it.
+pub struct OidcProvider {
+    pub issuer: String,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl OidcProvider {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        use std::io::BufRead;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc");
+        assert!(
+            std::path::Path::new(dir).join("node_modules/oidc-provider").exists(),
+            "the test OIDC provider is not installed: run tests/run (it runs npm ci in tests/oidc)"
+        );
+        let mut child = std::process::Command::new("node")
+            .arg("provider.mjs")
+            .arg(port.to_string())
+            .current_dir(dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node starts (Node.js is needed for the OIDC tests)");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(issuer) = line.strip_prefix("READY ") {
+                    let _ = tx.send(issuer.to_owned());
+                }
+            }
+        });
+        let issuer =
+            rx.recv_timeout(std::time::Duration::from_secs(30)).expect("the OIDC provider did not start within 30 s");
+        Self { issuer, port, child }
+    }
+
+    /// An access token for the API, by the client credentials grant.
+    pub async fn token(&self, client: &str) -> String {
+        let response: Value = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client, Some(format!("{client}-secret")))
+            .form(&[("grant_type", "client_credentials"), ("resource", "urn:lagesbild:api"), ("scope", "api")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        response["access_token"].as_str().unwrap_or_else(|| panic!("no token: {response}")).to_owned()
+    }
+
+    /// The `[auth]` section of a node that trusts this provider.
+    pub fn auth_config(&self) -> lagesbild::config::AuthSection {
+        lagesbild::config::AuthSection {
+            issuer: self.issuer.clone(),
+            audience: "lagesbild-api".into(),
+            roles_claim: "roles".into(),
+            role_map: Default::default(),
+            allow_dev_token: false,
+        }
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,159 @@
+//! Systems sign in with JWT access tokens from the organisation's OpenID Connect provider, a real
+//! one (oidc-provider on loopback). Every route is walked from the OpenAPI document: no token, an
+//! expired token, another issuer's token and a token without the needed roles are all refused, and
+//! a token with one of the roles is let through. Forged algorithms are refused; a provider's key
+//! rotation is followed.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Duration;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Backend, OidcProvider, TOKEN, TestNode, expect_problem, report};
+
+async fn node_trusting(provider: &OidcProvider) -> TestNode {
+    let auth = provider.auth_config();
+    TestNode::spawn_with(Backend::Sqlite, move |config| config.auth = Some(auth)).await
+}
+
+/// Every (method, path, roles) of the user API, ids filled in.
+fn routes(id: &str) -> Vec<(Method, String, Vec<String>)> {
+    let doc: Value = serde_json::from_str(&lagesbild::api::docs::openapi_json()).unwrap();
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(security) = operation.get("security") else { continue };
+            let roles: Vec<String> =
+                security[0]["bearer"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+            let concrete = path.replace("{id}", id).replace("{version}", "1").replace("{org}", "se-polisen-ost");
+            routes.push((method.to_uppercase().parse().unwrap(), concrete, roles));
+        }
+    }
+    routes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_checks_the_token_and_the_roles_it_needs() {
+    let provider = OidcProvider::start();
+    let elsewhere = OidcProvider::start();
+    let node = node_trusting(&provider).await;
+    let reporter = provider.token("reporter-app").await;
+    let filed: Value = node
+        .client
+        .post(node.url("/api/v1/reports"))
+        .bearer_auth(&reporter)
+        .json(&report(3))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = filed["id"].as_str().expect("a reporter files a report").to_owned();
+
+    let no_roles = provider.token("no-roles-app").await;
+    let foreign = elsewhere.token("everything-app").await;
+    let mut checked = 0;
+    for (method, path, roles) in routes(&id) {
+        let send = |token: Option<&str>| {
+            let mut request =
+                node.client.request(method.clone(), node.url(&path)).header("If-Match", "\"1\"").json(&report(1));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        expect_problem(send(None).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+        expect_problem(send(Some(&foreign)).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+        // The static token is refused once a provider is configured.
+        expect_problem(send(Some(TOKEN)).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+        if roles.is_empty() {
+            assert_eq!(send(Some(&no_roles)).await.unwrap().status(), StatusCode::OK, "{method} {path}");
+            continue;
+        }
+        let problem = expect_problem(send(Some(&no_roles)).await.unwrap(), StatusCode::FORBIDDEN).await;
+        assert!(problem["detail"].as_str().unwrap().contains(&roles[0]), "{problem}");
+        // One holder of each role the route names gets past the check.
+        for role in &roles {
+            let token = provider.token(&format!("{role}-app")).await;
+            let status = send(Some(&token)).await.unwrap().status();
+            assert!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                "{role} refused on {method} {path}: {status}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} routes checked");
+
+    // A day later (the test clock starts before the token's real issue time), it has expired.
+    node.clock.advance(Duration::days(1));
+    expect_problem(
+        node.client.get(node.url("/api/v1/situation")).bearer_auth(&reporter).send().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_says_who_you_are_and_what_you_may_do() {
+    let provider = OidcProvider::start();
+    let node = node_trusting(&provider).await;
+    let analyst = provider.token("analyst-app").await;
+    let me: Value =
+        node.client.get(node.url("/api/v1/me")).bearer_auth(&analyst).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["roles"], json!(["analyst"]));
+    assert_eq!(me["actor"], "user:analyst-app");
+    assert_eq!(me["may"], json!(["read reports and the situation picture"]));
+    // What the analyst reads is audited under its name.
+    node.client.get(node.url("/api/v1/situation")).bearer_auth(&analyst).send().await.unwrap();
+    let filed =
+        node.client.post(node.url("/api/v1/reports")).bearer_auth(&analyst).json(&report(1)).send().await.unwrap();
+    expect_problem(filed, StatusCode::FORBIDDEN).await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_algorithms_are_refused_and_a_key_rotation_is_followed() {
+    let provider = OidcProvider::start();
+    let node = node_trusting(&provider).await;
+    let good = provider.token("reporter-app").await;
+    let situation = |token: String| node.client.get(node.url("/api/v1/situation")).bearer_auth(token).send();
+    assert_eq!(situation(good.clone()).await.unwrap().status(), StatusCode::OK);
+    // RS256 from the provider's RSA key is fine.
+    assert_eq!(situation(provider.token("everything-app").await).await.unwrap().status(), StatusCode::OK);
+
+    let parts: Vec<&str> = good.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let kid = header["kid"].as_str().unwrap();
+    let forged_header = |alg: &str| URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": kid, "typ": "JWT"}).to_string());
+    // alg none with no signature.
+    let none = format!("{}.{}.", forged_header("none"), parts[1]);
+    expect_problem(situation(none).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    // HS256 keyed with the provider's public key: the classic confusion.
+    let jwks: Value = reqwest::get(format!("{}/jwks", provider.issuer)).await.unwrap().json().await.unwrap();
+    let public = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap().to_string();
+    let input = format!("{}.{}", forged_header("HS256"), parts[1]);
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, public.as_bytes()), input.as_bytes());
+    let hs = format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+    expect_problem(situation(hs).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    // A changed claim breaks the signature.
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["roles"] = json!(["node-admin"]);
+    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
+    expect_problem(
+        node.client.get(node.url("/api/v1/audit")).bearer_auth(tampered).send().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+
+    // The provider restarts with new keys: the node fetches them when a token names one, once.
+    let port = provider.port;
+    drop(provider);
+    let rotated = OidcProvider::start_on(port);
+    node.clock.advance(Duration::minutes(1));
+    assert_eq!(situation(rotated.token("reporter-app").await).await.unwrap().status(), StatusCode::OK);
+    node.stop().await;
+}
