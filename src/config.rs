@@ -52,6 +52,22 @@ pub struct AuthSection {
     /// Keep accepting `api.dev_token` next to the provider's tokens (for demos and tests only).
     #[serde(default)]
     pub allow_dev_token: bool,
+    /// For people signing in with a browser (`/auth/login`): the node's client at the provider...
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// ...its secret (prefer the environment: LAGESBILD_AUTH_CLIENT_SECRET)...
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// ...and the node's callback as registered there, `https://NODE/auth/callback`.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// How long a signed-in session lasts.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u32,
+}
+
+fn default_session_hours() -> u32 {
+    8
 }
 
 fn default_roles_claim() -> String {
@@ -208,6 +224,7 @@ const ENV_OVERRIDES: &[(&str, &str, &str, Kind)] = &[
     ("LAGESBILD_AUDIT_RETENTION_DAYS", "audit", "retention_days", Kind::Integer),
     ("LAGESBILD_AUTH_ISSUER", "auth", "issuer", Kind::Text),
     ("LAGESBILD_AUTH_AUDIENCE", "auth", "audience", Kind::Text),
+    ("LAGESBILD_AUTH_CLIENT_SECRET", "auth", "client_secret", Kind::Text),
 ];
 
 /// Environment variables that are not configuration keys and are left alone.
@@ -290,6 +307,17 @@ impl NodeConfig {
             }
             if auth.audience.trim().is_empty() {
                 return invalid("auth.audience", "must name the audience the provider issues tokens for");
+            }
+            let login =
+                [&auth.client_id, &auth.client_secret, &auth.redirect_url].iter().filter(|v| v.is_some()).count();
+            if login != 0 && login != 3 {
+                return invalid(
+                    "auth.client_id",
+                    "sign-in for people needs client_id, client_secret and redirect_url together",
+                );
+            }
+            if !(1..=168).contains(&auth.session_hours) {
+                return invalid("auth.session_hours", "must be 1 to 168 hours");
             }
             if let Some((_, bad)) = auth.role_map.iter().find(|(_, ours)| ours.parse::<crate::auth::Role>().is_err()) {
                 return Err(ConfigError::Invalid {

@@ -12,7 +12,7 @@ use actix_web::{App, HttpServer};
 
 use crate::api::{self, AppState, NodeIdentity, TokenCheck};
 use crate::audit;
-use crate::auth::TokenValidator;
+use crate::auth::{Login, TokenValidator};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::crypto::keys::SigningKey;
@@ -73,6 +73,23 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         Some(auth) => Some(Arc::new(TokenValidator::new(auth, clock.clone()).map_err(StartError::Auth)?)),
         None => None,
     };
+    let login = match &config.auth {
+        Some(
+            auth @ crate::config::AuthSection {
+                client_id: Some(id),
+                client_secret: Some(secret),
+                redirect_url: Some(url),
+                ..
+            },
+        ) => {
+            let map = Arc::new(crate::auth::token::role_map(auth).map_err(StartError::Auth)?);
+            Some(Arc::new(
+                Login::new(&auth.issuer, id, secret, url, &auth.roles_claim, map, auth.session_hours)
+                    .map_err(StartError::Auth)?,
+            ))
+        }
+        _ => None,
+    };
     // With a provider configured the static token is refused, unless explicitly kept.
     let dev_token = config.api.dev_token.as_deref().filter(|_| config.auth.as_ref().is_none_or(|a| a.allow_dev_token));
     let state = Data::new(AppState {
@@ -81,6 +98,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         node: NodeIdentity { org_id: config.node.org_id.clone(), name: config.node.name.clone() },
         tokens: TokenCheck::new(dev_token),
         validator,
+        login,
         metrics: Arc::new(Metrics::new()),
         body_limit: config.api.body_limit_bytes,
         federation: federation.as_ref().map(|(f, ..)| f.clone()),

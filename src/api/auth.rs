@@ -91,11 +91,27 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<Data<AppState>>().cloned();
         let header = req.headers().get(header::AUTHORIZATION).cloned();
+        let session = req.cookie(super::login::SESSION_COOKIE).map(|c| c.value().to_owned());
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-            authenticate(&state, header.as_ref()).await
+            match (header, session) {
+                (None, Some(session)) if state.login.is_some() => from_session(&state, &session).await,
+                (header, _) => authenticate(&state, header.as_ref()).await,
+            }
         })
     }
+}
+
+/// A person signed in with a browser: the session the cookie names.
+async fn from_session(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
+    let hash = crate::domain::audit::sha256_hex(secret.as_bytes());
+    let session = state
+        .store
+        .session(&hash, state.clock.now())
+        .await?
+        .ok_or(ApiError::Unauthorized("the session has ended; sign in again at /auth/login"))?;
+    let roles = session.roles.split_whitespace().filter_map(|r| r.parse().ok()).collect();
+    Ok(Caller { org: state.node.org_id.clone(), actor: format!("user:{}", session.subject), roles })
 }
 
 async fn authenticate(state: &AppState, header: Option<&header::HeaderValue>) -> Result<Caller, ApiError> {

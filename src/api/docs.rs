@@ -52,6 +52,9 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         partners::get_partner,
         partners::block_partner,
         partners::unblock_partner,
+        super::login::login,
+        super::login::callback,
+        super::login::logout,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -71,6 +74,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         (name = "situation", description = "The merged situation picture"),
         (name = "agreements", description = "Agreements: propose, review, sign, revoke, preview"),
         (name = "partners", description = "This node's card and the partner nodes it knows"),
+        (name = "sign-in", description = "People sign in with the organisation's identity provider"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
     )
 )]

@@ -8,6 +8,7 @@ pub(crate) mod auth;
 mod body;
 pub mod docs;
 mod health;
+pub mod login;
 mod observe;
 mod partners;
 pub mod problem;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub tokens: TokenCheck,
     pub metrics: Arc<Metrics>,
     pub body_limit: usize,
+    /// Signs people in through the organisation's identity provider, when configured.
+    pub login: Option<Arc<crate::auth::Login>>,
     /// Validates tokens from the organisation's identity provider, when one is configured.
     pub validator: Option<Arc<crate::auth::TokenValidator>>,
     /// The node's identity and partners' pins, when federation is configured.
@@ -90,6 +93,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .service(resource("/partners/{org}/block").route(web::post().to(partners::block_partner)))
             .service(resource("/partners/{org}/unblock").route(web::post().to(partners::unblock_partner))),
     )
+    .service(web::resource("/auth/login").route(web::get().to(login::login)))
+    .service(web::resource("/auth/callback").route(web::get().to(login::callback)))
+    .service(web::resource("/auth/logout").route(web::post().to(login::logout)))
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))
     .service(web::resource("/readyz").route(web::get().to(health::readyz)))
     .service(web::resource("/metrics").route(web::get().to(health::metrics)))

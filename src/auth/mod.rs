@@ -4,8 +4,10 @@
 //! security organisation of the partners (representatives, coordinators, strategists) plus the
 //! administrators of agreements and of the node.
 
+pub mod login;
 pub mod roles;
 pub mod token;
 
+pub use login::{Login, LoginError};
 pub use roles::Role;
-pub use token::{Principal, TokenError, TokenValidator};
+pub use token::{Principal, RoleMap, TokenError, TokenValidator};

@@ -64,7 +64,7 @@ pub struct TokenValidator {
     issuer: String,
     audience: String,
     roles_claim: String,
-    role_map: HashMap<String, Role>,
+    role_map: Arc<RoleMap>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     keys: RwLock<Option<JwkSet>>,
@@ -86,10 +86,7 @@ impl TokenValidator {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
-        let mut role_map: HashMap<String, Role> = Role::ALL.iter().map(|r| (r.as_str().to_owned(), *r)).collect();
-        for (theirs, ours) in &config.role_map {
-            role_map.insert(theirs.clone(), ours.parse()?);
-        }
+        let role_map = Arc::new(role_map(config)?);
         Ok(Self {
             issuer: config.issuer.trim_end_matches('/').to_owned(),
             audience: config.audience.clone(),
@@ -139,18 +136,13 @@ impl TokenValidator {
         Ok(Principal { subject, roles: self.roles_of(&claims) })
     }
 
-    /// The node roles a token's roles claim maps to; unknown names are ignored.
+    /// The node roles a token's roles claim maps to.
     fn roles_of(&self, claims: &Claims) -> BTreeSet<Role> {
-        let mut value = claims.rest.get(self.roles_claim.split('.').next().unwrap_or(""));
-        for part in self.roles_claim.split('.').skip(1) {
-            value = value.and_then(|v| v.get(part));
-        }
-        let names: Vec<&str> = match value {
-            Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).collect(),
-            Some(serde_json::Value::String(text)) => text.split_whitespace().collect(),
-            _ => Vec::new(),
-        };
-        names.into_iter().filter_map(|name| self.role_map.get(name).copied()).collect()
+        roles_in(&serde_json::Value::Object(claims.rest.clone()), &self.roles_claim, &self.role_map)
+    }
+
+    pub fn role_map(&self) -> Arc<RoleMap> {
+        self.role_map.clone()
     }
 
     fn key(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
@@ -198,6 +190,29 @@ impl TokenValidator {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
         Ok(())
     }
+}
+
+/// Provider role names mapped to node roles.
+pub type RoleMap = HashMap<String, Role>;
+
+/// The role map of `config`: node role names map to themselves, and the configured names to theirs.
+pub fn role_map(config: &AuthSection) -> Result<RoleMap, String> {
+    let mut map: RoleMap = Role::ALL.iter().map(|r| (r.as_str().to_owned(), *r)).collect();
+    for (theirs, ours) in &config.role_map {
+        map.insert(theirs.clone(), ours.parse()?);
+    }
+    Ok(map)
+}
+
+/// The node roles named by the claim at `path` (dotted) of `claims`; unknown names are ignored.
+pub fn roles_in(claims: &serde_json::Value, path: &str, map: &RoleMap) -> BTreeSet<Role> {
+    let value = path.split('.').try_fold(claims, |v, part| v.get(part));
+    let names: Vec<&str> = match value {
+        Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).collect(),
+        Some(serde_json::Value::String(text)) => text.split_whitespace().collect(),
+        _ => Vec::new(),
+    };
+    names.into_iter().filter_map(|name| map.get(name).copied()).collect()
 }
 
 /// The one algorithm a key may be used with: named by the key, or implied by its type. Symmetric

@@ -7,6 +7,7 @@ mod agreements;
 pub(crate) mod audit;
 mod partners;
 mod reports;
+mod sessions;
 mod situation;
 
 use std::str::FromStr;
@@ -21,6 +22,7 @@ pub use agreements::{AgreementRecord, RevocationRecord};
 pub use audit::{AuditQuery, CheckpointRecord};
 pub use partners::PartnerRecord;
 pub use reports::ReportCount;
+pub use sessions::SessionRecord;
 
 /// The node's database.
 #[derive(Debug, Clone)]

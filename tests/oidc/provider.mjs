@@ -10,7 +10,7 @@ import * as jose from 'jose';
 
 const port = Number(process.argv[2]);
 if (!port) {
-  console.error('usage: node provider.mjs PORT');
+  console.error('usage: node provider.mjs PORT [NODE_CALLBACK_URL]');
   process.exit(2);
 }
 const issuer = `http://127.0.0.1:${port}`;
@@ -32,8 +32,27 @@ const system = (id, roles, alg = 'ES256') => ({
   token_alg: alg,
 });
 
+// People sign in through the node's login client, whose callback is the optional second argument.
+// The development login form accepts any user; roles follow the login name: `coordinator-anna` is a
+// coordinator, `analyst-bo` an analyst.
+const nodeCallback = process.argv[3];
+const login = nodeCallback
+  ? [{
+      client_id: 'lagesbild-node',
+      client_secret: 'lagesbild-node-secret',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: [nodeCallback],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }]
+  : [];
+const ROLE_NAMES = ['reporter', 'coordinator', 'analyst', 'agreement-admin', 'node-admin'];
+const rolesOf = (login) => ROLE_NAMES.filter((role) => login.startsWith(`${role}-`));
+
 const clients = [
+  ...login,
   system('reporter-app', ['reporter']),
+  system('other-reporter-app', ['reporter']),
   system('coordinator-app', ['coordinator']),
   system('analyst-app', ['analyst']),
   system('agreement-admin-app', ['agreement-admin']),
@@ -47,9 +66,17 @@ const provider = new Provider(issuer, {
   // New key ids every start, so a restarted provider looks like a provider that rotated its keys.
   jwks: { keys: [await signingKey('ES256', `es-${Date.now()}`), await signingKey('RS256', `rs-${Date.now()}`)] },
   extraClientMetadata: { properties: ['roles', 'token_alg'] },
+  findAccount: async (ctx, id) => ({
+    accountId: id,
+    claims: async () => ({ sub: id, roles: rolesOf(id) }),
+  }),
+  claims: { openid: ['sub'], roles: ['roles'] },
+  scopes: ['openid', 'roles', 'api'],
+  // Put the roles in the ID token itself, where the node reads them.
+  conformIdTokenClaims: false,
   features: {
     clientCredentials: { enabled: true },
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => RESOURCE,
@@ -64,6 +91,7 @@ const provider = new Provider(issuer, {
     },
   },
   extraTokenClaims: async (ctx, token) => {
+    if (token.kind !== 'ClientCredentials') return undefined;
     const client = await ctx.oidc.provider.Client.find(token.clientId);
     return { roles: client?.roles ?? [] };
   },

@@ -1,0 +1,106 @@
+//! The browser's sign-in: `/auth/login` sends a person to the organisation's provider, the
+//! provider sends them back to `/auth/callback`, and a session cookie (HttpOnly, SameSite=Strict,
+//! Secure over https) follows; `/auth/logout` ends it.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::web::{Data, Query};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::problem::{ApiError, Problem};
+use crate::auth::LoginError;
+use crate::domain::audit::{AuditEvent, sha256_hex};
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "lagesbild_session";
+
+/// What the provider sends back.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Start signing in: redirects to the organisation's identity provider.
+#[utoipa::path(get, path = "/auth/login", tag = "sign-in",
+    responses((status = 303, description = "To the identity provider"),
+        (status = 404, description = "Sign-in for people is not configured on this node", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The identity provider cannot be reached", body = Problem, content_type = "application/problem+json")))]
+pub async fn login(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let login = state.login.as_ref().ok_or_else(not_configured)?;
+    let url = login.begin(&state.store, state.clock.now()).await.map_err(refused)?;
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, url)).finish())
+}
+
+/// Where the identity provider sends the person back; sets the session cookie.
+#[utoipa::path(get, path = "/auth/callback", tag = "sign-in", params(Callback),
+    responses((status = 303, description = "Signed in; to the API documentation", headers(("Set-Cookie" = String, description = "The session"))),
+        (status = 400, description = "The sign-in failed or was refused", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Sign-in for people is not configured on this node", body = Problem, content_type = "application/problem+json")))]
+pub async fn callback(state: Data<AppState>, query: Query<Callback>) -> Result<HttpResponse, ApiError> {
+    let login = state.login.as_ref().ok_or_else(not_configured)?;
+    if let Some(error) = &query.error {
+        let detail = query.error_description.as_deref().unwrap_or("");
+        return Err(ApiError::MalformedBody(format!("the identity provider refused the sign-in: {error} {detail}")));
+    }
+    let (Some(code), Some(sign_in)) = (&query.code, &query.state) else {
+        return Err(ApiError::MalformedBody("the callback needs code and state".into()));
+    };
+    let now = state.clock.now();
+    let (secret, session) = login.complete(&state.store, code, sign_in, now).await.map_err(refused)?;
+    state
+        .store
+        .record_audit(
+            &AuditEvent::new("auth.signed_in", &format!("user:{}", session.subject)).detail(&session.roles),
+            now,
+        )
+        .await?;
+    let cookie = Cookie::build(SESSION_COOKIE, secret)
+        .path("/")
+        .http_only(true)
+        .secure(login.secure_cookie)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(login.session_lifetime.num_seconds()))
+        .finish();
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/docs/")).cookie(cookie).finish())
+}
+
+/// End the session.
+#[utoipa::path(post, path = "/auth/logout", tag = "sign-in",
+    responses((status = 204, description = "Signed out (or was not signed in)")))]
+pub async fn logout(state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        let hash = sha256_hex(cookie.value().as_bytes());
+        if let Some(session) = state.store.session(&hash, state.clock.now()).await? {
+            state
+                .store
+                .record_audit(
+                    &AuditEvent::new("auth.signed_out", &format!("user:{}", session.subject)),
+                    state.clock.now(),
+                )
+                .await?;
+        }
+        state.store.delete_session(&hash).await?;
+    }
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).finish();
+    gone.make_removal();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+fn not_configured() -> ApiError {
+    ApiError::NotFound("sign-in for people is not configured on this node (auth.client_id)".into())
+}
+
+fn refused(error: LoginError) -> ApiError {
+    match error {
+        LoginError::Provider(why) => ApiError::Unavailable(format!("the identity provider cannot be reached: {why}")),
+        LoginError::Store(e) => e.into(),
+        other => ApiError::MalformedBody(other.to_string()),
+    }
+}

@@ -1,0 +1,98 @@
+//! Sign-ins in progress and signed-in sessions, in the database so that several replicas of a node
+//! share them.
+
+use chrono::{DateTime, Utc};
+
+use super::{StoreError, on_pool};
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub subject: String,
+    /// Node role names, space-separated.
+    pub roles: String,
+}
+
+impl super::Store {
+    pub async fn save_login_attempt(
+        &self,
+        state: &str,
+        nonce: &str,
+        verifier: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO login_attempts (state, nonce, pkce_verifier, created_at_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(state)
+            .bind(nonce)
+            .bind(verifier)
+            .bind(at.timestamp_millis())
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Takes (and deletes) the sign-in with this state, if it began after `not_before`: each state
+    /// can be used once.
+    pub async fn take_login_attempt(
+        &self,
+        state: &str,
+        not_before: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+                "DELETE FROM login_attempts WHERE state = $1 AND created_at_ms >= $2 RETURNING nonce, pkce_verifier",
+            )
+            .bind(state)
+            .bind(not_before.timestamp_millis())
+            .fetch_optional(p)
+            .await?
+        }))
+    }
+
+    pub async fn create_session(
+        &self,
+        id_hash: &str,
+        session: &SessionRecord,
+        at: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query("INSERT INTO sessions (id_hash, subject, roles, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id_hash)
+                .bind(&session.subject)
+                .bind(&session.roles)
+                .bind(at.timestamp_millis())
+                .bind(expires.timestamp_millis())
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// The session with this id hash, if it has not expired at `now`.
+    pub async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRecord>, StoreError> {
+        let row: Option<(String, String)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT subject, roles FROM sessions WHERE id_hash = $1 AND expires_at_ms > $2")
+                .bind(id_hash)
+                .bind(now.timestamp_millis())
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.map(|(subject, roles)| SessionRecord { subject, roles }))
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+}
