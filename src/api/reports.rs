@@ -44,7 +44,7 @@ pub async fn file_report(
     caller.require(WRITERS)?;
     let content: ReportContent = super::body::read_body(&req, payload).await?;
     let now = state.clock.now();
-    let report = Report::file(caller.org.clone(), content.validate(now)?, now);
+    let report = Report::file(caller.org.clone(), content.validate(now)?, now).filed_by(&caller.actor);
     state.store.insert_report(&report, &version_event("report.created", &caller, &report)).await?;
     tracing::info!(report = %report.id, version = %report.version, "report filed");
     Ok(with_etag(HttpResponse::Created(), &report)
@@ -97,6 +97,7 @@ pub async fn update_report(
     let content: ReportContent = super::body::read_body(&req, payload).await?;
     let expected = if_match(&req)?.ok_or(ApiError::PreconditionRequired)?;
     let current = own_report(&caller, &state, &id).await?;
+    may_change(&caller, &current)?;
     if current.version != expected {
         return Err(ApiError::PreconditionFailed { current: current.version });
     }
@@ -136,6 +137,7 @@ pub async fn retract_report(
         errors.into_result(())?;
     }
     let current = own_report(&caller, &state, &id).await?;
+    may_change(&caller, &current)?;
     if let Some(expected) = if_match(&req)?
         && current.version != expected
     {
@@ -197,6 +199,16 @@ fn version_event(event: &str, caller: &Caller, report: &Report) -> AuditEvent {
         .report(report.id)
         .object(&serde_json::to_vec(report).unwrap_or_default())
         .detail(format!("version {}", report.version))
+}
+
+/// A coordinator changes any of the organisation's reports; a reporter only those they filed.
+fn may_change(caller: &Caller, report: &Report) -> Result<(), ApiError> {
+    if caller.roles.contains(&crate::auth::Role::Coordinator)
+        || report.filed_by.as_deref() == Some(caller.actor.as_str())
+    {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden("a reporter changes only the reports they filed; a coordinator can change any".into()))
 }
 
 async fn own_report(caller: &Caller, state: &AppState, id: &str) -> Result<Report, ApiError> {

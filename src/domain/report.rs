@@ -353,6 +353,10 @@ pub struct Report {
     /// Present when this version withdraws the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retracted: Option<Retraction>,
+    /// Who filed it (as the audit trail names them): a reporter may change only their own reports.
+    /// Never shared with partners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filed_by: Option<String>,
     #[serde(flatten)]
     pub content: ReportContent,
 }
@@ -402,8 +406,15 @@ impl Report {
             created_at: now,
             updated_at: now,
             retracted: None,
+            filed_by: None,
             content: content.0,
         }
+    }
+
+    /// The same report, recorded as filed by `actor`.
+    pub fn filed_by(mut self, actor: &str) -> Self {
+        self.filed_by = Some(actor.to_owned());
+        self
     }
 
     /// The next version, with new content.

@@ -157,3 +157,107 @@ async fn forged_algorithms_are_refused_and_a_key_rotation_is_followed() {
     assert_eq!(situation(rotated.token("reporter-app").await).await.unwrap().status(), StatusCode::OK);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_through_the_provider_and_out_again() {
+    let port = crate::support::free_port();
+    let callback = format!("http://127.0.0.1:{port}/auth/callback");
+    let provider = OidcProvider::start_with_callback(&callback);
+    let mut auth = provider.auth_config();
+    auth.client_id = Some("lagesbild-node".into());
+    auth.client_secret = Some("lagesbild-node-secret".into());
+    auth.redirect_url = Some(callback.clone());
+    let node = TestNode::spawn_with(Backend::Sqlite, move |config| {
+        config.api.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        config.auth = Some(auth);
+    })
+    .await;
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // Follow the redirects as a browser would, filling in the provider's forms as a person would.
+    let mut url: reqwest::Url = node.url("/auth/login").parse().unwrap();
+    let mut response = browser.get(url.clone()).send().await.unwrap();
+    let mut callback_url = None;
+    for _ in 0..20 {
+        if response.status().is_redirection() {
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            url = url.join(&location).unwrap();
+            if url.as_str().starts_with(&callback) {
+                callback_url = Some(url.clone());
+                break;
+            }
+            response = browser.get(url.clone()).send().await.unwrap();
+            continue;
+        }
+        assert_eq!(response.status(), StatusCode::OK, "at {url}");
+        let page = response.text().await.unwrap();
+        let form: Vec<(&str, &str)> = if page.contains(r#"name="prompt" value="login""#) {
+            vec![("prompt", "login"), ("login", "coordinator-anna"), ("password", "whatever")]
+        } else if page.contains(r#"name="prompt" value="consent""#) {
+            vec![("prompt", "consent")]
+        } else {
+            panic!("unexpected page at {url}: {page}");
+        };
+        response = browser.post(url.clone()).form(&form).send().await.unwrap();
+    }
+    let callback_url = callback_url.expect("the provider never sent the browser back");
+    assert!(callback_url.query().unwrap().contains("state="), "{callback_url}");
+    let back = browser.get(callback_url.clone()).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    let cookie = back.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+
+    let me: Value = browser.get(node.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["actor"], "user:coordinator-anna");
+    assert_eq!(me["roles"], json!(["coordinator"]));
+    let filed = browser.post(node.url("/api/v1/reports")).json(&report(2)).send().await.unwrap();
+    assert_eq!(filed.status(), StatusCode::CREATED);
+    let audit = browser.get(node.url("/api/v1/audit")).send().await.unwrap();
+    expect_problem(audit, StatusCode::FORBIDDEN).await;
+
+    // The same callback again: its state was used up.
+    expect_problem(browser.get(callback_url).send().await.unwrap(), StatusCode::BAD_REQUEST).await;
+    // A made-up state is refused too.
+    let forged = browser.get(node.url("/auth/callback?code=x&state=made-up")).send().await.unwrap();
+    expect_problem(forged, StatusCode::BAD_REQUEST).await;
+
+    let out = browser.post(node.url("/auth/logout")).send().await.unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    expect_problem(browser.get(node.url("/api/v1/me")).send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reporter_changes_only_their_own_reports_and_a_coordinator_any() {
+    let provider = OidcProvider::start();
+    let node = node_trusting(&provider).await;
+    let token = |client: &'static str| provider.token(client);
+    let (reporter, other, coordinator) =
+        (token("reporter-app").await, token("other-reporter-app").await, token("coordinator-app").await);
+    let filed: Value = node
+        .client
+        .post(node.url("/api/v1/reports"))
+        .bearer_auth(&reporter)
+        .json(&report(3))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(filed["filed_by"], "user:reporter-app");
+    let path = node.url(&format!("/api/v1/reports/{}", filed["id"].as_str().unwrap()));
+    let put = |token: String, version: &'static str| {
+        node.client.put(&path).bearer_auth(token).header("If-Match", version).json(&report(2)).send()
+    };
+    let problem = expect_problem(put(other.clone(), "\"1\"").await.unwrap(), StatusCode::FORBIDDEN).await;
+    assert!(problem["detail"].as_str().unwrap().contains("only the reports they filed"), "{problem}");
+    assert_eq!(put(reporter, "\"1\"").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(put(coordinator.clone(), "\"2\"").await.unwrap().status(), StatusCode::OK);
+    let retract = node.client.post(format!("{path}/retract")).bearer_auth(&other).send().await.unwrap();
+    expect_problem(retract, StatusCode::FORBIDDEN).await;
+    let retract = node.client.post(format!("{path}/retract")).bearer_auth(&coordinator).send().await.unwrap();
+    assert_eq!(retract.status(), StatusCode::OK);
+    node.stop().await;
+}

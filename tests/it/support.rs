@@ -225,7 +225,7 @@ fn node_env(org: &str, db: &TestDatabase) -> HashMap<String, String> {
 /// A loopback port nobody listens on now. The federation URL goes into the node card before the
 /// listener binds, so the port is chosen first; another process taking it in between is unlikely on
 /// a test machine and would fail the test loudly, not wrongly.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -342,6 +342,15 @@ impl OidcProvider {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::launch(port, None)
+    }
+
+    /// A provider whose login client sends people back to `callback` (a node's /auth/callback).
+    pub fn start_with_callback(callback: &str) -> Self {
+        Self::launch(free_port(), Some(callback))
+    }
+
+    fn launch(port: u16, callback: Option<&str>) -> Self {
         use std::io::BufRead;
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc");
         assert!(
@@ -351,6 +360,7 @@ impl OidcProvider {
         let mut child = std::process::Command::new("node")
             .arg("provider.mjs")
             .arg(port.to_string())
+            .args(callback)
             .current_dir(dir)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -394,6 +404,10 @@ impl OidcProvider {
             roles_claim: "roles".into(),
             role_map: Default::default(),
             allow_dev_token: false,
+            client_id: None,
+            client_secret: None,
+            redirect_url: None,
+            session_hours: 8,
         }
     }
 }
