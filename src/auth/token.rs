@@ -157,17 +157,8 @@ impl TokenValidator {
             return Ok(());
         }
         *last = Some(now);
-        let unavailable = |e: reqwest::Error| TokenError::Unavailable(e.to_string());
-        let discovery: serde_json::Value = self
-            .http
-            .get(format!("{}/.well-known/openid-configuration", self.issuer))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let discovery: serde_json::Value =
+            self.fetch(&format!("{}/.well-known/openid-configuration", self.issuer)).await?;
         if discovery.get("issuer").and_then(|i| i.as_str()).map(|i| i.trim_end_matches('/'))
             != Some(self.issuer.as_str())
         {
@@ -177,18 +168,24 @@ impl TokenValidator {
             .get("jwks_uri")
             .and_then(|u| u.as_str())
             .ok_or_else(|| TokenError::Unavailable("the discovery document has no jwks_uri".into()))?;
-        let keys: JwkSet = self
-            .http
-            .get(jwks_uri)
+        let keys: JwkSet = self.fetch(jwks_uri).await?;
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+        Ok(())
+    }
+}
+
+impl TokenValidator {
+    async fn fetch<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, TokenError> {
+        let unavailable = |e: reqwest::Error| TokenError::Unavailable(e.to_string());
+        self.http
+            .get(url)
             .send()
             .await
             .and_then(|r| r.error_for_status())
             .map_err(unavailable)?
             .json()
             .await
-            .map_err(unavailable)?;
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
-        Ok(())
+            .map_err(unavailable)
     }
 }
 

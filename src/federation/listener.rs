@@ -152,12 +152,7 @@ pub async fn receive_card(
             Ok(HttpResponse::NoContent().finish())
         }
         Err(error) => {
-            tracing::warn!(partner = %peer.org, %error, "refused a card a partner sent");
-            let refused = AuditEvent::new("partner.card_refused", &format!("partner:{}", peer.org))
-                .partner(&peer.org)
-                .object(card.to_json().as_bytes())
-                .detail(&error);
-            federation.store.record_audit(&refused, now).await?;
+            refusal(&federation, &peer, "partner.card_refused", &card, &error, now).await?;
             Err(import_refused(error))
         }
     }
@@ -180,12 +175,7 @@ pub async fn receive_agreement(
 ) -> Result<HttpResponse, ApiError> {
     let now = federation.clock.now();
     if let Err(error) = agreements::receive(&federation, &peer.org, &document, now).await {
-        tracing::warn!(partner = %peer.org, %error, "refused an agreement a partner sent");
-        let refused = AuditEvent::new("agreement.refused", &format!("partner:{}", peer.org))
-            .partner(&peer.org)
-            .object(document.to_json().as_bytes())
-            .detail(&error);
-        federation.store.record_audit(&refused, now).await?;
+        refusal(&federation, &peer, "agreement.refused", &document, &error, now).await?;
         return Err(agreement_refused(error));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -207,15 +197,27 @@ pub async fn receive_revocation(
 ) -> Result<HttpResponse, ApiError> {
     let now = federation.clock.now();
     if let Err(error) = agreements::receive_revocation(&federation, &peer.org, &statement, now).await {
-        tracing::warn!(partner = %peer.org, %error, "refused a revocation a partner sent");
-        let refused = AuditEvent::new("agreement.revocation_refused", &format!("partner:{}", peer.org))
-            .partner(&peer.org)
-            .object(statement.to_json().as_bytes())
-            .detail(&error);
-        federation.store.record_audit(&refused, now).await?;
+        refusal(&federation, &peer, "agreement.revocation_refused", &statement, &error, now).await?;
         return Err(agreement_refused(error));
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Logs and audits a document a partner sent that was refused: who sent it, its hash, and why.
+async fn refusal(
+    federation: &Federation,
+    peer: &Peer,
+    event: &str,
+    document: &Jws,
+    error: &dyn std::fmt::Display,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    tracing::warn!(partner = %peer.org, %error, event, "refused a document a partner sent");
+    let refused = AuditEvent::new(event, &format!("partner:{}", peer.org))
+        .partner(&peer.org)
+        .object(document.to_json().as_bytes())
+        .detail(error);
+    Ok(federation.store.record_audit(&refused, now).await?)
 }
 
 /// The problem for a refused card, wherever it came from.
