@@ -55,7 +55,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let federation = match &config.federation {
         Some(section) => {
             let keys = NodeKeys::load(config, clock.now())?;
-            let pins = Arc::new(PinCache::new(clock.clone()));
+            let pins = Arc::new(PinCache::new(clock.clone()).auditing_refusals(store.clone()));
             pins.reload(&store).await?;
             let trust = match &section.ca_bundle {
                 Some(bundle) => PeerTrust::load_authority(bundle).map_err(IdentityError::from)?,

@@ -167,6 +167,9 @@ pub trait TrustedPeers: Send + Sync + std::fmt::Debug {
     fn trusts_pin(&self, pin: &TlsPin) -> bool;
     /// Whether this organisation is a partner (authority trust).
     fn trusts_org(&self, org: &OrgId) -> bool;
+    /// Hears of a refused client certificate, to record it. It must not block: it runs inside the
+    /// handshake.
+    fn refused(&self, _pin: Option<&TlsPin>, _reason: &str) {}
 }
 
 /// A listener's TLS: client certificates are mandatory and must belong to a partner under `trust`.
@@ -218,20 +221,32 @@ pub fn client_config(
 }
 
 /// Checks a peer certificate: it parses, is valid at `now`, and its pin is trusted.
-fn check_peer(end_entity: &CertificateDer<'_>, now: UnixTime, trusted: impl Fn(&TlsPin) -> bool) -> Result<(), Error> {
-    let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
-        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+/// Checks a peer certificate: it parses, is valid at `now`, and its pin is trusted. A refusal is
+/// reported to `refused` with the pin presented and the reason.
+fn check_peer(
+    end_entity: &CertificateDer<'_>,
+    now: UnixTime,
+    trusted: impl Fn(&TlsPin) -> bool,
+    refused: impl Fn(Option<&TlsPin>, &str),
+) -> Result<(), Error> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
+        refused(None, "the certificate cannot be parsed");
+        return Err(Error::InvalidCertificate(CertificateError::BadEncoding));
+    };
+    let pin = pin_of_spki(cert.tbs_certificate.subject_pki.raw);
     let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     let validity = cert.validity();
     if now_secs < validity.not_before.timestamp() {
+        refused(Some(&pin), "the certificate is not valid yet");
         return Err(Error::InvalidCertificate(CertificateError::NotValidYet));
     }
     if now_secs > validity.not_after.timestamp() {
+        refused(Some(&pin), "the certificate has expired");
         return Err(Error::InvalidCertificate(CertificateError::Expired));
     }
-    let pin = pin_of_spki(cert.tbs_certificate.subject_pki.raw);
     if !trusted(&pin) {
         tracing::warn!(pin = %pin, "refused a TLS peer whose key is not pinned");
+        refused(Some(&pin), "the key is not pinned for any partner (or the partner is blocked)");
         return Err(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure));
     }
     Ok(())
@@ -282,7 +297,8 @@ impl ClientCertVerifier for PinnedClients {
         _intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        check_peer(end_entity, now, |pin| self.peers.trusts_pin(pin)).map(|()| ClientCertVerified::assertion())
+        check_peer(end_entity, now, |pin| self.peers.trusts_pin(pin), |pin, why| self.peers.refused(pin, why))
+            .map(|()| ClientCertVerified::assertion())
     }
 
     handshake_signatures_by_provider!();
@@ -308,7 +324,7 @@ impl ServerCertVerifier for PinnedServer {
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         // The pin, not the host name, identifies the partner: its URL may be an address.
-        check_peer(end_entity, now, |pin| self.pins.contains(pin)).map(|()| ServerCertVerified::assertion())
+        check_peer(end_entity, now, |pin| self.pins.contains(pin), |_, _| {}).map(|()| ServerCertVerified::assertion())
     }
 
     handshake_signatures_by_provider!();
@@ -344,8 +360,16 @@ impl ClientCertVerifier for AuthorityClients {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        self.webpki.verify_client_cert(end_entity, intermediates, now)?;
-        check_organisation(end_entity, |org| self.peers.trusts_org(org)).map(|()| ClientCertVerified::assertion())
+        if let Err(error) = self.webpki.verify_client_cert(end_entity, intermediates, now) {
+            let pin = pin_of_certificate(end_entity).ok();
+            self.peers.refused(pin.as_ref(), &format!("the certificate does not chain to the authority: {error}"));
+            return Err(error);
+        }
+        check_organisation(end_entity, |org| self.peers.trusts_org(org)).inspect_err(|_| {
+            self.peers
+                .refused(pin_of_certificate(end_entity).ok().as_ref(), "the certificate's organisation is no partner");
+        })?;
+        Ok(ClientCertVerified::assertion())
     }
 
     handshake_signatures_by_provider!();

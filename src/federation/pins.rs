@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::crypto::tls::TrustedPeers;
+use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, TlsPin};
 use crate::store::{Store, StoreError};
 
@@ -20,6 +21,8 @@ type PinEntry = (OrgId, Option<DateTime<Utc>>);
 pub struct PinCache {
     pins: RwLock<HashMap<TlsPin, PinEntry>>,
     clock: Arc<dyn Clock>,
+    /// Where refused handshakes go to be audited; bounded, so a flood of strangers costs no memory.
+    refusals: Option<tokio::sync::mpsc::Sender<(Option<TlsPin>, String)>>,
 }
 
 impl std::fmt::Debug for PinCache {
@@ -31,7 +34,27 @@ impl std::fmt::Debug for PinCache {
 
 impl PinCache {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { pins: RwLock::default(), clock }
+        Self { pins: RwLock::default(), clock, refusals: None }
+    }
+
+    /// Audits refused handshakes in `store`, from a task of its own (the handshake cannot wait for
+    /// a database).
+    pub fn auditing_refusals(mut self, store: Store) -> Self {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<TlsPin>, String)>(1_000);
+        let clock = self.clock.clone();
+        tokio::spawn(async move {
+            while let Some((pin, reason)) = receiver.recv().await {
+                let mut event = AuditEvent::new("federation.handshake_refused", "unknown").detail(&reason);
+                if let Some(pin) = pin {
+                    event = event.object(pin.as_str().as_bytes());
+                }
+                if let Err(error) = store.record_audit(&event, clock.now()).await {
+                    tracing::warn!(%error, "could not audit a refused handshake");
+                }
+            }
+        });
+        self.refusals = Some(sender);
+        self
     }
 
     /// Replaces the cache with what the store says now.
@@ -57,5 +80,13 @@ impl TrustedPeers for PinCache {
     fn trusts_org(&self, org: &OrgId) -> bool {
         let pins = self.pins.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         pins.values().any(|(partner, _)| partner == org)
+    }
+
+    fn refused(&self, pin: Option<&TlsPin>, reason: &str) {
+        if let Some(sender) = &self.refusals
+            && sender.try_send((pin.cloned(), reason.to_owned())).is_err()
+        {
+            tracing::warn!("too many refused handshakes at once to audit each");
+        }
     }
 }

@@ -95,6 +95,19 @@ async fn strangers_and_certificate_less_clients_are_refused_at_the_handshake(bac
     // The stranger knows b (imported b's card) but b does not know the stranger.
     assert_eq!(import(&stranger, &signed_card(&b).await).await.status(), StatusCode::CREATED);
     refused_at_handshake(client(&stranger, &b).await.hello().await);
+    // The refusal is in b's audit trail, with the hash of the key the stranger presented.
+    let stranger_pin = stranger.keys().tls.pin.to_string();
+    let expected = lagesbild::domain::audit::sha256_hex(stranger_pin.as_bytes());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let trail: Value =
+            b.get("/api/v1/audit?event=federation.handshake_refused").send().await.unwrap().json().await.unwrap();
+        if trail["entries"].as_array().unwrap().iter().any(|e| e["object_hash"] == expected.as_str()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the refused handshake was not audited: {trail}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // No client certificate at all.
     let bare = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
