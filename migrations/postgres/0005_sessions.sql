@@ -3,6 +3,8 @@ CREATE TABLE login_attempts (
     state          TEXT    PRIMARY KEY,
     nonce          TEXT    NOT NULL,
     pkce_verifier  TEXT    NOT NULL,
+    -- The hash of a cookie set in the browser that began the sign-in: only it can complete it.
+    browser_hash   TEXT    NOT NULL,
     created_at_ms  BIGINT  NOT NULL
 );
 

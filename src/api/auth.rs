@@ -92,11 +92,24 @@ impl FromRequest for Caller {
         let state = req.app_data::<Data<AppState>>().cloned();
         let header = req.headers().get(header::AUTHORIZATION).cloned();
         let session = req.cookie(super::login::SESSION_COOKIE).map(|c| c.value().to_owned());
+        let unsafe_method = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+        let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let fetch_site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()).map(str::to_owned);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-            match (header, session) {
-                (None, Some(session)) if state.login.is_some() => from_session(&state, &session).await,
-                (header, _) => authenticate(&state, header.as_ref()).await,
+            match (header, session, &state.login) {
+                (None, Some(session), Some(login)) => {
+                    // A browser sends the cookie whoever made the page: a change must come from this node's.
+                    let same_origin = fetch_site.as_deref() == Some("same-origin")
+                        || origin.as_deref() == Some(login.origin.as_str());
+                    if unsafe_method && !same_origin {
+                        return Err(ApiError::Forbidden(
+                            "a change made with a session cookie must come from this node's own pages".into(),
+                        ));
+                    }
+                    from_session(&state, &session).await
+                }
+                (header, _, _) => authenticate(&state, header.as_ref()).await,
             }
         })
     }
@@ -130,7 +143,7 @@ async fn authenticate(state: &AppState, header: Option<&header::HeaderValue>) ->
         return Err(ApiError::Unauthorized("the bearer token is not valid for this node"));
     };
     match validator.validate(token).await {
-        Ok(principal) => Ok(Caller { org, actor: format!("user:{}", principal.subject), roles: principal.roles }),
+        Ok(principal) => Ok(Caller { org, actor: principal.subject, roles: principal.roles }),
         Err(TokenError::Unavailable(why)) => Err(ApiError::Unavailable(format!("cannot check the token now: {why}"))),
         Err(error) => {
             tracing::info!(%error, "refused a bearer token");

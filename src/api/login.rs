@@ -16,6 +16,8 @@ use crate::domain::audit::{AuditEvent, sha256_hex};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "lagesbild_session";
+/// The cookie that ties a sign-in in progress to the browser that began it.
+const LOGIN_COOKIE: &str = "lagesbild_login";
 
 /// What the provider sends back.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -34,8 +36,16 @@ pub struct Callback {
         (status = 503, description = "The identity provider cannot be reached", body = Problem, content_type = "application/problem+json")))]
 pub async fn login(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let login = state.login.as_ref().ok_or_else(not_configured)?;
-    let url = login.begin(&state.store, state.clock.now()).await.map_err(refused)?;
-    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, url)).finish())
+    let (url, browser) = login.begin(&state.store, state.clock.now()).await.map_err(refused)?;
+    // Lax, so it comes back on the provider's top-level redirect to the callback.
+    let cookie = Cookie::build(LOGIN_COOKIE, browser)
+        .path("/auth/callback")
+        .http_only(true)
+        .secure(login.secure_cookie)
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::minutes(10))
+        .finish();
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, url)).cookie(cookie).finish())
 }
 
 /// Where the identity provider sends the person back; sets the session cookie.
@@ -43,7 +53,11 @@ pub async fn login(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     responses((status = 303, description = "Signed in; to the API documentation", headers(("Set-Cookie" = String, description = "The session"))),
         (status = 400, description = "The sign-in failed or was refused", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Sign-in for people is not configured on this node", body = Problem, content_type = "application/problem+json")))]
-pub async fn callback(state: Data<AppState>, query: Query<Callback>) -> Result<HttpResponse, ApiError> {
+pub async fn callback(
+    state: Data<AppState>,
+    query: Query<Callback>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let login = state.login.as_ref().ok_or_else(not_configured)?;
     if let Some(error) = &query.error {
         let detail = query.error_description.as_deref().unwrap_or("");
@@ -53,7 +67,8 @@ pub async fn callback(state: Data<AppState>, query: Query<Callback>) -> Result<H
         return Err(ApiError::MalformedBody("the callback needs code and state".into()));
     };
     let now = state.clock.now();
-    let (secret, session) = login.complete(&state.store, code, sign_in, now).await.map_err(refused)?;
+    let browser = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+    let (secret, session) = login.complete(&state.store, code, sign_in, &browser, now).await.map_err(refused)?;
     state
         .store
         .record_audit(
@@ -68,7 +83,9 @@ pub async fn callback(state: Data<AppState>, query: Query<Callback>) -> Result<H
         .same_site(SameSite::Strict)
         .max_age(actix_web::cookie::time::Duration::seconds(login.session_lifetime.num_seconds()))
         .finish();
-    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/docs/")).cookie(cookie).finish())
+    let mut used = Cookie::build(LOGIN_COOKIE, "").path("/auth/callback").finish();
+    used.make_removal();
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/docs/")).cookie(cookie).cookie(used).finish())
 }
 
 /// End the session.

@@ -12,12 +12,14 @@ use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
     RedirectUrl, Scope, TokenResponse,
 };
-use tokio::sync::OnceCell;
 
 use super::token::roles_in;
 use super::{Role, RoleMap};
 use crate::domain::audit::sha256_hex;
 use crate::store::{SessionRecord, Store, StoreError};
+
+/// How long the provider's metadata and keys are used before they are fetched again.
+const METADATA_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How long a sign-in may take, from the redirect to the provider to its call back.
 const ATTEMPT_LIFETIME: Duration = Duration::minutes(10);
@@ -46,8 +48,12 @@ pub struct Login {
     pub session_lifetime: Duration,
     /// Whether cookies need https (the node's callback is https).
     pub secure_cookie: bool,
+    /// The node's own origin (`https://host:port`), from which alone cookie-authenticated writes
+    /// are accepted.
+    pub origin: String,
     http: reqwest::Client,
-    metadata: OnceCell<CoreProviderMetadata>,
+    /// The provider's metadata (with its keys) and when it was fetched, by the wall clock.
+    metadata: tokio::sync::RwLock<Option<(CoreProviderMetadata, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for Login {
@@ -81,8 +87,9 @@ impl Login {
             role_map,
             session_lifetime: Duration::hours(i64::from(session_hours)),
             secure_cookie: redirect_url.starts_with("https://"),
+            origin: origin_of(redirect_url),
             http,
-            metadata: OnceCell::new(),
+            metadata: tokio::sync::RwLock::new(None),
         })
     }
 
@@ -99,14 +106,19 @@ impl Login {
         >,
         LoginError,
     > {
-        let metadata = self
-            .metadata
-            .get_or_try_init(|| async {
-                CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+        // Fetched again after an hour, and after a failed check, so the provider's key rotations
+        // are followed.
+        let cached = self.metadata.read().await.clone().filter(|(_, at)| at.elapsed() < METADATA_LIFETIME);
+        let metadata = match cached {
+            Some((metadata, _)) => metadata,
+            None => {
+                let fresh = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
                     .await
-                    .map_err(|e| LoginError::Provider(e.to_string()))
-            })
-            .await?;
+                    .map_err(|e| LoginError::Provider(e.to_string()))?;
+                *self.metadata.write().await = Some((fresh.clone(), std::time::Instant::now()));
+                fresh
+            }
+        };
         Ok(CoreClient::from_provider_metadata(
             metadata.clone(),
             self.client_id.clone(),
@@ -115,8 +127,9 @@ impl Login {
         .set_redirect_uri(self.redirect.clone()))
     }
 
-    /// Starts a sign-in: the URL to send the browser to.
-    pub async fn begin(&self, store: &Store, now: DateTime<Utc>) -> Result<String, LoginError> {
+    /// Starts a sign-in: the URL to send the browser to, and the secret of the cookie that ties the
+    /// sign-in to this browser (so nobody else can complete it, nor push their own sign-in on it).
+    pub async fn begin(&self, store: &Store, now: DateTime<Utc>) -> Result<(String, String), LoginError> {
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
@@ -124,8 +137,19 @@ impl Login {
             .add_scope(Scope::new("roles".into()))
             .set_pkce_challenge(challenge)
             .url();
-        store.save_login_attempt(state.secret(), nonce.secret(), verifier.secret(), now).await?;
-        Ok(url.to_string())
+        let browser = random_secret()?;
+        let browser_hash = sha256_hex(browser.as_bytes());
+        store
+            .save_login_attempt(
+                state.secret(),
+                nonce.secret(),
+                verifier.secret(),
+                &browser_hash,
+                now,
+                now - ATTEMPT_LIFETIME,
+            )
+            .await?;
+        Ok((url.to_string(), browser))
     }
 
     /// Completes a sign-in when the provider calls back: the session's cookie secret and record.
@@ -134,10 +158,13 @@ impl Login {
         store: &Store,
         code: &str,
         state: &str,
+        browser: &str,
         now: DateTime<Utc>,
     ) -> Result<(String, SessionRecord), LoginError> {
-        let (nonce, verifier) =
-            store.take_login_attempt(state, now - ATTEMPT_LIFETIME).await?.ok_or(LoginError::UnknownState)?;
+        let (nonce, verifier) = store
+            .take_login_attempt(state, &sha256_hex(browser.as_bytes()), now - ATTEMPT_LIFETIME)
+            .await?
+            .ok_or(LoginError::UnknownState)?;
         let client = self.client().await?;
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -147,9 +174,14 @@ impl Login {
             .await
             .map_err(|e| LoginError::Refused(e.to_string()))?;
         let id_token = response.id_token().ok_or_else(|| LoginError::Refused("no ID token".into()))?;
-        let claims = id_token
-            .claims(&client.id_token_verifier(), &Nonce::new(nonce))
-            .map_err(|e| LoginError::Refused(e.to_string()))?;
+        let claims = match id_token.claims(&client.id_token_verifier(), &Nonce::new(nonce)) {
+            Ok(claims) => claims,
+            Err(error) => {
+                // Perhaps the provider's keys changed: the next sign-in fetches them again.
+                *self.metadata.write().await = None;
+                return Err(LoginError::Refused(error.to_string()));
+            }
+        };
         // The library verified the token; its payload is read again only for the roles claim.
         let payload: serde_json::Value = id_token
             .to_string()
@@ -159,10 +191,7 @@ impl Login {
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
         let roles: Vec<Role> = roles_in(&payload, &self.roles_claim, &self.role_map).into_iter().collect();
-        let mut secret = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
-            .map_err(|_| LoginError::Provider("no randomness".into()))?;
-        let cookie = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret);
+        let cookie = random_secret()?;
         let session = SessionRecord {
             subject: claims.subject().to_string(),
             roles: roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" "),
@@ -170,4 +199,18 @@ impl Login {
         store.create_session(&sha256_hex(cookie.as_bytes()), &session, now, now + self.session_lifetime).await?;
         Ok((cookie, session))
     }
+}
+
+/// 32 random bytes, base64url: a cookie's secret.
+fn random_secret() -> Result<String, LoginError> {
+    let mut secret = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+        .map_err(|_| LoginError::Provider("the system random generator failed".into()))?;
+    Ok(base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    format!("{scheme}://{}", rest.split('/').next().unwrap_or(""))
 }

@@ -19,7 +19,7 @@ use crate::config::AuthSection;
 /// Who a valid token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// `sub`, or the client id for a system.
+    /// `user:<sub>` for a person, `client:<id>` for a system: as the audit trail names them.
     pub subject: String,
     pub roles: BTreeSet<Role>,
 }
@@ -58,6 +58,7 @@ struct Claims {
 
 const LEEWAY_SECONDS: i64 = 60;
 const REFRESH_AT_MOST_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+const KEYS_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// Validates tokens from one provider.
 pub struct TokenValidator {
@@ -67,7 +68,8 @@ pub struct TokenValidator {
     role_map: Arc<RoleMap>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
-    keys: RwLock<Option<JwkSet>>,
+    /// The provider's keys and when they were fetched (by the node's clock).
+    keys: RwLock<Option<(JwkSet, chrono::DateTime<chrono::Utc>)>>,
     /// When the keys were last fetched, by the node's clock.
     last_fetch: tokio::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
@@ -132,7 +134,13 @@ impl TokenValidator {
         if claims.nbf.is_some_and(|nbf| nbf - LEEWAY_SECONDS > now) {
             return Err(TokenError::NotYetValid);
         }
-        let subject = claims.sub.clone().or_else(|| claims.client_id.clone()).unwrap_or_else(|| "unknown".to_owned());
+        // A system's token (client credentials) names its client; a person's names its subject.
+        let subject = match (&claims.sub, &claims.client_id) {
+            (Some(sub), Some(client)) if sub == client => format!("client:{client}"),
+            (Some(sub), _) => format!("user:{sub}"),
+            (None, Some(client)) => format!("client:{client}"),
+            (None, None) => return Err(TokenError::Invalid("the token names neither a subject nor a client".into())),
+        };
         Ok(Principal { subject, roles: self.roles_of(&claims) })
     }
 
@@ -145,8 +153,12 @@ impl TokenValidator {
         self.role_map.clone()
     }
 
+    /// A key from the cache, if the cache is younger than an hour: a key the provider withdrew
+    /// must not stay trusted for as long as tokens keep naming it.
     fn key(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|set| set.find(kid).cloned())
+        let now = self.clock.now();
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        keys.as_ref().filter(|(_, at)| now - *at < KEYS_LIFETIME).and_then(|(set, _)| set.find(kid).cloned())
     }
 
     /// Fetches the provider's keys by discovery, unless that was done very recently.
@@ -169,7 +181,7 @@ impl TokenValidator {
             .and_then(|u| u.as_str())
             .ok_or_else(|| TokenError::Unavailable("the discovery document has no jwks_uri".into()))?;
         let keys: JwkSet = self.fetch(jwks_uri).await?;
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some((keys, now));
         Ok(())
     }
 }

@@ -1,9 +1,9 @@
 //! Sign-ins in progress and signed-in sessions, in the database so that several replicas of a node
-//! share them.
+//! share them. Each insert also forgets what has run out, so requests cannot fill the tables.
 
 use chrono::{DateTime, Utc};
 
-use super::{StoreError, on_pool};
+use super::{StoreError, in_write_tx, on_pool};
 
 /// A session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,46 +14,58 @@ pub struct SessionRecord {
 }
 
 impl super::Store {
+    /// Records a sign-in that began, and forgets those older than `forget_before`.
     pub async fn save_login_attempt(
         &self,
         state: &str,
         nonce: &str,
         verifier: &str,
+        browser_hash: &str,
         at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
+        in_write_tx!(self, |tx| {
+            sqlx::query("DELETE FROM login_attempts WHERE created_at_ms < $1")
+                .bind(forget_before.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
-                "INSERT INTO login_attempts (state, nonce, pkce_verifier, created_at_ms) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO login_attempts (state, nonce, pkce_verifier, browser_hash, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(state)
             .bind(nonce)
             .bind(verifier)
+            .bind(browser_hash)
             .bind(at.timestamp_millis())
-            .execute(p)
-            .await?
-            .rows_affected()
+            .execute(&mut *tx)
+            .await?;
         });
         Ok(())
     }
 
-    /// Takes (and deletes) the sign-in with this state, if it began after `not_before`: each state
-    /// can be used once.
+    /// Takes (and deletes) the sign-in with this state that the browser with this cookie hash began
+    /// after `not_before`: each state works once, and only in its own browser.
     pub async fn take_login_attempt(
         &self,
         state: &str,
+        browser_hash: &str,
         not_before: DateTime<Utc>,
     ) -> Result<Option<(String, String)>, StoreError> {
         Ok(on_pool!(self, |p| {
             sqlx::query_as(
-                "DELETE FROM login_attempts WHERE state = $1 AND created_at_ms >= $2 RETURNING nonce, pkce_verifier",
+                "DELETE FROM login_attempts WHERE state = $1 AND browser_hash = $2 AND created_at_ms >= $3 \
+                 RETURNING nonce, pkce_verifier",
             )
             .bind(state)
+            .bind(browser_hash)
             .bind(not_before.timestamp_millis())
             .fetch_optional(p)
             .await?
         }))
     }
 
+    /// Stores a new session, and forgets the ones that have expired.
     pub async fn create_session(
         &self,
         id_hash: &str,
@@ -61,16 +73,19 @@ impl super::Store {
         at: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
+        in_write_tx!(self, |tx| {
+            sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
+                .bind(at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO sessions (id_hash, subject, roles, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id_hash)
                 .bind(&session.subject)
                 .bind(&session.roles)
                 .bind(at.timestamp_millis())
                 .bind(expires.timestamp_millis())
-                .execute(p)
-                .await?
-                .rows_affected()
+                .execute(&mut *tx)
+                .await?;
         });
         Ok(())
     }

@@ -10,7 +10,11 @@ use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use lagesbild::clock::Clock;
+
 use crate::support::{Backend, OidcProvider, TOKEN, TestNode, expect_problem, report};
+
+const ALL_ROLES: [&str; 5] = ["reporter", "coordinator", "analyst", "agreement-admin", "node-admin"];
 
 async fn node_trusting(provider: &OidcProvider) -> TestNode {
     let auth = provider.auth_config();
@@ -23,7 +27,10 @@ fn routes(id: &str) -> Vec<(Method, String, Vec<String>)> {
     let mut routes = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            let Some(security) = operation.get("security") else { continue };
+            let Some(security) = operation.get("security") else {
+                assert!(!path.starts_with("/api/"), "{method} {path} documents no security requirement");
+                continue;
+            };
             let roles: Vec<String> =
                 security[0]["bearer"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
             let concrete = path.replace("{id}", id).replace("{version}", "1").replace("{org}", "se-polisen-ost");
@@ -74,26 +81,43 @@ async fn every_route_checks_the_token_and_the_roles_it_needs() {
         }
         let problem = expect_problem(send(Some(&no_roles)).await.unwrap(), StatusCode::FORBIDDEN).await;
         assert!(problem["detail"].as_str().unwrap().contains(&roles[0]), "{problem}");
-        // One holder of each role the route names gets past the check.
-        for role in &roles {
+        // One holder of each role the route names gets past the check; every other role does not.
+        for role in ALL_ROLES {
             let token = provider.token(&format!("{role}-app")).await;
             let status = send(Some(&token)).await.unwrap().status();
-            assert!(
-                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
-                "{role} refused on {method} {path}: {status}"
-            );
+            if roles.iter().any(|r| r == role) {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "{role} refused on {method} {path}: {status}"
+                );
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{role} let through on {method} {path}");
+            }
         }
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} routes checked");
 
-    // A day later (the test clock starts before the token's real issue time), it has expired.
-    node.clock.advance(Duration::days(1));
-    expect_problem(
-        node.client.get(node.url("/api/v1/situation")).bearer_auth(&reporter).send().await.unwrap(),
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    // A token for another service of the same provider is not for this node.
+    let other_audience = provider.token_for("everything-app", "urn:other:api").await;
+    let response = node.client.get(node.url("/api/v1/me")).bearer_auth(&other_audience).send().await.unwrap();
+    expect_problem(response, StatusCode::UNAUTHORIZED).await;
+
+    // Past the token's real expiry (the node's clock is moved there), every route refuses it.
+    let everything = provider.token("everything-app").await;
+    let lifetime = Duration::hours(1) + Duration::minutes(2);
+    node.clock.advance(lagesbild::clock::SystemClock.now() - node.clock.now() + lifetime);
+    for (method, path, _) in routes(&id) {
+        let response = node
+            .client
+            .request(method.clone(), node.url(&path))
+            .bearer_auth(&everything)
+            .json(&report(1))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, StatusCode::UNAUTHORIZED).await;
+    }
     node.stop().await;
 }
 
@@ -105,7 +129,7 @@ async fn me_says_who_you_are_and_what_you_may_do() {
     let me: Value =
         node.client.get(node.url("/api/v1/me")).bearer_auth(&analyst).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["roles"], json!(["analyst"]));
-    assert_eq!(me["actor"], "user:analyst-app");
+    assert_eq!(me["actor"], "client:analyst-app");
     assert_eq!(me["may"], json!(["read reports and the situation picture"]));
     // What the analyst reads is audited under its name.
     node.client.get(node.url("/api/v1/situation")).bearer_auth(&analyst).send().await.unwrap();
@@ -203,6 +227,9 @@ async fn a_person_signs_in_through_the_provider_and_out_again() {
     }
     let callback_url = callback_url.expect("the provider never sent the browser back");
     assert!(callback_url.query().unwrap().contains("state="), "{callback_url}");
+    // Another browser with the same link gets nothing: the sign-in belongs to the browser that began it.
+    let other_browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    expect_problem(other_browser.get(callback_url.clone()).send().await.unwrap(), StatusCode::BAD_REQUEST).await;
     let back = browser.get(callback_url.clone()).send().await.unwrap();
     assert_eq!(back.status(), StatusCode::SEE_OTHER);
     let cookie = back.headers()["set-cookie"].to_str().unwrap().to_owned();
@@ -211,8 +238,20 @@ async fn a_person_signs_in_through_the_provider_and_out_again() {
     let me: Value = browser.get(node.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["actor"], "user:coordinator-anna");
     assert_eq!(me["roles"], json!(["coordinator"]));
-    let filed = browser.post(node.url("/api/v1/reports")).json(&report(2)).send().await.unwrap();
+    let filed =
+        browser.post(node.url("/api/v1/reports")).header("Origin", &node.base).json(&report(2)).send().await.unwrap();
     assert_eq!(filed.status(), StatusCode::CREATED);
+    // A page elsewhere cannot use the cookie to change anything.
+    let cross_site = browser
+        .post(node.url("/api/v1/reports"))
+        .header("Origin", "https://evil.example")
+        .json(&report(2))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(cross_site, StatusCode::FORBIDDEN).await;
+    let no_origin = browser.post(node.url("/api/v1/reports")).json(&report(2)).send().await.unwrap();
+    expect_problem(no_origin, StatusCode::FORBIDDEN).await;
     let audit = browser.get(node.url("/api/v1/audit")).send().await.unwrap();
     expect_problem(audit, StatusCode::FORBIDDEN).await;
 
@@ -246,7 +285,7 @@ async fn a_reporter_changes_only_their_own_reports_and_a_coordinator_any() {
         .json()
         .await
         .unwrap();
-    assert_eq!(filed["filed_by"], "user:reporter-app");
+    assert_eq!(filed["filed_by"], "client:reporter-app");
     let path = node.url(&format!("/api/v1/reports/{}", filed["id"].as_str().unwrap()));
     let put = |token: String, version: &'static str| {
         node.client.put(&path).bearer_auth(token).header("If-Match", version).json(&report(2)).send()

@@ -383,10 +383,15 @@ impl OidcProvider {
 
     /// An access token for the API, by the client credentials grant.
     pub async fn token(&self, client: &str) -> String {
+        self.token_for(client, "urn:lagesbild:api").await
+    }
+
+    /// An access token for another resource of the provider's.
+    pub async fn token_for(&self, client: &str, resource: &str) -> String {
         let response: Value = reqwest::Client::new()
             .post(format!("{}/token", self.issuer))
             .basic_auth(client, Some(format!("{client}-secret")))
-            .form(&[("grant_type", "client_credentials"), ("resource", "urn:lagesbild:api"), ("scope", "api")])
+            .form(&[("grant_type", "client_credentials"), ("resource", resource), ("scope", "api")])
             .send()
             .await
             .unwrap()

@@ -81,9 +81,11 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: () => RESOURCE,
       useGrantedResource: () => true,
+      // urn:other:api stands for another service of the same organisation: its tokens are valid,
+      // but not for lagesbild.
       getResourceServerInfo: (ctx, resourceIndicator, client) => ({
         scope: 'api',
-        audience: 'lagesbild-api',
+        audience: resourceIndicator === 'urn:other:api' ? 'other-api' : 'lagesbild-api',
         accessTokenTTL: 3600,
         accessTokenFormat: 'jwt',
         jwt: { sign: { alg: client.token_alg || 'ES256' } },
