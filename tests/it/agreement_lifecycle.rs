@@ -38,6 +38,13 @@ async fn status(node: &TestNode) -> Value {
     view["status"].clone()
 }
 
+/// What `recipient` would receive of the report `filed` under the agreement, as the node previews it.
+async fn preview_of(node: &TestNode, filed: &Value, recipient: &str) -> Value {
+    let path =
+        format!("/api/v1/agreements/{ID}/preview?report={}&recipient={recipient}", filed["id"].as_str().unwrap());
+    node.get(&path).send().await.unwrap().json().await.unwrap()
+}
+
 async fn municipality_and_guards(backend: Backend) -> (TestNode, TestNode) {
     partners(backend, "se-kommun-norrkoping", "se-vaktbolaget-ost").await
 }
@@ -71,17 +78,7 @@ async fn an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when
 
     // What the guards would get of one of the municipality's reports, and why.
     let filed = municipality.file(&report(3)).await;
-    let preview: Value = municipality
-        .get(&format!(
-            "/api/v1/agreements/{ID}/preview?report={}&recipient=se-vaktbolaget-ost",
-            filed["id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let preview: Value = preview_of(&municipality, &filed, "se-vaktbolaget-ost").await;
     assert_eq!(preview["decision"], "share", "{preview}");
     assert_eq!(preview["view"]["site"]["name"], "Hagebyskolan");
     assert!(preview["view"].get("persons").is_none());
@@ -93,17 +90,7 @@ async fn an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when
             .any(|d| d == &json!({"field": "persons", "rule": "drop", "effect": "dropped"})),
         "{preview}"
     );
-    let to_self: Value = municipality
-        .get(&format!(
-            "/api/v1/agreements/{ID}/preview?report={}&recipient=se-kommun-norrkoping",
-            filed["id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let to_self: Value = preview_of(&municipality, &filed, "se-kommun-norrkoping").await;
     assert_eq!(to_self["decision"], "withhold");
 
     // Either party revokes it for both, at once.

@@ -21,6 +21,20 @@ async fn node_trusting(provider: &OidcProvider) -> TestNode {
     TestNode::spawn_with(Backend::Sqlite, move |config| config.auth = Some(auth)).await
 }
 
+/// Files a report with `token` and returns the node's answer.
+async fn file_as(node: &TestNode, token: &str) -> Value {
+    node.client
+        .post(node.url("/api/v1/reports"))
+        .bearer_auth(token)
+        .json(&report(3))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Every (method, path, roles) of the user API, ids filled in.
 fn routes(id: &str) -> Vec<(Method, String, Vec<String>)> {
     let doc: Value = serde_json::from_str(&lagesbild::api::docs::openapi_json()).unwrap();
@@ -46,17 +60,7 @@ async fn every_route_checks_the_token_and_the_roles_it_needs() {
     let elsewhere = OidcProvider::start();
     let node = node_trusting(&provider).await;
     let reporter = provider.token("reporter-app").await;
-    let filed: Value = node
-        .client
-        .post(node.url("/api/v1/reports"))
-        .bearer_auth(&reporter)
-        .json(&report(3))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let filed: Value = file_as(&node, &reporter).await;
     let id = filed["id"].as_str().expect("a reporter files a report").to_owned();
 
     let no_roles = provider.token("no-roles-app").await;
@@ -274,17 +278,7 @@ async fn a_reporter_changes_only_their_own_reports_and_a_coordinator_any() {
     let token = |client: &'static str| provider.token(client);
     let (reporter, other, coordinator) =
         (token("reporter-app").await, token("other-reporter-app").await, token("coordinator-app").await);
-    let filed: Value = node
-        .client
-        .post(node.url("/api/v1/reports"))
-        .bearer_auth(&reporter)
-        .json(&report(3))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let filed: Value = file_as(&node, &reporter).await;
     assert_eq!(filed["filed_by"], "client:reporter-app");
     let path = node.url(&format!("/api/v1/reports/{}", filed["id"].as_str().unwrap()));
     let put = |token: String, version: &'static str| {
