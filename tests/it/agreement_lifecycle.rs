@@ -112,6 +112,15 @@ async fn an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when
     let sign_revoked =
         municipality.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
     expect_problem(sign_revoked, StatusCode::CONFLICT).await;
+    // Nothing would flow under it any more, and the preview says so.
+    let after = preview_of(&municipality, &filed, "se-vaktbolaget-ost").await;
+    assert_eq!(after["decision"], "withhold", "a revoked agreement previews as sharing: {after}");
+    assert!(after["reason"].as_str().unwrap().contains("revoked"), "{after}");
+    // Each step is in the municipality's audit trail.
+    let trail: Value =
+        municipality.get(&format!("/api/v1/audit?agreement={ID}")).send().await.unwrap().json().await.unwrap();
+    let events: Vec<&str> = trail["entries"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["agreement.proposed", "agreement.received", "agreement.revoked"], "{trail}");
     municipality.stop().await;
     guards.stop().await;
 }
