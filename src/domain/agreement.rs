@@ -190,23 +190,44 @@ impl Area {
         }
     }
 
-    /// Whether every point of `self` lies in `outer`, as far as can be decided: boxes and polygons by
-    /// their corners, municipalities by their codes. Undecidable mixes count as not contained.
+    /// Whether every point of `self` lies in `outer`: municipalities by their codes; boxes and
+    /// polygons when every corner of `self` lies in `outer` and no edge of `self` crosses an edge of
+    /// `outer` (corners alone would let a box span the notch of a U-shaped area). Undecidable mixes
+    /// count as not contained.
     pub fn within(&self, outer: &Area) -> bool {
         match (self, outer) {
             (Area::Municipalities(inner), Area::Municipalities(outer)) => inner.iter().all(|c| outer.contains(c)),
             (Area::Municipalities(_), _) | (_, Area::Municipalities(_)) => false,
-            (inner, outer) => inner.corners().iter().all(|[lon, lat]| outer.contains(*lat, *lon, None)),
+            (inner_area, outer_area) => {
+                let (inner, outer) = (inner_area.corners(), outer_area.corners());
+                inner.iter().all(|[lon, lat]| outer_area.contains(*lat, *lon, None))
+                    && !edges(&inner).any(|a| edges(&outer).any(|b| segments_cross(a, b)))
+            }
         }
     }
 
+    /// The outline's corners in order around it.
     fn corners(&self) -> Vec<[f64; 2]> {
         match self {
-            Area::Bbox([w, s, e, n]) => vec![[*w, *s], [*w, *n], [*e, *s], [*e, *n]],
+            Area::Bbox([w, s, e, n]) => vec![[*w, *s], [*w, *n], [*e, *n], [*e, *s]],
             Area::Polygon(points) => points.clone(),
             Area::Municipalities(_) => Vec::new(),
         }
     }
+}
+
+/// The edges of a closed outline.
+fn edges(points: &[[f64; 2]]) -> impl Iterator<Item = ([f64; 2], [f64; 2])> + '_ {
+    points.iter().enumerate().map(|(i, p)| (*p, points[(i + 1) % points.len()]))
+}
+
+/// Whether two segments cross at a point inside both (touching ends or overlapping borders do not
+/// count: an area may share its framework's border).
+fn segments_cross((a, b): ([f64; 2], [f64; 2]), (c, d): ([f64; 2], [f64; 2])) -> bool {
+    let side = |p: [f64; 2], q: [f64; 2], r: [f64; 2]| (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0]);
+    let (d1, d2) = (side(c, d, a), side(c, d, b));
+    let (d3, d4) = (side(a, b, c), side(a, b, d));
+    d1 * d2 < 0.0 && d3 * d4 < 0.0
 }
 
 /// Ray casting; a point on an edge may fall either way, which only matters at the border.
@@ -453,5 +474,35 @@ fn check_area(area: &Area, path: &str, errors: &mut ValidationErrors) {
             format!("{path}.polygon"),
             "needs at least three [lon, lat] points in WGS84 degrees",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_area_is_within_another_only_if_no_part_of_it_reaches_outside() {
+        // A U-shaped framework area: two arms (x 0-1 and 2-3) joined at the bottom (y 0-1).
+        let u = Area::Polygon(vec![
+            [0.0, 0.0],
+            [3.0, 0.0],
+            [3.0, 3.0],
+            [2.0, 3.0],
+            [2.0, 1.0],
+            [1.0, 1.0],
+            [1.0, 3.0],
+            [0.0, 3.0],
+        ]);
+        // A box with its corners in the two arms spans the notch between them.
+        let spanning = Area::Bbox([0.5, 2.0, 2.5, 2.5]);
+        assert!(!spanning.within(&u));
+        assert!(Area::Bbox([0.2, 0.2, 2.8, 0.8]).within(&u), "the bottom part is inside");
+        assert!(Area::Bbox([0.2, 1.5, 0.8, 2.5]).within(&u), "an arm is inside");
+        assert!(Area::Bbox([0.0, 0.0, 1.0, 1.0]).within(&Area::Bbox([0.0, 0.0, 1.0, 1.0])), "an area is within itself");
+        assert!(!Area::Bbox([0.0, 0.0, 2.0, 1.0]).within(&Area::Bbox([0.0, 0.0, 1.0, 1.0])));
+        let codes = |c: &[&str]| Area::Municipalities(c.iter().map(|s| s.to_string()).collect());
+        assert!(codes(&["0581"]).within(&codes(&["0581", "0580"])));
+        assert!(!codes(&["0581"]).within(&Area::Bbox([0.0, 0.0, 1.0, 1.0])));
     }
 }
