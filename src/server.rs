@@ -129,6 +129,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     if let Some((federation, server, bound)) = federation {
         servers.push((server.handle(), tokio::spawn(server)));
         federation_addr = Some(bound);
+        background.push(federation.pins.clone().spawn_reload(store.clone()));
         background.push(announce::spawn(federation));
     }
     Ok(RunningNode { api_addr, federation_addr, store, servers, background })

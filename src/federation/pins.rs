@@ -14,6 +14,9 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, TlsPin};
 use crate::store::{Store, StoreError};
 
+/// How often every replica re-reads the partners' pins.
+const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A pin's partner, and the pin's end if it is retiring.
 type PinEntry = (OrgId, Option<DateTime<Utc>>);
 
@@ -62,6 +65,20 @@ impl PinCache {
         let fresh = store.trusted_pins().await?.into_iter().map(|(pin, org, until)| (pin, (org, until))).collect();
         *self.pins.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
         Ok(())
+    }
+
+    /// Reloads the cache every few seconds, so that with several replicas on one database a partner
+    /// added or blocked through one of them is known to all.
+    pub fn spawn_reload(self: Arc<Self>, store: Store) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RELOAD_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(error) = self.reload(&store).await {
+                    tracing::warn!(%error, "reloading partner pins failed; keeping the ones known");
+                }
+            }
+        })
     }
 
     /// The partner a pin belongs to, if it is trusted now.

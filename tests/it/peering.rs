@@ -445,3 +445,26 @@ async fn under_a_certificate_authority_partners_talk_and_others_are_refused(back
     a.stop().await;
     b.stop().await;
 }
+
+/// Replicas of one node share a PostgreSQL database (SQLite is one process's file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_added_through_one_replica_is_known_to_the_others() {
+    let backend = Backend::Postgres;
+    let b = TestNode::spawn_federated(backend, "se-polisen-ost").await;
+    let b2 = b.replica().await;
+    let a = TestNode::spawn_federated(backend, "se-kommun-norrkoping").await;
+    assert_eq!(import(&a, &signed_card(&b).await).await.status(), StatusCode::CREATED);
+    // The partner is added through the first replica only.
+    assert_eq!(import(&b, &signed_card(&a).await).await.status(), StatusCode::CREATED);
+    let mut at_b2 = a.store().partner(&OrgId::parse("se-polisen-ost").unwrap()).await.unwrap().unwrap();
+    at_b2.federation_url = format!("https://{}", b2.federation_addr());
+    let client = PartnerClient::new(&a.keys().tls, &PeerTrust::Pins, &at_b2, a.clock.now()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while client.hello().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the second replica never learnt of the new partner");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    a.stop().await;
+    b2.stop().await;
+    b.stop().await;
+}

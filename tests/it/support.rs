@@ -136,6 +136,21 @@ impl TestNode {
         Self::start_with(config, db, clock, dir).await
     }
 
+    /// A second replica of this node: the same identity and database, its own listeners.
+    pub async fn replica(&self) -> Self {
+        let mut config = self.config.clone();
+        config.api.listen = "127.0.0.1:0".parse().unwrap();
+        if let Some(federation) = config.federation.as_mut() {
+            federation.listen = "127.0.0.1:0".parse().unwrap();
+        }
+        Self::start_with(config, self.db.clone(), self.clock.clone(), self.identity_dir.clone()).await
+    }
+
+    /// Where this node's federation listener really listens.
+    pub fn federation_addr(&self) -> std::net::SocketAddr {
+        self.node.as_ref().and_then(|n| n.federation_addr).expect("a federated node")
+    }
+
     /// Stops the node, keeping what a restart needs.
     pub async fn halt(&mut self) {
         if let Some(node) = self.node.take() {
