@@ -277,8 +277,7 @@ impl NodeConfig {
         if !(1..=200).contains(&name_len) {
             return invalid("node.name", "must be 1 to 200 characters");
         }
-        let weak = |t: &String| t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic());
-        if self.api.dev_token.as_ref().is_some_and(weak) {
+        if self.api.dev_token.as_deref().is_some_and(|t| !is_usable_token(t)) {
             return invalid("api.dev_token", "must be at least 16 printable ASCII characters without spaces");
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.api.body_limit_bytes) {
@@ -341,6 +340,11 @@ impl NodeConfig {
     pub fn embedded_default_text() -> &'static str {
         EMBEDDED_DEFAULT
     }
+}
+
+/// Whether a static API token is strong enough to use: 16 or more printable ASCII characters.
+pub fn is_usable_token(token: &str) -> bool {
+    token.len() >= 16 && token.chars().all(|c| c.is_ascii_graphic())
 }
 
 /// The database engine a URL names.

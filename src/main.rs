@@ -11,7 +11,7 @@ use anyhow::Context;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use lagesbild::clock::{Clock, SystemClock};
-use lagesbild::config::{DEFAULT_DATA_DIR, LogFormat, NodeConfig};
+use lagesbild::config::{DEFAULT_DATA_DIR, LogFormat, NodeConfig, is_usable_token};
 use lagesbild::crypto::jws::Jws;
 use lagesbild::crypto::keys::SigningKey;
 use lagesbild::domain::agreement::Agreement;
@@ -548,7 +548,7 @@ fn dev_token(path: &Path) -> anyhow::Result<String> {
         let token = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let token = token.trim().to_owned();
         anyhow::ensure!(
-            token.len() >= 16 && token.chars().all(|c| c.is_ascii_graphic()),
+            is_usable_token(&token),
             "{} does not hold a usable token (16 or more printable characters); delete it to have a new one made",
             path.display()
         );

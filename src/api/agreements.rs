@@ -3,7 +3,7 @@
 //! exactly what a recipient would receive of one of your reports under it.
 
 use actix_web::HttpResponse;
-use actix_web::web::{Data, Path, Query};
+use actix_web::web::{Data, Path};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -159,11 +159,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(AGREEMENT_ADMINS)?;
     let request: RevokeRequest = super::body::read_optional_body(&req, payload).await?;
-    if let Some(reason) = &request.reason {
-        let mut errors = ValidationErrors::new();
-        errors.check_text("reason", reason, 1, 1_000, true);
-        errors.into_result(())?;
-    }
+    super::input::check_reason(request.reason.as_ref())?;
     let now = state.clock.now();
     agreements::revoke(federation(&state)?, &id, request.reason, now, &caller.actor).await.map_err(refused)?;
     let (checked, revocation) = stored(&state, &id).await?;
@@ -185,9 +181,7 @@ pub async fn preview(
     query: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(PREVIEWERS)?;
-    let params = Query::<PreviewParams>::from_query(query.query_string())
-        .map_err(|e| ApiError::Validation(ValidationErrors::single("query", e.to_string())))?
-        .into_inner();
+    let params: PreviewParams = super::input::query(&query)?;
     let recipient = OrgId::parse(&params.recipient)
         .map_err(|e| ApiError::Validation(ValidationErrors::single("recipient", e.to_string())))?;
     let report_id = params

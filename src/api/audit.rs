@@ -3,12 +3,13 @@
 //! grow the trail with every look at it).
 
 use actix_web::HttpResponse;
-use actix_web::web::{Data, Query};
+use actix_web::web::Data;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{Caller, NODE_ADMINS};
+use super::input::{parse_field, parse_time, query};
 use super::problem::{ApiError, AuthProblems, Problem};
 use crate::domain::ValidationErrors;
 use crate::domain::audit::AuditEntry;
@@ -56,20 +57,10 @@ pub async fn audit(
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(NODE_ADMINS)?;
-    let params = Query::<AuditParams>::from_query(req.query_string())
-        .map_err(|e| ApiError::Validation(ValidationErrors::single("query", e.to_string())))?
-        .into_inner();
+    let params: AuditParams = query(&req)?;
     let mut errors = ValidationErrors::new();
-    let mut time = |field: &str, raw: Option<String>| {
-        raw.and_then(|raw| match chrono::DateTime::parse_from_rfc3339(&raw.replace(' ', "+")) {
-            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
-            Err(_) => {
-                errors.add(field, "must be an RFC 3339 time such as 2026-11-24T18:00:00Z");
-                None
-            }
-        })
-    };
-    let (since, until) = (time("since", params.since), time("until", params.until));
+    let since = parse_field(&mut errors, "since", params.since, parse_time);
+    let until = parse_field(&mut errors, "until", params.until, parse_time);
     let limit = params.limit.unwrap_or(100);
     errors.check((1..=1000).contains(&limit), "limit", "must be between 1 and 1000");
     errors.into_result(())?;

@@ -8,6 +8,7 @@ pub(crate) mod auth;
 mod body;
 pub mod docs;
 mod health;
+mod input;
 pub mod login;
 mod observe;
 mod partners;

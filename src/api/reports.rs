@@ -131,11 +131,7 @@ pub async fn retract_report(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(WRITERS)?;
     let request: RetractRequest = super::body::read_optional_body(&req, payload).await?;
-    if let Some(reason) = &request.reason {
-        let mut errors = crate::domain::ValidationErrors::new();
-        errors.check_text("reason", reason, 1, 1_000, true);
-        errors.into_result(())?;
-    }
+    super::input::check_reason(request.reason.as_ref())?;
     let current = own_report(&caller, &state, &id).await?;
     may_change(&caller, &current)?;
     if let Some(expected) = if_match(&req)?

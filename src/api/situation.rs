@@ -5,14 +5,14 @@
 use std::str::FromStr;
 
 use actix_web::http::header;
-use actix_web::web::{Data, Query};
+use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{Caller, READERS};
+use super::input::{parse_field, parse_time, query};
 use super::problem::{ApiError, AuthProblems, Problem};
 use crate::domain::situation::DEFAULT_PAGE_SIZE;
 use crate::domain::{
@@ -112,9 +112,7 @@ const GEO_JSON: &str = "application/geo+json";
 )]
 pub async fn situation(caller: Caller, state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller.require(READERS)?;
-    let params = Query::<SituationParams>::from_query(req.query_string())
-        .map_err(|e| ApiError::Validation(ValidationErrors::single("query", e.to_string())))?
-        .into_inner();
+    let params: SituationParams = query(&req)?;
     let geojson = wants_geojson(&req, params.format.as_deref())?;
     let query = parse_query(params)?;
     let page = state.store.situation(&query, state.clock.now()).await?;
@@ -141,28 +139,6 @@ fn parse_query(params: SituationParams) -> Result<SituationQuery, ApiError> {
     };
     let query = errors.into_result(query)?;
     Ok(query.check()?)
-}
-
-fn parse_field<T, E: ToString>(
-    errors: &mut ValidationErrors,
-    field: &str,
-    raw: Option<String>,
-    parse: impl FnOnce(String) -> Result<T, E>,
-) -> Option<T> {
-    match parse(raw?) {
-        Ok(value) => Some(value),
-        Err(e) => {
-            errors.add(field, e.to_string());
-            None
-        }
-    }
-}
-
-/// An RFC 3339 time. A `+` in a query string arrives as a space, so a space is read as `+`.
-fn parse_time(raw: String) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(&raw.replace(' ', "+"))
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| "must be an RFC 3339 time such as 2026-11-24T18:00:00Z".to_owned())
 }
 
 fn parse_list<T: FromStr>(raw: &str) -> Result<Vec<T>, String>

@@ -64,7 +64,7 @@ pub enum TimePrecision {
 }
 
 /// The location as the recipient may see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ViewLocation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,14 +284,7 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
     }
 
     let location = &content.location;
-    let mut view_location = ViewLocation {
-        lat: None,
-        lon: None,
-        cell_metres: None,
-        municipality_code: None,
-        place_name: None,
-        address: None,
-    };
+    let mut view_location = ViewLocation::default();
     let rule = rules.location.to_string();
     match rules.location {
         LocationRule::Drop => explain.push("location", &rule, Effect::Dropped),
@@ -318,16 +311,7 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
     }
     view_location.place_name = explain.text("place_name", rules.place, location.place_name.clone());
     view_location.address = explain.text("address", rules.place, location.address.clone());
-    if view_location
-        != (ViewLocation {
-            lat: None,
-            lon: None,
-            cell_metres: None,
-            municipality_code: None,
-            place_name: None,
-            address: None,
-        })
-    {
+    if view_location != ViewLocation::default() {
         view.location = Some(view_location);
     }
 
