@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{PublicKey, SigningKey};
 use super::{b64, unb64};
+use crate::domain::envelope::{ENVELOPE_TYPE, EnvelopeHeader};
 
 /// A JWS in general JSON serialisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -33,6 +34,22 @@ struct Header {
     alg: String,
     kid: String,
     typ: String,
+    /// An envelope's addressing (only envelopes carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    envelope: Option<EnvelopeHeader>,
+}
+
+impl Header {
+    fn new(key: &SigningKey, typ: &str, envelope: Option<&EnvelopeHeader>) -> Self {
+        Self { alg: ALG.to_owned(), kid: key.public().key_id(), typ: typ.to_owned(), envelope: envelope.cloned() }
+    }
+
+    fn sign(&self, key: &SigningKey, payload: &str) -> JwsSignature {
+        // A struct of strings and numbers always serialises.
+        let protected = b64(serde_json::to_string(self).unwrap_or_default().as_bytes());
+        let signature = b64(&key.sign(signing_input(&protected, payload).as_bytes()));
+        JwsSignature { protected, signature }
+    }
 }
 
 /// Why a JWS was refused.
@@ -61,26 +78,22 @@ const MAX_SIGNATURES: usize = 100;
 /// Signs `payload` with each of `keys`, as a document of type `typ`.
 pub fn sign(payload: &[u8], typ: &str, keys: &[&SigningKey]) -> Jws {
     let payload = b64(payload);
-    let signatures = keys
-        .iter()
-        .map(|key| {
-            let header = Header { alg: ALG.to_owned(), kid: key.public().key_id(), typ: typ.to_owned() };
-            // Serialising a struct of three strings cannot fail.
-            let protected = b64(serde_json::to_string(&header).unwrap_or_default().as_bytes());
-            let signature = b64(&key.sign(signing_input(&protected, &payload).as_bytes()));
-            JwsSignature { protected, signature }
-        })
-        .collect();
+    let signatures = keys.iter().map(|key| Header::new(key, typ, None).sign(key, &payload)).collect();
     Jws { payload, signatures }
+}
+
+/// Signs `payload` as an envelope: one signature whose protected header carries `envelope`.
+pub fn sign_envelope(payload: &[u8], key: &SigningKey, envelope: &EnvelopeHeader) -> Jws {
+    let payload = b64(payload);
+    let signature = Header::new(key, ENVELOPE_TYPE, Some(envelope)).sign(key, &payload);
+    Jws { payload, signatures: vec![signature] }
 }
 
 impl Jws {
     /// Adds `key`'s signature over the same payload, as a document of type `typ`.
     pub fn countersign(&mut self, typ: &str, key: &SigningKey) {
-        let header = Header { alg: ALG.to_owned(), kid: key.public().key_id(), typ: typ.to_owned() };
-        let protected = b64(serde_json::to_string(&header).unwrap_or_default().as_bytes());
-        let signature = b64(&key.sign(signing_input(&protected, &self.payload).as_bytes()));
-        self.signatures.push(JwsSignature { protected, signature });
+        let signature = Header::new(key, typ, None).sign(key, &self.payload);
+        self.signatures.push(signature);
     }
 
     /// Adds the signatures of `other` that this document lacks. Both must carry the same payload,
@@ -104,6 +117,8 @@ pub struct Verified {
     pub payload: Vec<u8>,
     /// The keys that signed it, in signature order.
     pub signers: Vec<PublicKey>,
+    /// The envelope addressing of the first signature, if it carries one.
+    pub envelope: Option<EnvelopeHeader>,
 }
 
 impl Jws {
@@ -134,6 +149,7 @@ impl Jws {
         }
         let payload = self.unverified_payload()?;
         let mut signers = Vec::with_capacity(self.signatures.len());
+        let mut envelope = None;
         for (index, sig) in self.signatures.iter().enumerate() {
             let bad_header = |reason: &str| JwsError::BadHeader { index, reason: reason.to_owned() };
             let header_bytes = unb64(&sig.protected).ok_or_else(|| bad_header("the header is not base64url"))?;
@@ -156,10 +172,19 @@ impl Jws {
             if signers.contains(&key) {
                 return Err(JwsError::DuplicateSigner(header.kid));
             }
+            if index == 0 {
+                envelope = header.envelope;
+            }
             signers.push(key);
         }
-        Ok(Verified { payload, signers })
+        Ok(Verified { payload, signers, envelope })
     }
+}
+
+/// The envelope addressing in a protected header, read without verifying anything: for envelopes
+/// this node signed itself.
+pub fn envelope_header(protected: &str) -> Option<EnvelopeHeader> {
+    serde_json::from_slice::<Header>(&unb64(protected)?).ok()?.envelope
 }
 
 fn signing_input(protected: &str, payload: &str) -> String {

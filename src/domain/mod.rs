@@ -5,6 +5,7 @@
 pub mod agreement;
 pub mod audit;
 pub mod card;
+pub mod envelope;
 pub mod ids;
 pub mod policy;
 #[cfg(test)]
@@ -20,5 +21,5 @@ pub use report::{
     Action, Category, Location, Person, PersonRole, Report, ReportContent, Retraction, Severity, Site, SiteKind,
     Status, Tlp, ValidContent,
 };
-pub use situation::{BBox, Cursor, SituationPage, SituationQuery};
+pub use situation::{BBox, Cursor, PictureReport, SituationPage, SituationQuery};
 pub use validation::{FieldError, ValidationErrors};

@@ -54,6 +54,37 @@ pub struct ReportView {
     pub actions: Option<Vec<Action>>,
 }
 
+impl ReportView {
+    /// What a recipient that holds this view receives when version `version` of the report may no
+    /// longer reach it (changed out of the flow's scope, or retracted): the report withdrawn,
+    /// saying nothing the recipient did not already know.
+    pub fn withdrawn(&self, version: Version) -> ReportView {
+        ReportView {
+            id: self.id,
+            origin: self.origin.clone(),
+            version,
+            agreement: self.agreement.clone(),
+            category: self.category,
+            severity: self.severity,
+            tlp: self.tlp,
+            retracted: true,
+            onward_sharing: self.onward_sharing,
+            time_precision: None,
+            observed_at: None,
+            observed_until: None,
+            updated_at: None,
+            expires_at: None,
+            status: None,
+            title: None,
+            description: None,
+            location: None,
+            site: None,
+            persons: None,
+            actions: None,
+        }
+    }
+}
+
 /// How finely the view's times are given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -192,6 +223,89 @@ pub fn decide(
     }
     let (view, explanation) = shape(report, agreement, flow, pseudonym_key);
     Decision::Share { view: Box::new(view), flow: index, explanation }
+}
+
+/// Checks a received view against the flow it came under, again (defence in depth): a sender
+/// whose engine let through more than the flow allows is refused, not trusted. `None` when the
+/// view keeps within the flow; otherwise the first thing it exceeds.
+pub fn exceeds(view: &ReportView, flow: &Flow) -> Option<String> {
+    let rules = &flow.fields;
+    if view.tlp == Tlp::Red || view.tlp > flow.max_tlp {
+        return Some(format!("TLP:{} is above the flow's limit TLP:{}", view.tlp, flow.max_tlp));
+    }
+    if !flow.categories.contains(&view.category) {
+        return Some(format!("category {} is not among the flow's categories", view.category));
+    }
+    if view.severity < flow.min_severity {
+        return Some(format!("severity {} is below the flow's minimum", view.severity));
+    }
+    if view.onward_sharing && !flow.onward_sharing {
+        return Some("onward sharing is not allowed by the flow".into());
+    }
+    let kept = |present: bool, rule: TextRule| !present || rule == TextRule::Keep;
+    let texts = [
+        ("status", view.status.is_some(), rules.status),
+        ("title", view.title.is_some(), rules.title),
+        ("description", view.description.is_some(), rules.description),
+        ("actions", view.actions.is_some(), rules.actions),
+    ];
+    if let Some((field, ..)) = texts.iter().find(|(_, present, rule)| !kept(*present, *rule)) {
+        return Some(format!("{field} is present, but the flow drops it"));
+    }
+    if let Some(reason) = exceeds_in_time(view, rules.observed_at) {
+        return Some(reason);
+    }
+    if let Some(location) = &view.location {
+        if !kept(location.place_name.is_some() || location.address.is_some(), rules.place) {
+            return Some("the place name or address is present, but the flow drops it".into());
+        }
+        if location.municipality_code.is_some() && rules.location == LocationRule::Drop {
+            return Some("the municipality is present, but the flow drops the location".into());
+        }
+        let point = location.lat.zip(location.lon);
+        match (rules.location, point) {
+            (_, None) | (LocationRule::Keep, Some(_)) => {}
+            (LocationRule::Grid { metres }, Some((lat, lon)))
+                if location.cell_metres == Some(metres) && grid_centre(lat, lon, metres) == (lat, lon) => {}
+            (rule, Some(_)) => return Some(format!("the point is finer than the flow's location rule '{rule}'")),
+        }
+        if let (Some(area), Some((lat, lon)), LocationRule::Keep) = (&flow.area, point, rules.location)
+            && !area.contains(lat, lon, location.municipality_code.as_deref())
+        {
+            return Some("the location is outside the flow's area".into());
+        }
+    }
+    match (&view.site, rules.site) {
+        (None, _) | (Some(_), SiteRule::Keep) => {}
+        (Some(site), SiteRule::Kind) if site.name.is_none() => {}
+        (Some(_), rule) => return Some(format!("the site is finer than the flow's rule '{rule}'")),
+    }
+    match (&view.persons, rules.persons) {
+        (None, _)
+        | (Some(ViewPersons::Full(_)), PersonsRule::Keep)
+        | (Some(ViewPersons::Pseudonymous(_)), PersonsRule::Pseudonymise)
+        | (Some(ViewPersons::Counts(_)), PersonsRule::Roles) => {}
+        (Some(_), rule) => return Some(format!("persons are finer than the flow's rule '{rule}'")),
+    }
+    None
+}
+
+/// Whether the view's times are finer than the flow's time rule allows.
+fn exceeds_in_time(view: &ReportView, rule: TimeRule) -> Option<String> {
+    let times = [view.observed_at, view.observed_until, view.updated_at, view.expires_at];
+    let precision = match rule {
+        TimeRule::Drop if times.iter().any(Option::is_some) => {
+            return Some("a time is present, but the flow drops it".into());
+        }
+        TimeRule::Drop | TimeRule::Keep => return None,
+        TimeRule::Hour => TimePrecision::Hour,
+        TimeRule::Day => TimePrecision::Day,
+    };
+    times
+        .into_iter()
+        .flatten()
+        .any(|t| truncate(t, precision) != t)
+        .then(|| format!("a time is finer than the flow's rule '{rule}'"))
 }
 
 /// Why the report is outside the flow, if it is.

@@ -159,6 +159,8 @@ fn any_report() -> impl Strategy<Value = Report> {
 
 /// Every invariant a view must keep under its flow.
 fn assert_within(view: &ReportView, report: &Report, flow: &Flow) {
+    // What the engine sends, a receiver's re-check admits.
+    assert_eq!(super::policy::exceeds(view, flow), None, "{view:?}");
     let content = &report.content;
     let rules = &flow.fields;
     assert_ne!(view.tlp, Tlp::Red);
