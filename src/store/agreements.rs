@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::audit::append_audit;
-use super::{StoreError, in_write_tx, on_pool};
+use super::{StoreError, in_write_tx, on_pool, time};
 use crate::domain::audit::AuditEvent;
 
 /// An agreement as stored.
@@ -32,10 +32,6 @@ type AgreementRow = (String, String, String, i64, i64, Option<String>, Option<i6
 
 const COLUMNS: &str = "id, document, proposed_by, received_at_ms, updated_at_ms, revoked_by, revoked_at_ms, \
      revocation_reason, revocation";
-
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
 
 fn record(row: AgreementRow) -> AgreementRecord {
     let revocation = match (row.5, row.6, row.8) {

@@ -5,7 +5,9 @@
 
 mod agreements;
 pub(crate) mod audit;
+mod outbox;
 mod partners;
+mod received;
 mod reports;
 mod sessions;
 mod situation;
@@ -20,7 +22,9 @@ use crate::config::{DatabaseKind, DatabaseSection};
 
 pub use agreements::{AgreementRecord, RevocationRecord};
 pub use audit::{AuditQuery, CheckpointRecord};
+pub use outbox::{DeliveryState, OutboxEntry, QueuedEnvelope};
 pub use partners::PartnerRecord;
+pub use received::{DeadLetter, ReceiveOutcome, Received};
 pub use reports::ReportCount;
 pub use sessions::SessionRecord;
 
@@ -90,6 +94,11 @@ macro_rules! in_write_tx {
 }
 
 pub(crate) use {in_write_tx, on_pool};
+
+/// A stored epoch-milliseconds time.
+pub(crate) fn time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

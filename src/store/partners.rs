@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::audit::append_audit;
-use super::{StoreError, in_write_tx, on_pool};
+use super::{StoreError, in_write_tx, on_pool, time};
 use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, TlsPin};
 
@@ -36,10 +36,6 @@ type PartnerRow =
 
 const PARTNER_COLUMNS: &str = "org_id, name, federation_url, signing_key, card, card_issued_at_ms, blocked, \
      added_at_ms, updated_at_ms, last_contact_at_ms, last_error, last_error_at_ms";
-
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
 
 impl super::Store {
     /// Adds a partner or replaces what is known of it (keeping when it was added, whether it is

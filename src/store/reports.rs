@@ -6,6 +6,7 @@
 use sqlx::types::Json;
 
 use super::audit::append_audit;
+use super::outbox::{QueuedEnvelope, queue_envelopes};
 use super::{StoreError, in_write_tx, on_pool};
 use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, Report, ReportId};
@@ -94,20 +95,32 @@ macro_rules! insert_version {
 }
 
 impl super::Store {
-    /// Stores version 1 of a new report, and its audit entry.
-    pub async fn insert_report(&self, report: &Report, audit: &AuditEvent) -> Result<(), StoreError> {
+    /// Stores version 1 of a new report, its audit entry and its envelopes for partners: all
+    /// or nothing (a transactional outbox).
+    pub async fn insert_report(
+        &self,
+        report: &Report,
+        audit: &AuditEvent,
+        envelopes: &[QueuedEnvelope],
+    ) -> Result<(), StoreError> {
         let head = HeadRow::of(report);
         in_write_tx!(self, |tx| {
             insert_version!(&mut *tx, report, head.updated_at_ms)?;
             bind_head!(sqlx::query(INSERT_HEAD), &head).execute(&mut *tx).await?;
             append_audit!(tx, audit, report.updated_at);
+            queue_envelopes!(tx, envelopes, &audit.actor, report.updated_at);
         });
         Ok(())
     }
 
     /// Stores `next` as the new latest version, only if the latest is still the one before it, and
-    /// its audit entry.
-    pub async fn append_version(&self, next: &Report, audit: &AuditEvent) -> Result<(), StoreError> {
+    /// its audit entry and its envelopes for partners.
+    pub async fn append_version(
+        &self,
+        next: &Report,
+        audit: &AuditEvent,
+        envelopes: &[QueuedEnvelope],
+    ) -> Result<(), StoreError> {
         let head = HeadRow::of(next);
         let previous = i64::from(next.version.get()) - 1;
         in_write_tx!(self, |tx| {
@@ -117,6 +130,7 @@ impl super::Store {
             }
             insert_version!(&mut *tx, next, head.updated_at_ms)?;
             append_audit!(tx, audit, next.updated_at);
+            queue_envelopes!(tx, envelopes, &audit.actor, next.updated_at);
         });
         Ok(())
     }

@@ -8,7 +8,10 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{StoreError, on_pool};
-use crate::domain::{Cursor, Report, SituationPage, SituationQuery};
+use crate::domain::{Cursor, PictureReport, SituationPage, SituationQuery};
+
+/// A row of the picture: id, observation time, the stored body, and whether it was received.
+type PictureRow = (Uuid, i64, Json<serde_json::Value>, bool);
 
 /// One bound value of a built query.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +26,8 @@ impl super::Store {
     /// One page of the situation picture at `now`.
     pub async fn situation(&self, query: &SituationQuery, now: DateTime<Utc>) -> Result<SituationPage, StoreError> {
         let (sql, params) = build(query, now);
-        let rows: Vec<Json<Report>> = on_pool!(self, |p| {
-            let mut q = sqlx::query_scalar(AssertSqlSafe(sql));
+        let rows: Vec<PictureRow> = on_pool!(self, |p| {
+            let mut q = sqlx::query_as(AssertSqlSafe(sql));
             for param in params {
                 q = match param {
                     Param::Int(v) => q.bind(v),
@@ -35,14 +38,23 @@ impl super::Store {
             }
             q.fetch_all(p).await?
         });
-        let mut reports: Vec<Report> = rows.into_iter().map(|Json(report)| report).collect();
         let limit = query.limit as usize;
-        let next = if reports.len() > limit {
-            reports.truncate(limit);
-            reports.last().map(Cursor::after)
-        } else {
-            None
-        };
+        let next = rows
+            .get(limit.saturating_sub(1))
+            .filter(|_| rows.len() > limit)
+            .map(|(id, observed_at_ms, ..)| Cursor { observed_at_ms: *observed_at_ms, id: (*id).into() });
+        let reports = rows
+            .into_iter()
+            .take(limit)
+            .map(|(_, _, Json(body), received)| {
+                let report = if received {
+                    serde_json::from_value(body).map(PictureReport::Received)
+                } else {
+                    serde_json::from_value(body).map(PictureReport::Own)
+                };
+                report.map_err(|e| StoreError::Corrupt(format!("a report in the picture cannot be read: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(SituationPage { reports, next })
     }
 }
@@ -51,7 +63,7 @@ impl super::Store {
 /// whether another page follows.
 fn build(query: &SituationQuery, now: DateTime<Utc>) -> (String, Vec<Param>) {
     let mut sql = String::from(
-        "SELECT body FROM report_heads WHERE retracted = FALSE AND (expires_at_ms IS NULL OR expires_at_ms > $1)",
+        "SELECT report_id, observed_at_ms, body, received_under IS NOT NULL FROM report_heads WHERE retracted = FALSE AND (expires_at_ms IS NULL OR expires_at_ms > $1)",
     );
     let mut params = vec![Param::Int(now.timestamp_millis())];
     let bind = |params: &mut Vec<Param>, value: Param| {

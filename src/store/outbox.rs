@@ -1,0 +1,278 @@
+//! The outbox: one signed envelope per report version and recipient, written in the transaction
+//! that stored the version, kept after delivery as the sharing ledger. Delivery workers claim due
+//! rows with a lease (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so replicas never claim the same
+//! row), and settle each one: delivered, refused for good, or due again after a back-off.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::audit::append_audit;
+use super::{StoreError, in_write_tx, on_pool, time};
+use crate::domain::audit::AuditEvent;
+use crate::domain::{OrgId, ReportId, Version};
+
+/// An envelope to queue with the version it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEnvelope {
+    pub recipient: OrgId,
+    pub agreement: String,
+    pub report: ReportId,
+    pub version: Version,
+    /// The signed envelope, JWS JSON.
+    pub envelope: String,
+    /// SHA-256 (hex) of the payload: what the recipient receives, the same however often the
+    /// envelope is signed again.
+    pub content_hash: String,
+}
+
+/// One row of the outbox: an envelope and how its delivery went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub report: ReportId,
+    pub version: i64,
+    pub recipient: String,
+    pub agreement: String,
+    pub envelope: String,
+    pub content_hash: String,
+    /// `queued`, `delivered`, `refused` or `cancelled`.
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When it was delivered, refused or cancelled.
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// How delivery to one partner stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryState {
+    pub queued: i64,
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+type EntryRow = (i64, uuid::Uuid, i64, String, String, String, String, String, i64, Option<String>, i64, Option<i64>);
+
+const ENTRY_COLUMNS: &str = "id, report_id, version, recipient, agreement_id, envelope, content_hash, state, attempts, \
+     last_error, created_at_ms, settled_at_ms";
+
+fn entry(row: EntryRow) -> OutboxEntry {
+    OutboxEntry {
+        id: row.0,
+        report: row.1.into(),
+        version: row.2,
+        recipient: row.3,
+        agreement: row.4,
+        envelope: row.5,
+        content_hash: row.6,
+        state: row.7,
+        attempts: row.8,
+        last_error: row.9,
+        created_at: time(row.10),
+        settled_at: row.11.map(time),
+    }
+}
+
+/// Queues `$envelopes` inside transaction `$tx`, each with its `envelope.queued` audit entry.
+macro_rules! queue_envelopes {
+    ($tx:expr, $envelopes:expr, $actor:expr, $now:expr) => {{
+        let now: chrono::DateTime<chrono::Utc> = $now;
+        for queued in $envelopes {
+            let queued: &crate::store::QueuedEnvelope = queued;
+            sqlx::query(
+                "INSERT INTO outbox (report_id, version, recipient, agreement_id, envelope, content_hash, state, \
+                 attempts, next_attempt_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7)",
+            )
+            .bind(queued.report.as_uuid())
+            .bind(i64::from(queued.version.get()))
+            .bind(queued.recipient.as_str())
+            .bind(&queued.agreement)
+            .bind(&queued.envelope)
+            .bind(&queued.content_hash)
+            .bind(now.timestamp_millis())
+            .execute(&mut *$tx)
+            .await?;
+            let event = crate::domain::audit::AuditEvent::new("envelope.queued", $actor)
+                .partner(&queued.recipient)
+                .report(queued.report)
+                .agreement(&queued.agreement)
+                .detail(format!("version {}, content {}", queued.version, queued.content_hash));
+            crate::store::audit::append_audit!($tx, &event, now);
+        }
+    }};
+}
+
+pub(crate) use queue_envelopes;
+
+impl super::Store {
+    /// Claims up to `limit` due envelopes for `lease`: no other worker claims them until the lease
+    /// ends or they are settled. Oldest first.
+    pub async fn claim_due_envelopes(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let due = "state = 'queued' AND next_attempt_ms <= $1 AND (claimed_until_ms IS NULL OR claimed_until_ms <= $1)";
+        let rows: Vec<EntryRow> = match &self.pool {
+            super::Pool::Postgres(pool) => {
+                let sql = format!(
+                    "UPDATE outbox SET claimed_until_ms = $2 WHERE id IN (SELECT id FROM outbox WHERE {due} \
+                     ORDER BY next_attempt_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {ENTRY_COLUMNS}"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(now.timestamp_millis())
+                    .bind((now + lease).timestamp_millis())
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+            // SQLite has one writer at a time: the UPDATE's own transaction is the lock.
+            super::Pool::Sqlite(pool) => {
+                let sql = format!(
+                    "UPDATE outbox SET claimed_until_ms = $2 WHERE id IN (SELECT id FROM outbox WHERE {due} \
+                     ORDER BY next_attempt_ms, id LIMIT $3) RETURNING {ENTRY_COLUMNS}"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(now.timestamp_millis())
+                    .bind((now + lease).timestamp_millis())
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        let mut entries: Vec<OutboxEntry> = rows.into_iter().map(entry).collect();
+        entries.sort_by_key(|e| e.id);
+        Ok(entries)
+    }
+
+    /// Settles claimed envelopes the recipient answered for: each delivered or refused, with its
+    /// audit entry, in one transaction. The partner's answer is the truth: an envelope cancelled
+    /// while it was on its way is recorded as delivered if the partner took it (it then drops it
+    /// on hearing of the revocation).
+    pub async fn settle_envelopes(
+        &self,
+        settled: &[(i64, Result<String, String>, AuditEvent)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        in_write_tx!(self, |tx| {
+            for (id, outcome, event) in settled {
+                let (state, error) = match outcome {
+                    Ok(_) => ("delivered", None),
+                    Err(reason) => ("refused", Some(reason)),
+                };
+                sqlx::query(
+                    "UPDATE outbox SET state = $2, last_error = $3, settled_at_ms = $4, attempts = attempts + 1, \
+                     claimed_until_ms = NULL WHERE id = $1 AND state IN ('queued', 'cancelled')",
+                )
+                .bind(id)
+                .bind(state)
+                .bind(error)
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+                append_audit!(tx, event, now);
+            }
+        });
+        Ok(())
+    }
+
+    /// Releases claimed envelopes that could not be delivered now, due again at `next_attempt`.
+    pub async fn retry_envelopes_later(
+        &self,
+        ids: &[i64],
+        next_attempt: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            for id in ids {
+                sqlx::query(
+                    "UPDATE outbox SET next_attempt_ms = $2, last_error = $3, attempts = attempts + 1, \
+                     claimed_until_ms = NULL WHERE id = $1 AND state = 'queued'",
+                )
+                .bind(id)
+                .bind(next_attempt.timestamp_millis())
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// The sharing ledger of one report: every envelope of every version, oldest first.
+    pub async fn shares_of(&self, report: ReportId) -> Result<Vec<OutboxEntry>, StoreError> {
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM outbox WHERE report_id = $1 ORDER BY id");
+        let rows: Vec<EntryRow> =
+            on_pool!(self, |p| { sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(report.as_uuid()).fetch_all(p).await? });
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    /// The latest envelope of a report sent (or queued) to each recipient.
+    pub async fn latest_shares_of(&self, report: ReportId) -> Result<Vec<OutboxEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM outbox o WHERE report_id = $1 AND state IN ('queued', 'delivered') \
+             AND version = (SELECT MAX(version) FROM outbox i WHERE i.report_id = o.report_id \
+             AND i.recipient = o.recipient AND i.state IN ('queued', 'delivered')) ORDER BY id"
+        );
+        let rows: Vec<EntryRow> =
+            on_pool!(self, |p| { sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(report.as_uuid()).fetch_all(p).await? });
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    /// What `recipient` may fetch through its catch-up feed: envelopes addressed to it after
+    /// `after`, not refused or cancelled, oldest first.
+    pub async fn feed_for(&self, recipient: &OrgId, after: i64, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE recipient = $1 AND id > $2 AND state IN ('queued', 'delivered') \
+             ORDER BY id LIMIT $3"
+        );
+        let rows: Vec<EntryRow> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(recipient.as_str())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    /// Queue depth, last delivery and last error of every partner that has an envelope.
+    pub async fn delivery_states(&self) -> Result<Vec<(String, DeliveryState)>, StoreError> {
+        let rows: Vec<(String, i64, Option<i64>)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT recipient, SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), \
+                 MAX(CASE WHEN state = 'delivered' THEN settled_at_ms END) FROM outbox GROUP BY recipient \
+                 ORDER BY recipient",
+            )
+            .fetch_all(p)
+            .await?
+        });
+        let mut states = Vec::with_capacity(rows.len());
+        for (recipient, queued, last) in rows {
+            let error: Option<Option<String>> = on_pool!(self, |p| {
+                sqlx::query_scalar(
+                    "SELECT last_error FROM outbox WHERE recipient = $1 AND last_error IS NOT NULL \
+                     AND state IN ('queued', 'refused') ORDER BY id DESC LIMIT 1",
+                )
+                .bind(&recipient)
+                .fetch_optional(p)
+                .await?
+            });
+            let state = DeliveryState { queued, last_delivered_at: last.map(time), last_error: error.flatten() };
+            states.push((recipient, state));
+        }
+        Ok(states)
+    }
+
+    /// How many envelopes wait to be delivered, to anyone.
+    pub async fn queued_envelopes(&self) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'queued'").fetch_one(p).await?
+        }))
+    }
+}

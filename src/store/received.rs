@@ -1,0 +1,305 @@
+//! Reports received from partners: the latest version of each, beside the node's own in
+//! `report_heads` (marked by the agreement it came under), so one query serves the merged picture.
+//! A version is stored only if it is newer than the one held: a duplicate or a late older version
+//! changes nothing. Refused envelopes go to `dead_letters`. Everything received under an agreement
+//! can be dropped at once (revocation, expiry) and is deleted when its retention period ends.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+
+use super::audit::append_audit;
+use super::{StoreError, in_write_tx, on_pool};
+use crate::domain::OrgId;
+use crate::domain::audit::AuditEvent;
+use crate::domain::policy::ReportView;
+
+/// A verified view to store, with the partner it came from.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub view: ReportView,
+    pub sender: OrgId,
+    /// The audit entry to write, completed with what happened.
+    pub audit: AuditEvent,
+}
+
+/// What storing a received version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiveOutcome {
+    /// It is the latest version held now.
+    Stored,
+    /// This version is held already; nothing changed.
+    Duplicate,
+    /// A newer version is held; nothing changed.
+    Older,
+    /// The id belongs to a report of another origin (or to one of this node's own).
+    IdTaken,
+}
+
+impl ReceiveOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Duplicate => "duplicate",
+            Self::Older => "older",
+            Self::IdTaken => "id_taken",
+        }
+    }
+}
+
+/// An envelope that was refused, for the dead-letter table.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub partner: OrgId,
+    pub reason: String,
+    pub envelope_hash: String,
+    /// The envelope as it arrived (cut to a bounded length).
+    pub envelope: String,
+    pub audit: AuditEvent,
+}
+
+/// The columns the situation query filters on, from a received view. A view without a time is
+/// placed at the moment it arrived; one without a point has none.
+struct ViewRow<'a> {
+    view: &'a ReportView,
+    observed_at_ms: i64,
+    observed_end_ms: i64,
+    status: &'static str,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    expires_at_ms: Option<i64>,
+    updated_at_ms: i64,
+}
+
+impl<'a> ViewRow<'a> {
+    fn of(view: &'a ReportView, at: DateTime<Utc>) -> Self {
+        let observed_at = view.observed_at.unwrap_or(at);
+        let location = view.location.as_ref();
+        Self {
+            view,
+            observed_at_ms: observed_at.timestamp_millis(),
+            observed_end_ms: view.observed_until.unwrap_or(observed_at).timestamp_millis(),
+            status: view.status.map_or("", |s| s.as_str()),
+            lat: location.and_then(|l| l.lat.zip(l.lon)).map(|(lat, _)| lat),
+            lon: location.and_then(|l| l.lat.zip(l.lon)).map(|(_, lon)| lon),
+            expires_at_ms: view.expires_at.map(|t| t.timestamp_millis()),
+            updated_at_ms: view.updated_at.unwrap_or(at).timestamp_millis(),
+        }
+    }
+}
+
+const INSERT_RECEIVED: &str = "INSERT INTO report_heads (report_id, origin, version, observed_at_ms, \
+     observed_end_ms, category, severity, status, tlp, lat, lon, retracted, expires_at_ms, updated_at_ms, body, \
+     received_under, received_from, received_at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+
+const UPDATE_RECEIVED: &str = "UPDATE report_heads SET version = $3, observed_at_ms = $4, observed_end_ms = $5, \
+     category = $6, severity = $7, status = $8, tlp = $9, lat = $10, lon = $11, retracted = $12, \
+     expires_at_ms = $13, updated_at_ms = $14, body = $15, received_under = $16, received_from = $17, \
+     received_at_ms = $18 WHERE report_id = $1 AND origin = $2 AND version < $3 AND received_under IS NOT NULL";
+
+impl super::Store {
+    /// Stores a batch of verified views and dead letters in one transaction, each with its audit
+    /// entry; answers, per view, what storing it did.
+    pub async fn store_received(
+        &self,
+        accepted: &[Received],
+        dead: &[DeadLetter],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReceiveOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(accepted.len());
+        in_write_tx!(self, |tx| {
+            for received in accepted {
+                let view = &received.view;
+                let held: Option<(String, i64, Option<String>)> =
+                    sqlx::query_as("SELECT origin, version, received_under FROM report_heads WHERE report_id = $1")
+                        .bind(view.id.as_uuid())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let version = i64::from(view.version.get());
+                let outcome = match held {
+                    Some((origin, _, under)) if origin != view.origin.as_str() || under.is_none() => {
+                        ReceiveOutcome::IdTaken
+                    }
+                    Some((_, held, _)) if held == version => ReceiveOutcome::Duplicate,
+                    Some((_, held, _)) if held > version => ReceiveOutcome::Older,
+                    found => {
+                        let sql = if found.is_some() { UPDATE_RECEIVED } else { INSERT_RECEIVED };
+                        let row = ViewRow::of(view, now);
+                        sqlx::query(sql)
+                            .bind(view.id.as_uuid())
+                            .bind(view.origin.as_str())
+                            .bind(version)
+                            .bind(row.observed_at_ms)
+                            .bind(row.observed_end_ms)
+                            .bind(view.category.as_str())
+                            .bind(view.severity.rank())
+                            .bind(row.status)
+                            .bind(view.tlp.as_str())
+                            .bind(row.lat)
+                            .bind(row.lon)
+                            .bind(view.retracted)
+                            .bind(row.expires_at_ms)
+                            .bind(row.updated_at_ms)
+                            .bind(Json(row.view))
+                            .bind(view.agreement.as_str())
+                            .bind(received.sender.as_str())
+                            .bind(now.timestamp_millis())
+                            .execute(&mut *tx)
+                            .await?;
+                        ReceiveOutcome::Stored
+                    }
+                };
+                let event = received.audit.clone().detail(format!("version {}: {}", view.version, outcome.as_str()));
+                append_audit!(tx, &event, now);
+                outcomes.push(outcome);
+            }
+            for letter in dead {
+                sqlx::query(
+                    "INSERT INTO dead_letters (received_at_ms, partner, reason, envelope_hash, envelope) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(now.timestamp_millis())
+                .bind(letter.partner.as_str())
+                .bind(&letter.reason)
+                .bind(&letter.envelope_hash)
+                .bind(&letter.envelope)
+                .execute(&mut *tx)
+                .await?;
+                append_audit!(tx, &letter.audit, now);
+            }
+        });
+        Ok(outcomes)
+    }
+
+    /// Ends sharing under an agreement at once: its queued envelopes are cancelled and what was
+    /// received under it is deleted, with `audit` (completed with the counts) in one transaction.
+    pub async fn end_sharing_under(
+        &self,
+        agreement: &str,
+        why: &str,
+        audit: &AuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        let counts = in_write_tx!(self, |tx| {
+            let cancelled = sqlx::query(
+                "UPDATE outbox SET state = 'cancelled', last_error = $2, settled_at_ms = $3, claimed_until_ms = NULL \
+                 WHERE agreement_id = $1 AND state = 'queued'",
+            )
+            .bind(agreement)
+            .bind(why)
+            .bind(now.timestamp_millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let dropped = sqlx::query("DELETE FROM report_heads WHERE received_under = $1")
+                .bind(agreement)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("UPDATE agreements SET expiry_handled_at_ms = $2 WHERE id = $1")
+                .bind(agreement)
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            let event = audit
+                .clone()
+                .detail(format!("{why}: {cancelled} queued envelopes cancelled, {dropped} received reports deleted"));
+            append_audit!(tx, &event, now);
+            (cancelled, dropped)
+        });
+        Ok(counts)
+    }
+
+    /// Whether this node has already ended sharing under an agreement that expired.
+    pub async fn expiry_handled(&self, agreement: &str) -> Result<bool, StoreError> {
+        let at: Option<Option<i64>> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT expiry_handled_at_ms FROM agreements WHERE id = $1")
+                .bind(agreement)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(at.flatten().is_some())
+    }
+
+    /// Deletes what was received under `agreement` before `cutoff`, with an audit entry when
+    /// anything was deleted; answers how many reports were.
+    pub async fn delete_received_before(
+        &self,
+        agreement: &str,
+        cutoff: DateTime<Utc>,
+        audit: &AuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let deleted = in_write_tx!(self, |tx| {
+            let deleted = sqlx::query("DELETE FROM report_heads WHERE received_under = $1 AND received_at_ms < $2")
+                .bind(agreement)
+                .bind(cutoff.timestamp_millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted > 0 {
+                let event = audit.clone().detail(format!("{deleted} received reports past retention deleted"));
+                append_audit!(tx, &event, now);
+            }
+            deleted
+        });
+        Ok(deleted)
+    }
+
+    /// The agreements this node holds received reports under.
+    pub async fn agreements_with_received(&self) -> Result<Vec<String>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT received_under FROM report_heads WHERE received_under IS NOT NULL ORDER BY 1",
+            )
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// How far this node has read `partner`'s catch-up feed.
+    pub async fn feed_cursor(&self, partner: &OrgId) -> Result<i64, StoreError> {
+        let after: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT after_id FROM feed_cursors WHERE partner = $1")
+                .bind(partner.as_str())
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(after.unwrap_or(0))
+    }
+
+    pub async fn save_feed_cursor(&self, partner: &OrgId, after: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let _ = on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO feed_cursors (partner, after_id, updated_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (partner) DO UPDATE SET after_id = $2, updated_at_ms = $3",
+            )
+            .bind(partner.as_str())
+            .bind(after)
+            .bind(now.timestamp_millis())
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Refused envelopes, newest first.
+    pub async fn dead_letters(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(i64, DateTime<Utc>, String, String, String)>, StoreError> {
+        let rows: Vec<(i64, i64, String, String, String)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, received_at_ms, partner, reason, envelope_hash FROM dead_letters ORDER BY id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, at, partner, reason, hash)| (id, super::time(at), partner, reason, hash))
+            .collect())
+    }
+}
