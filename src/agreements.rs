@@ -18,6 +18,8 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, ValidationErrors};
 use crate::federation::Federation;
 use crate::federation::client::PartnerClient;
+use crate::federation::registry::signing_keys;
+use crate::federation::sweep::end_sharing;
 use crate::store::{AgreementRecord, RevocationRecord, Store, StoreError};
 
 /// The JWS `typ` of an agreement and of a revocation.
@@ -269,6 +271,7 @@ pub async fn revoke(
     };
     let event = AuditEvent::new("agreement.revoked", actor).agreement(id).object(revocation.statement.as_bytes());
     federation.store.revoke_agreement(id, &revocation, &event).await?;
+    end_sharing(federation, id, "agreement.sharing_ended", "the agreement was revoked", now).await?;
     distribute(federation, &checked.agreement, "/federation/v1/revocations", &signed).await;
     tracing::info!(agreement = %checked.agreement.id, "agreement revoked");
     Ok(revocation)
@@ -303,6 +306,8 @@ pub async fn receive_revocation(
         .agreement(&claimed.agreement)
         .object(revocation.statement.as_bytes());
     federation.store.revoke_agreement(claimed.agreement.as_str(), &revocation, &event).await?;
+    end_sharing(federation, claimed.agreement.as_str(), "agreement.sharing_ended", "the agreement was revoked", now)
+        .await?;
     tracing::info!(agreement = %claimed.agreement, by = %claimed.by, "agreement revoked by a party");
     Ok(revocation)
 }
@@ -359,18 +364,15 @@ async fn party_keys(
     let mut keys = HashMap::new();
     for party in &agreement.parties {
         let unknown = || LifecycleError::UnknownParty(party.org_id.clone());
-        let (current, previous) = if party.org_id == federation.keys.card.org_id {
-            (federation.keys.card.signing_key.clone(), federation.keys.card.previous_signing_key.clone())
+        let known: Vec<PublicKey> = if party.org_id == federation.keys.card.org_id {
+            let card = &federation.keys.card;
+            std::iter::once(&card.signing_key)
+                .chain(&card.previous_signing_key)
+                .filter_map(|k| PublicKey::from_b64(k))
+                .collect()
         } else {
-            let partner = store.partner(&party.org_id).await?.ok_or_else(unknown)?;
-            let card: Option<crate::domain::NodeCard> = Jws::parse(partner.card.as_bytes())
-                .ok()
-                .and_then(|jws| jws.unverified_payload().ok())
-                .and_then(|payload| serde_json::from_slice(&payload).ok());
-            (partner.signing_key.clone(), card.and_then(|c| c.previous_signing_key))
+            signing_keys(&store.partner(&party.org_id).await?.ok_or_else(unknown)?)
         };
-        let known: Vec<PublicKey> =
-            std::iter::once(current).chain(previous).filter_map(|k| PublicKey::from_b64(&k)).collect();
         if known.is_empty() {
             return Err(unknown());
         }

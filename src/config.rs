@@ -118,6 +118,39 @@ pub struct FederationSection {
     /// pin: a certificate must chain to it and be made out (subject O, or CN) to a partner's org id.
     #[serde(default)]
     pub ca_bundle: Option<PathBuf>,
+    /// How long a delivery worker holds the envelopes it claimed before another may take them
+    /// (a worker that died mid-delivery is replaced after this).
+    #[serde(default = "default_claim_seconds")]
+    pub claim_seconds: u32,
+    /// How far an envelope's signing time may lie from this node's clock.
+    #[serde(default = "default_window_minutes")]
+    pub envelope_window_minutes: u32,
+    /// Requests per second each partner may make to the federation listener (bursts of twice as
+    /// many are absorbed).
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: u32,
+    /// How often partners' catch-up feeds are read (also once at start).
+    #[serde(default = "default_catch_up_seconds")]
+    pub catch_up_seconds: u32,
+    /// How often ended agreements and received data past its retention are swept.
+    #[serde(default = "default_sweep_seconds")]
+    pub sweep_seconds: u32,
+}
+
+impl FederationSection {
+    /// A section listening on `listen`, with every other setting at its default.
+    pub fn listening_on(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            tls_overlap_days: default_overlap_days(),
+            ca_bundle: None,
+            claim_seconds: default_claim_seconds(),
+            envelope_window_minutes: default_window_minutes(),
+            requests_per_second: default_requests_per_second(),
+            catch_up_seconds: default_catch_up_seconds(),
+            sweep_seconds: default_sweep_seconds(),
+        }
+    }
 }
 
 /// Who this node is.
@@ -221,6 +254,9 @@ const ENV_OVERRIDES: &[(&str, &str, &str, Kind)] = &[
     ("LAGESBILD_LOG_FORMAT", "log", "format", Kind::Text),
     ("LAGESBILD_LOG_FILTER", "log", "filter", Kind::Text),
     ("LAGESBILD_FEDERATION_LISTEN", "federation", "listen", Kind::Text),
+    ("LAGESBILD_FEDERATION_CLAIM_SECONDS", "federation", "claim_seconds", Kind::Integer),
+    ("LAGESBILD_FEDERATION_CATCH_UP_SECONDS", "federation", "catch_up_seconds", Kind::Integer),
+    ("LAGESBILD_FEDERATION_SWEEP_SECONDS", "federation", "sweep_seconds", Kind::Integer),
     ("LAGESBILD_AUDIT_RETENTION_DAYS", "audit", "retention_days", Kind::Integer),
     ("LAGESBILD_AUTH_ISSUER", "auth", "issuer", Kind::Text),
     ("LAGESBILD_AUTH_AUDIENCE", "auth", "audience", Kind::Text),
@@ -406,6 +442,26 @@ fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<V
 
 fn default_overlap_days() -> u32 {
     14
+}
+
+fn default_claim_seconds() -> u32 {
+    60
+}
+
+fn default_window_minutes() -> u32 {
+    10
+}
+
+fn default_requests_per_second() -> u32 {
+    50
+}
+
+fn default_catch_up_seconds() -> u32 {
+    300
+}
+
+fn default_sweep_seconds() -> u32 {
+    60
 }
 
 fn default_listen() -> SocketAddr {

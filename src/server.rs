@@ -18,7 +18,7 @@ use crate::config::NodeConfig;
 use crate::crypto::keys::SigningKey;
 use crate::crypto::tls::PeerTrust;
 use crate::federation::pins::PinCache;
-use crate::federation::{Federation, announce, listener};
+use crate::federation::{ExchangeSettings, Federation, announce, catch_up, delivery, listener, sweep};
 use crate::identity::{IdentityError, NodeKeys};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -61,7 +61,8 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
                 Some(bundle) => PeerTrust::load_authority(bundle).map_err(IdentityError::from)?,
                 None => PeerTrust::Pins,
             };
-            let federation = Arc::new(Federation { keys, trust, pins, store: store.clone(), clock: clock.clone() });
+            let settings = ExchangeSettings::from_config(section);
+            let federation = Arc::new(Federation::new(keys, trust, pins, store.clone(), clock.clone(), settings));
             let addr = section.listen;
             let (server, bound) = listener::bind(federation.clone(), addr, workers)
                 .map_err(|source| StartError::Listen { key: "federation.listen", addr, source })?;
@@ -130,7 +131,10 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         servers.push((server.handle(), tokio::spawn(server)));
         federation_addr = Some(bound);
         background.push(federation.pins.clone().spawn_reload(store.clone()));
-        background.push(announce::spawn(federation));
+        background.push(announce::spawn(federation.clone()));
+        background.push(delivery::spawn(federation.clone()));
+        background.push(catch_up::spawn(federation.clone()));
+        background.push(sweep::spawn(federation));
     }
     Ok(RunningNode { api_addr, federation_addr, store, servers, background })
 }

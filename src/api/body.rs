@@ -16,6 +16,10 @@ use super::AppState;
 use super::problem::ApiError;
 use crate::domain::ValidationErrors;
 
+/// A body limit for one route or app that differs from the node's (`app_data`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 /// A JSON body of type `T`, read within the node's body limit.
 #[derive(Debug)]
 pub struct StrictJson<T>(pub T);
@@ -58,7 +62,11 @@ fn read_json<T: DeserializeOwned + 'static>(
     payload: &mut Payload,
     empty_allowed: bool,
 ) -> BodyFuture<Option<T>> {
-    let limit = req.app_data::<Data<AppState>>().map_or(super::DEFAULT_BODY_LIMIT, |s| s.body_limit);
+    let limit = req
+        .app_data::<BodyLimit>()
+        .map(|l| l.0)
+        .or_else(|| req.app_data::<Data<AppState>>().map(|s| s.body_limit))
+        .unwrap_or(super::DEFAULT_BODY_LIMIT);
     let declared_len: Option<usize> =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let has_content_type = req.headers().contains_key(header::CONTENT_TYPE);

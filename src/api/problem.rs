@@ -120,6 +120,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("too many requests; retry after {retry_after} seconds")]
+    TooManyRequests { retry_after: u64 },
     #[error("an internal error occurred; it has been logged")]
     Internal(String),
 }
@@ -140,6 +142,7 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => ("precondition-failed", "The report has changed"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -181,6 +184,7 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -193,6 +197,9 @@ impl ResponseError for ApiError {
         response.content_type(PROBLEM_JSON);
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"lagesbild\"")));
+        }
+        if let ApiError::TooManyRequests { retry_after } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         response.json(self.problem())
     }

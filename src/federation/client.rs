@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::inbox::{EnvelopeResult, EnvelopeResults, FeedPage};
 use super::listener::Hello;
 use crate::crypto::jws::Jws;
 use crate::crypto::tls::{PeerTrust, TlsIdentity, client_config};
@@ -19,6 +20,47 @@ pub enum ClientError {
     Unreachable { partner: String, reason: String },
     #[error("{partner} answered {status}: {detail}")]
     Refused { partner: String, status: u16, detail: String },
+}
+
+/// The body of an envelope delivery, as sent.
+#[derive(serde::Serialize)]
+struct EnvelopeBatchOut<'a> {
+    envelopes: &'a [Jws],
+}
+
+/// Clients for partners, kept while the partner's card and pins stay the same, so deliveries reuse
+/// their connections instead of shaking hands for every batch.
+#[derive(Default)]
+pub struct ClientCache {
+    clients: std::sync::Mutex<std::collections::HashMap<String, (String, PartnerClient)>>,
+}
+
+impl ClientCache {
+    /// A client for `partner` as it is known now.
+    pub fn get(
+        &self,
+        identity: &TlsIdentity,
+        trust: &PeerTrust,
+        partner: &PartnerRecord,
+        now: DateTime<Utc>,
+    ) -> Result<PartnerClient, ClientError> {
+        let live: Vec<String> = partner
+            .pins
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|u| u > now))
+            .map(|(p, _)| p.as_str().to_owned())
+            .collect();
+        let version = format!("{}|{}|{}", partner.card, partner.federation_url, live.join(","));
+        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((known, client)) = clients.get(partner.org_id.as_str())
+            && known == &version
+        {
+            return Ok(client.clone());
+        }
+        let client = PartnerClient::new(identity, trust, partner, now)?;
+        clients.insert(partner.org_id.to_string(), (version, client.clone()));
+        Ok(client)
+    }
 }
 
 /// A client for one partner.
@@ -68,6 +110,29 @@ impl PartnerClient {
     /// Sends this node's card to the partner.
     pub async fn push_card(&self, card: &Jws) -> Result<(), ClientError> {
         self.post("/federation/v1/card", card).await
+    }
+
+    /// Delivers a batch of envelopes; the partner answers for each, in order.
+    pub async fn post_envelopes(&self, envelopes: &[Jws]) -> Result<Vec<EnvelopeResult>, ClientError> {
+        let body = EnvelopeBatchOut { envelopes };
+        let request = self.http.post(format!("{}/federation/v1/envelopes", self.base)).json(&body);
+        let response = self.check(request.send().await.map_err(|e| self.unreachable(e))?).await?;
+        let answer: EnvelopeResults = response.json().await.map_err(|e| self.unreachable(e))?;
+        if answer.results.len() != envelopes.len() {
+            return Err(ClientError::Refused {
+                partner: self.partner.clone(),
+                status: 200,
+                detail: format!("answered for {} of {} envelopes", answer.results.len(), envelopes.len()),
+            });
+        }
+        Ok(answer.results)
+    }
+
+    /// Reads one page of the partner's catch-up feed: envelopes for this node after `after`.
+    pub async fn feed(&self, after: i64, limit: u32) -> Result<FeedPage, ClientError> {
+        let url = format!("{}/federation/v1/feed?after={after}&limit={limit}", self.base);
+        let response = self.check(self.http.get(url).send().await.map_err(|e| self.unreachable(e))?).await?;
+        response.json().await.map_err(|e| self.unreachable(e))
     }
 
     /// Posts a signed document to one of the partner's federation routes.

@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use super::listener;
+use super::{inbox, listener};
 use crate::api::problem::Problem;
 use crate::crypto::jws::{Jws, JwsSignature};
 use crate::domain::{CardPin, NodeCard};
@@ -14,11 +14,21 @@ use crate::domain::{CardPin, NodeCard};
         title = "lagesbild federation API",
         description = "What one lagesbild node offers its partner nodes, on the federation listener. Every \
 request needs mutual TLS: the client certificate's public key must be pinned in a node card this node has \
-imported, and the partner behind a request is the one that key belongs to. Errors are RFC 9457 problem \
-documents.",
+imported, and the partner behind a request is the one that key belongs to. Reports travel as envelopes: \
+JWS JSON serialisation, EdDSA, one signature whose protected header carries `envelope` (sender, recipient, \
+agreement, report, version and `iat`); the payload is the recipient's view of the report. Each partner is \
+rate-limited (429 with Retry-After). Errors are RFC 9457 problem documents.",
         license(name = "EUPL-1.2", identifier = "EUPL-1.2"),
     ),
-    paths(listener::hello, listener::own_card, listener::receive_card, listener::receive_agreement, listener::receive_revocation),
+    paths(
+        listener::hello,
+        listener::own_card,
+        listener::receive_card,
+        listener::receive_agreement,
+        listener::receive_revocation,
+        inbox::receive_envelopes,
+        inbox::feed
+    ),
     components(schemas(Jws, JwsSignature, NodeCard, CardPin, Problem, listener::Hello)),
     tags((name = "federation", description = "Node to node, over mutual TLS"))
 )]

@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Federation;
+use super::inbox;
 use super::registry::{ImportError, import_card};
 use crate::agreements;
 use crate::api::problem::{ApiError, Problem};
-use crate::api::{StrictJson, agreement_refused, observe};
+use crate::api::{BodyLimit, StrictJson, agreement_refused, observe};
 use crate::crypto::jws::Jws;
 use crate::crypto::tls::{PeerTrust, TrustedPeers, organisation_of_certificate, pin_of_certificate, server_config};
 use crate::domain::audit::AuditEvent;
@@ -69,7 +70,13 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .route("/card", web::post().to(receive_card))
             .route("/hello", web::get().to(hello))
             .route("/agreements", web::post().to(receive_agreement))
-            .route("/revocations", web::post().to(receive_revocation)),
+            .route("/revocations", web::post().to(receive_revocation))
+            .service(
+                web::resource("/envelopes")
+                    .app_data(BodyLimit(inbox::MAX_BATCH_BYTES))
+                    .route(web::post().to(inbox::receive_envelopes)),
+            )
+            .route("/feed", web::get().to(inbox::feed)),
     );
 }
 
@@ -94,7 +101,9 @@ fn identify(req: &HttpRequest) -> Result<Peer, ApiError> {
         }
         PeerTrust::Authority(_) => organisation_of_certificate(&cert.0).filter(|org| federation.pins.trusts_org(org)),
     };
-    Ok(Peer { org: org.ok_or_else(refused)? })
+    let org = org.ok_or_else(refused)?;
+    federation.limits.take(&org)?;
+    Ok(Peer { org })
 }
 
 /// Who the caller is, as this node sees it, and who this node is.

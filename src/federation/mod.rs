@@ -4,15 +4,23 @@
 //! certificate; nothing a client sends can choose it.
 
 pub mod announce;
+pub mod catch_up;
 pub mod client;
+pub mod delivery;
 pub mod docs;
+pub mod inbox;
 pub mod listener;
 pub mod pins;
 pub mod registry;
+pub mod sharing;
+pub mod sweep;
 
 use std::sync::Arc;
 
+use chrono::Duration;
+
 use crate::clock::Clock;
+use crate::config::FederationSection;
 use crate::identity::NodeKeys;
 use crate::store::Store;
 
@@ -24,4 +32,60 @@ pub struct Federation {
     pub pins: Arc<pins::PinCache>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    pub settings: ExchangeSettings,
+    /// The agreements in force, checked once per document.
+    pub agreements: sharing::ActiveAgreements,
+    /// Wakes the delivery worker when envelopes were queued.
+    pub outbox: delivery::Wake,
+    /// Clients for partners, kept so connections are reused.
+    pub clients: client::ClientCache,
+    /// Per-partner request budgets of the federation listener.
+    pub limits: inbox::RateLimits,
+}
+
+/// How the exchange behaves, from `[federation]`.
+#[derive(Debug, Clone)]
+pub struct ExchangeSettings {
+    pub claim_lease: Duration,
+    pub window: Duration,
+    pub requests_per_second: u32,
+    pub catch_up_every: std::time::Duration,
+    pub sweep_every: std::time::Duration,
+}
+
+impl ExchangeSettings {
+    pub fn from_config(section: &FederationSection) -> Self {
+        Self {
+            claim_lease: Duration::seconds(i64::from(section.claim_seconds.max(1))),
+            window: Duration::minutes(i64::from(section.envelope_window_minutes.max(1))),
+            requests_per_second: section.requests_per_second.max(1),
+            catch_up_every: std::time::Duration::from_secs(u64::from(section.catch_up_seconds.max(1))),
+            sweep_every: std::time::Duration::from_secs(u64::from(section.sweep_seconds.max(1))),
+        }
+    }
+}
+
+impl Federation {
+    pub fn new(
+        keys: NodeKeys,
+        trust: crate::crypto::tls::PeerTrust,
+        pins: Arc<pins::PinCache>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: ExchangeSettings,
+    ) -> Self {
+        let limits = inbox::RateLimits::new(settings.requests_per_second);
+        Self {
+            keys,
+            trust,
+            pins,
+            store,
+            clock,
+            settings,
+            agreements: sharing::ActiveAgreements::default(),
+            outbox: delivery::Wake::default(),
+            clients: client::ClientCache::default(),
+            limits,
+        }
+    }
 }

@@ -84,3 +84,16 @@ pub async fn import_card(
     tracing::info!(partner = %record.org_id, ?outcome, "partner card accepted");
     Ok((record, outcome))
 }
+
+/// A partner's signing keys as known here: the current one and, after a rotation, the one its card
+/// says it replaced (signatures made before the rotation stay valid).
+pub fn signing_keys(partner: &PartnerRecord) -> Vec<PublicKey> {
+    let card: Option<NodeCard> = Jws::parse(partner.card.as_bytes())
+        .ok()
+        .and_then(|jws| jws.unverified_payload().ok())
+        .and_then(|payload| serde_json::from_slice(&payload).ok());
+    std::iter::once(partner.signing_key.clone())
+        .chain(card.and_then(|c| c.previous_signing_key))
+        .filter_map(|k| PublicKey::from_b64(&k))
+        .collect()
+}

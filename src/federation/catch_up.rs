@@ -1,0 +1,116 @@
+//! Catch-up: this node reads each partner's feed of what was queued for it, from where it last
+//! stopped, and takes it in like a delivery. It runs at start and then every so often, so a node
+//! that was away for hours converges without anyone doing anything; a partner's outbox retrying on
+//! its own makes the same happen from the other side.
+
+use std::sync::Arc;
+
+use super::Federation;
+use super::inbox::{MAX_BATCH, receive_batch};
+use crate::agreements;
+use crate::domain::OrgId;
+
+/// Envelopes asked for per page.
+const PAGE: u32 = 500;
+
+/// Runs catch-up at start and then every `catch_up_every` until the node stops.
+pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            catch_up_all(&federation).await;
+            tokio::time::sleep(federation.settings.catch_up_every).await;
+        }
+    })
+}
+
+/// Reads the feed of every partner that may send to this node under an active agreement.
+pub async fn catch_up_all(federation: &Federation) {
+    let now = federation.clock.now();
+    let own = &federation.keys.card.org_id;
+    let senders: Vec<OrgId> = match federation.agreements.at(federation, now).await {
+        Ok(active) => {
+            let mut senders: Vec<OrgId> = active
+                .iter()
+                .flat_map(|c| c.agreement.flows.iter())
+                .filter(|flow| flow.to.contains(own))
+                .flat_map(|flow| flow.from.iter().cloned())
+                .filter(|org| org != own)
+                .collect();
+            senders.sort();
+            senders.dedup();
+            senders
+        }
+        Err(error) => {
+            tracing::warn!(%error, "catch-up could not list the active agreements");
+            return;
+        }
+    };
+    for partner in senders {
+        match catch_up(federation, &partner).await {
+            Ok(0) => {}
+            Ok(taken) => tracing::info!(%partner, envelopes = taken, "caught up with a partner"),
+            Err(error) => tracing::info!(%partner, %error, "catch-up with a partner failed; will try again"),
+        }
+    }
+}
+
+/// Reads one partner's feed to its end; answers how many envelopes it held.
+pub async fn catch_up(federation: &Federation, partner: &OrgId) -> Result<usize, String> {
+    let record = federation
+        .store
+        .partner(partner)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no card on record".to_owned())?;
+    if record.blocked {
+        return Ok(0);
+    }
+    let now = federation.clock.now();
+    let client =
+        federation.clients.get(&federation.keys.tls, &federation.trust, &record, now).map_err(|e| e.to_string())?;
+    let mut taken = 0;
+    loop {
+        let after = federation.store.feed_cursor(partner).await.map_err(|e| e.to_string())?;
+        let page = client.feed(after, PAGE.min(MAX_BATCH as u32)).await.map_err(|e| e.to_string())?;
+        if taken == 0 {
+            take_revocations(federation, partner, &page.revocations).await;
+        }
+        if !page.envelopes.is_empty() {
+            let raw: Vec<String> = page.envelopes.iter().filter_map(|e| serde_json::to_string(e).ok()).collect();
+            let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+            receive_batch(federation, partner, &raw, federation.clock.now()).await.map_err(|e| e.to_string())?;
+            taken += raw.len();
+        }
+        if page.next_after <= after {
+            return Ok(taken);
+        }
+        federation
+            .store
+            .save_feed_cursor(partner, page.next_after, federation.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+}
+
+/// Applies the revocations a partner's feed lists that this node has not recorded yet.
+async fn take_revocations(federation: &Federation, partner: &OrgId, revocations: &[crate::crypto::jws::Jws]) {
+    for statement in revocations {
+        let Some(id) = statement
+            .unverified_payload()
+            .ok()
+            .and_then(|p| serde_json::from_slice::<agreements::Revocation>(&p).ok())
+            .map(|r| r.agreement)
+        else {
+            continue;
+        };
+        let known = federation.store.agreement(id.as_str()).await.ok().flatten();
+        if known.is_none_or(|record| record.revocation.is_some()) {
+            continue;
+        }
+        let now = federation.clock.now();
+        match agreements::receive_revocation(federation, partner, statement, now).await {
+            Ok(_) => tracing::info!(%partner, agreement = %id, "learnt of a revocation while catching up"),
+            Err(error) => tracing::warn!(%partner, agreement = %id, %error, "refused a revocation from a feed"),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The delivery worker: claims due envelopes from the outbox, sends them to each partner in one
+//! batch over mutual TLS, and settles each by the partner's answer. A partner that cannot be
+//! reached gets the batch again after an exponential back-off with jitter, forever; only a
+//! partner's refusal of an envelope stops it, with the reason in the ledger. The worker wakes when
+//! a report is stored (no polling delay) and checks for due retries twice a second.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use tokio::sync::Notify;
+
+use super::Federation;
+use super::inbox::Outcome;
+use super::sharing::freshened;
+use crate::crypto::jws::Jws;
+use crate::domain::OrgId;
+use crate::domain::audit::AuditEvent;
+use crate::store::{OutboxEntry, StoreError};
+
+/// How many envelopes one claim takes.
+const BATCH: i64 = 500;
+/// How often due retries are looked for when nothing wakes the worker.
+const IDLE_POLL: StdDuration = StdDuration::from_millis(500);
+/// The longest back-off between attempts.
+const MAX_BACKOFF_SECONDS: f64 = 300.0;
+
+/// A wake-up call for the delivery worker.
+#[derive(Default)]
+pub struct Wake(Notify);
+
+impl Wake {
+    /// Tells the worker there is something to send.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Runs the worker until the node stops.
+pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match deliver_due(&federation).await {
+                Ok(0) => {
+                    let _ = tokio::time::timeout(IDLE_POLL, federation.outbox.0.notified()).await;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "delivery failed to read or settle the outbox");
+                    tokio::time::sleep(IDLE_POLL).await;
+                }
+            }
+        }
+    })
+}
+
+/// Claims what is due now and delivers it, every partner side by side; answers how many
+/// envelopes were claimed.
+pub async fn deliver_due(federation: &Federation) -> Result<usize, StoreError> {
+    let now = federation.clock.now();
+    let claimed = federation.store.claim_due_envelopes(now, federation.settings.claim_lease, BATCH).await?;
+    let count = claimed.len();
+    let mut by_recipient: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
+    for entry in claimed {
+        by_recipient.entry(entry.recipient.clone()).or_default().push(entry);
+    }
+    let deliveries = by_recipient.into_iter().map(|(recipient, entries)| deliver_to(federation, recipient, entries));
+    for result in futures_util::future::join_all(deliveries).await {
+        result?;
+    }
+    Ok(count)
+}
+
+/// Sends one partner its batch and settles every envelope in it.
+async fn deliver_to(federation: &Federation, recipient: String, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+    let now = federation.clock.now();
+    let org = OrgId::parse(&recipient).ok();
+    let sent = match &org {
+        Some(org) => send(federation, org, &entries).await,
+        None => Err(format!("'{recipient}' is not an organisation id")),
+    };
+    let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+    match sent {
+        Ok(results) => {
+            let settled: Vec<(i64, Result<String, String>, AuditEvent)> = entries
+                .iter()
+                .zip(results)
+                .map(|(entry, result)| settle(entry, result.outcome, result.reason))
+                .collect();
+            federation.store.settle_envelopes(&settled, federation.clock.now()).await?;
+            if let Some(org) = &org {
+                federation.store.record_partner_contact(org, now, None).await?;
+            }
+        }
+        Err(error) => {
+            let attempts = entries.iter().map(|e| e.attempts).max().unwrap_or(0);
+            let next = now + backoff(attempts);
+            tracing::warn!(partner = %recipient, %error, envelopes = ids.len(), retry_at = %next, "delivery failed; will retry");
+            federation.store.retry_envelopes_later(&ids, next, &error).await?;
+            if let Some(org) = &org {
+                federation.store.record_partner_contact(org, now, Some(&error)).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Posts the batch; the error is why nothing in it could be settled.
+async fn send(
+    federation: &Federation,
+    org: &OrgId,
+    entries: &[OutboxEntry],
+) -> Result<Vec<super::inbox::EnvelopeResult>, String> {
+    let now = federation.clock.now();
+    let partner = federation
+        .store
+        .partner(org)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no card on record for this partner".to_owned())?;
+    if partner.blocked {
+        return Err("the partner is blocked here".into());
+    }
+    let client =
+        federation.clients.get(&federation.keys.tls, &federation.trust, &partner, now).map_err(|e| e.to_string())?;
+    let half_window = federation.settings.window / 2;
+    let envelopes: Vec<Jws> = entries.iter().map(|e| freshened(federation, &e.envelope, now, half_window)).collect();
+    client.post_envelopes(&envelopes).await.map_err(|e| e.to_string())
+}
+
+/// The settlement of one envelope by the partner's answer, with its audit entry.
+fn settle(entry: &OutboxEntry, outcome: Outcome, reason: Option<String>) -> (i64, Result<String, String>, AuditEvent) {
+    let event = |name: &str| {
+        AuditEvent::new(name, "delivery")
+            .partner(&entry.recipient)
+            .report(entry.report)
+            .agreement(&entry.agreement)
+            .object(entry.content_hash.as_bytes())
+    };
+    match outcome {
+        Outcome::Refused => {
+            let reason = reason.unwrap_or_else(|| "refused without a reason".into());
+            let audit = event("envelope.refused").detail(format!("version {}: {reason}", entry.version));
+            (entry.id, Err(reason), audit)
+        }
+        acknowledged => {
+            let answer = serde_json::to_value(acknowledged).ok().and_then(|v| v.as_str().map(str::to_owned));
+            let answer = answer.unwrap_or_default();
+            let audit = event("envelope.acknowledged").detail(format!("version {}: {answer}", entry.version));
+            (entry.id, Ok(answer), audit)
+        }
+    }
+}
+
+/// How long to wait after `attempts` failed attempts: doubling from one second up to five
+/// minutes, each wait drawn between half and all of it so partners coming back are not stormed.
+fn backoff(attempts: i64) -> Duration {
+    let full = 2f64.powi(attempts.clamp(0, 16) as i32).min(MAX_BACKOFF_SECONDS);
+    let mut byte = [0u8; 1];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
+    let share = 0.5 + f64::from(byte[0]) / 510.0;
+    Duration::milliseconds((full * share * 1000.0) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes_with_jitter() {
+        for attempts in 0..20 {
+            let wait = backoff(attempts).num_milliseconds() as f64 / 1000.0;
+            let full = 2f64.powi(attempts.min(16) as i32).min(MAX_BACKOFF_SECONDS);
+            assert!(wait >= full * 0.5 && wait <= full, "{attempts}: {wait}");
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Receiving envelopes: `POST /federation/v1/envelopes` takes a batch from a partner and answers for
+//! each envelope in order; `GET /federation/v1/feed` serves a partner what was queued for it, for
+//! catch-up. Every envelope is checked on its own (signature by the connection's partner, addressed
+//! here, inside the time window, under an agreement active here that lets this flow through, and
+//! within that flow's rules again) and a refused one goes to the dead-letter table without stopping
+//! the batch. The accepted ones are stored in one transaction, each only if newer than what is held.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use actix_web::HttpResponse;
+use actix_web::web::{Data, Query};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+
+use super::Federation;
+use super::listener::Peer;
+use super::registry::signing_keys;
+use super::sharing::freshened;
+use crate::api::StrictJson;
+use crate::api::problem::{ApiError, Problem};
+use crate::crypto::jws::Jws;
+use crate::domain::OrgId;
+use crate::domain::audit::{AuditEvent, sha256_hex};
+use crate::domain::envelope::{ENVELOPE_TYPE, EnvelopeRefusal, check_addressing};
+use crate::domain::policy::{ReportView, exceeds};
+use crate::store::{DeadLetter, ReceiveOutcome, Received};
+
+/// The most envelopes one delivery may carry, and the largest one envelope may be.
+pub const MAX_BATCH: usize = 1_000;
+pub const MAX_ENVELOPE_BYTES: usize = 256 * 1024;
+/// The body limit of a delivery.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// How much of a refused envelope the dead-letter table keeps.
+const DEAD_LETTER_BYTES: usize = 64 * 1024;
+
+/// A delivery: envelopes (JWS JSON serialisation) for this node.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeBatch {
+    #[schema(value_type = Vec<Jws>)]
+    pub envelopes: Vec<Box<RawValue>>,
+}
+
+/// The answer for each envelope of a delivery, in the order they came.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EnvelopeResults {
+    pub results: Vec<EnvelopeResult>,
+}
+
+/// What became of one envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EnvelopeResult {
+    pub outcome: Outcome,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `stored`, `duplicate` and `older` acknowledge the envelope (the last two changed nothing);
+/// `refused` is permanent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Stored,
+    Duplicate,
+    Older,
+    Refused,
+}
+
+/// Accept a delivery of envelopes from a partner.
+#[utoipa::path(
+    post, path = "/federation/v1/envelopes", tag = "federation",
+    request_body = EnvelopeBatch,
+    responses((status = 200, description = "An answer for every envelope, in order", body = EnvelopeResults),
+        (status = 403, description = "The certificate belongs to no partner", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The delivery is larger than 16 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More than 1000 envelopes", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The partner sends faster than its rate limit", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn receive_envelopes(
+    peer: Peer,
+    federation: Data<Federation>,
+    StrictJson(batch): StrictJson<EnvelopeBatch>,
+) -> Result<HttpResponse, ApiError> {
+    if batch.envelopes.len() > MAX_BATCH {
+        return Err(ApiError::Validation(crate::domain::ValidationErrors::single(
+            "envelopes",
+            format!("at most {MAX_BATCH} envelopes per delivery"),
+        )));
+    }
+    let raw: Vec<&str> = batch.envelopes.iter().map(|r| r.get()).collect();
+    let results = receive_batch(&federation, &peer.org, &raw, federation.clock.now()).await?;
+    Ok(HttpResponse::Ok().json(EnvelopeResults { results }))
+}
+
+/// Checks and stores a batch of envelopes that `peer` delivered (or that this node fetched from
+/// its feed); answers for each, in order.
+pub async fn receive_batch(
+    federation: &Federation,
+    peer: &OrgId,
+    envelopes: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Vec<EnvelopeResult>, ApiError> {
+    let partner = federation.store.partner(peer).await?;
+    let keys = partner.as_ref().map(signing_keys).unwrap_or_default();
+    let active = federation.agreements.at(federation, now).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let own = &federation.keys.card.org_id;
+    let actor = format!("partner:{peer}");
+    let mut accepted = Vec::new();
+    let mut dead = Vec::new();
+    let mut results: Vec<Option<EnvelopeResult>> = vec![None; envelopes.len()];
+    let mut accepted_at = Vec::new();
+    for (index, raw) in envelopes.iter().enumerate() {
+        let checked = check(raw, peer, own, &keys, now, federation.settings.window).and_then(|(view, payload)| {
+            let agreement = active
+                .iter()
+                .find(|c| c.agreement.id == view.agreement)
+                .ok_or_else(|| EnvelopeRefusal::NoAgreement(view.agreement.to_string()))?;
+            let (_, flow) = agreement
+                .agreement
+                .flow(&view.origin, own)
+                .ok_or_else(|| EnvelopeRefusal::NoAgreement(view.agreement.to_string()))?;
+            if let Some(reason) = exceeds(&view, flow) {
+                return Err(EnvelopeRefusal::BeyondFlow { agreement: view.agreement.to_string(), reason });
+            }
+            Ok((view, payload))
+        });
+        match checked {
+            Ok((view, payload)) => {
+                let audit = AuditEvent::new("envelope.received", &actor)
+                    .partner(peer)
+                    .report(view.id)
+                    .agreement(&view.agreement)
+                    .object(&payload);
+                accepted.push(Received { view, sender: peer.clone(), audit });
+                accepted_at.push(index);
+            }
+            Err(refusal) => {
+                tracing::warn!(partner = %peer, reason = %refusal, "refused an envelope");
+                let hash = sha256_hex(raw.as_bytes());
+                let audit = AuditEvent::new("envelope.dead_lettered", &actor)
+                    .partner(peer)
+                    .object(raw.as_bytes())
+                    .detail(format!("{}: {refusal}", refusal.kind()));
+                dead.push(DeadLetter {
+                    partner: peer.clone(),
+                    reason: refusal.to_string(),
+                    envelope_hash: hash,
+                    envelope: raw.chars().take(DEAD_LETTER_BYTES).collect(),
+                    audit,
+                });
+                results[index] = Some(EnvelopeResult { outcome: Outcome::Refused, reason: Some(refusal.to_string()) });
+            }
+        }
+    }
+    let outcomes = federation.store.store_received(&accepted, &dead, now).await?;
+    for ((index, outcome), received) in accepted_at.into_iter().zip(outcomes).zip(&accepted) {
+        results[index] = Some(match outcome {
+            ReceiveOutcome::Stored => EnvelopeResult { outcome: Outcome::Stored, reason: None },
+            ReceiveOutcome::Duplicate => EnvelopeResult { outcome: Outcome::Duplicate, reason: None },
+            ReceiveOutcome::Older => EnvelopeResult { outcome: Outcome::Older, reason: None },
+            ReceiveOutcome::IdTaken => EnvelopeResult {
+                outcome: Outcome::Refused,
+                reason: Some(EnvelopeRefusal::IdTaken(received.view.id).to_string()),
+            },
+        });
+    }
+    if partner.is_some() {
+        federation.store.record_partner_contact(peer, now, None).await?;
+    }
+    Ok(results.into_iter().map(|r| r.unwrap_or(EnvelopeResult { outcome: Outcome::Refused, reason: None })).collect())
+}
+
+/// Everything about one envelope that needs no database: its form, its signature by the peer's
+/// key, its addressing and time. Answers the view and the payload bytes it came as.
+fn check(
+    raw: &str,
+    peer: &OrgId,
+    own: &OrgId,
+    keys: &[crate::crypto::keys::PublicKey],
+    now: DateTime<Utc>,
+    window: chrono::Duration,
+) -> Result<(ReportView, Vec<u8>), EnvelopeRefusal> {
+    if raw.len() > MAX_ENVELOPE_BYTES {
+        return Err(EnvelopeRefusal::Malformed(format!("larger than {MAX_ENVELOPE_BYTES} bytes")));
+    }
+    let jws = Jws::parse(raw.as_bytes()).map_err(|e| EnvelopeRefusal::Malformed(e.to_string()))?;
+    if jws.signatures.len() != 1 {
+        return Err(EnvelopeRefusal::Malformed("an envelope has exactly one signature".into()));
+    }
+    let verified = jws
+        .verify(ENVELOPE_TYPE, |kid| keys.iter().copied().find(|k| k.key_id() == kid))
+        .map_err(|e| EnvelopeRefusal::Signature(e.to_string()))?;
+    let header =
+        verified.envelope.ok_or_else(|| EnvelopeRefusal::Malformed("the protected header has no envelope".into()))?;
+    let view: ReportView = serde_json::from_slice(&verified.payload)
+        .map_err(|e| EnvelopeRefusal::Malformed(format!("the payload is not a report view: {e}")))?;
+    check_addressing(&header, &view, peer, own, now, window)?;
+    Ok((view, verified.payload))
+}
+
+/// Where a partner's catch-up read starts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedParams {
+    /// The `next_after` of the previous page; 0 (the default) for the beginning.
+    after: Option<i64>,
+    /// Envelopes per page, 1 to 1000 (default 500).
+    limit: Option<u32>,
+}
+
+/// One page of the catch-up feed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FeedPage {
+    pub envelopes: Vec<Jws>,
+    /// Revocations of agreements the caller is a party to, so a partner that was away when one
+    /// was sent learns of it too.
+    #[serde(default)]
+    pub revocations: Vec<Jws>,
+    /// Pass as `after` for the next page; the same as `after` when there is nothing more.
+    pub next_after: i64,
+}
+
+/// What this node queued for the calling partner after a point: for a partner that was away.
+/// Envelopes under agreements no longer active are left out.
+#[utoipa::path(
+    get, path = "/federation/v1/feed", tag = "federation",
+    params(FeedParams),
+    responses((status = 200, description = "Envelopes for the caller, oldest first", body = FeedPage),
+        (status = 403, description = "The certificate belongs to no partner", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The partner asks faster than its rate limit", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn feed(
+    peer: Peer,
+    federation: Data<Federation>,
+    params: Query<FeedParams>,
+) -> Result<HttpResponse, ApiError> {
+    let after = params.after.unwrap_or(0).max(0);
+    let limit = params.limit.unwrap_or(500).clamp(1, MAX_BATCH as u32);
+    let now = federation.clock.now();
+    let rows = federation.store.feed_for(&peer.org, after, i64::from(limit)).await?;
+    let active = federation.agreements.at(&federation, now).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let next_after = rows.last().map_or(after, |r| r.id);
+    let half_window = federation.settings.window / 2;
+    let envelopes = rows
+        .iter()
+        .filter(|row| active.iter().any(|c| c.agreement.id.as_str() == row.agreement))
+        .map(|row| freshened(&federation, &row.envelope, now, half_window))
+        .collect();
+    let mut revocations = Vec::new();
+    for record in federation.store.agreements().await? {
+        let Some(revocation) = record.revocation else { continue };
+        let is_party = Jws::parse(record.document.as_bytes())
+            .ok()
+            .and_then(|d| d.unverified_payload().ok())
+            .and_then(|p| serde_json::from_slice::<crate::domain::agreement::Agreement>(&p).ok())
+            .is_some_and(|a| a.party(&peer.org).is_some());
+        if let (true, Ok(statement)) = (is_party, Jws::parse(revocation.statement.as_bytes())) {
+            revocations.push(statement);
+        }
+    }
+    Ok(HttpResponse::Ok().json(FeedPage { envelopes, next_after, revocations }))
+}
+
+/// Token buckets, one per partner: `rate` requests a second, bursts of twice that.
+pub struct RateLimits {
+    rate: f64,
+    buckets: Mutex<HashMap<OrgId, (f64, Instant)>>,
+}
+
+impl RateLimits {
+    pub fn new(per_second: u32) -> Self {
+        Self { rate: f64::from(per_second), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes one request from `peer`'s budget; the error says when to retry.
+    pub fn take(&self, peer: &OrgId) -> Result<(), ApiError> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let burst = self.rate * 2.0;
+        let (tokens, last) = buckets.entry(peer.clone()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(burst);
+        *last = now;
+        if *tokens < 1.0 {
+            return Err(ApiError::TooManyRequests { retry_after: 1 });
+        }
+        *tokens -= 1.0;
+        Ok(())
+    }
+}

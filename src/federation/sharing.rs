@@ -1,0 +1,160 @@
+//! Sharing, on the sending side: which partners receive a version of one of this node's reports,
+//! in which form, under which agreement. For every active agreement the policy engine decides each
+//! other party's view; each recipient gets one envelope (under the first agreement, by id, that
+//! lets the report reach it), signed here and queued by the caller in the transaction that stores
+//! the version. A recipient that holds an earlier version the new one may no longer reach is told
+//! the report is withdrawn. Received reports are never shared onwards.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+use super::Federation;
+use crate::agreements::{self, Checked, LifecycleError};
+use crate::crypto::jws::{self, Jws};
+use crate::domain::audit::sha256_hex;
+use crate::domain::envelope::EnvelopeHeader;
+use crate::domain::policy::{Decision, ReportView, decide};
+use crate::domain::{OrgId, Report};
+use crate::store::{AgreementRecord, QueuedEnvelope};
+
+/// The agreements in force, their signatures verified once per document.
+#[derive(Default)]
+pub struct ActiveAgreements {
+    checked: Mutex<HashMap<String, Arc<Checked>>>,
+}
+
+impl ActiveAgreements {
+    /// Every agreement that lets anything flow at `now`, ordered by id. One that no longer checks
+    /// (a key it names was replaced, say) is left out: when in doubt, nothing flows.
+    pub async fn at(&self, federation: &Federation, now: DateTime<Utc>) -> Result<Vec<Arc<Checked>>, LifecycleError> {
+        let records = federation.store.agreements().await?;
+        let mut loaded: HashMap<&str, (Arc<Checked>, &AgreementRecord)> = HashMap::new();
+        for record in &records {
+            let cached = self.lock().get(&record.document).cloned();
+            let checked = match cached {
+                Some(checked) => checked,
+                None => match agreements::load(&federation.store, federation, record).await {
+                    Ok(checked) => {
+                        let checked = Arc::new(checked);
+                        self.lock().insert(record.document.clone(), checked.clone());
+                        checked
+                    }
+                    Err(error) => {
+                        tracing::warn!(agreement = %record.id, %error, "agreement does not check; nothing flows under it");
+                        continue;
+                    }
+                },
+            };
+            loaded.insert(record.id.as_str(), (checked, record));
+        }
+        self.lock().retain(|document, _| records.iter().any(|r| &r.document == document));
+        let active_now = |checked: &Checked, record: &AgreementRecord| {
+            let mut current = checked.clone();
+            // A framework may have been revoked or have ended since the document was checked.
+            current.framework_active = match &checked.agreement.framework {
+                None => true,
+                Some(framework) => loaded.get(framework.as_str()).is_some_and(|(f, r)| {
+                    f.agreement.framework.is_none() && agreements::is_active(f, r.revocation.as_ref(), now)
+                }),
+            };
+            agreements::is_active(&current, record.revocation.as_ref(), now)
+        };
+        let mut active: Vec<Arc<Checked>> =
+            loaded.values().filter(|(c, r)| active_now(c, r)).map(|(c, _)| c.clone()).collect();
+        active.sort_by(|a, b| a.agreement.id.as_str().cmp(b.agreement.id.as_str()));
+        Ok(active)
+    }
+
+    /// The active agreement with this id, if there is one.
+    pub async fn find(
+        &self,
+        federation: &Federation,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<Checked>>, LifecycleError> {
+        Ok(self.at(federation, now).await?.into_iter().find(|c| c.agreement.id.as_str() == id))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Checked>>> {
+        self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The envelopes for one version of one of this node's reports, signed at `now`.
+pub async fn envelopes_for(
+    federation: &Federation,
+    report: &Report,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedEnvelope>, LifecycleError> {
+    let own = &federation.keys.card.org_id;
+    if &report.origin != own {
+        return Ok(Vec::new());
+    }
+    let active = federation.agreements.at(federation, now).await?;
+    let mut envelopes = Vec::new();
+    let mut served: HashSet<OrgId> = HashSet::new();
+    for checked in &active {
+        let agreement = &checked.agreement;
+        let key = agreements::pseudonym_key(&federation.keys.signing, &agreement.id);
+        for party in agreement.parties.iter().filter(|p| &p.org_id != own) {
+            if served.contains(&party.org_id) {
+                continue;
+            }
+            if let Decision::Share { view, .. } = decide(report, agreement, &party.org_id, now, &key) {
+                envelopes.push(seal(federation, &view, &party.org_id, now));
+                served.insert(party.org_id.clone());
+            }
+        }
+    }
+    if report.version.get() > 1 {
+        for earlier in federation.store.latest_shares_of(report.id).await? {
+            let Ok(recipient) = OrgId::parse(&earlier.recipient) else { continue };
+            let Some(view) = payload_of(&earlier.envelope) else { continue };
+            let still_active = active.iter().any(|c| c.agreement.id == view.agreement);
+            if !served.contains(&recipient) && !view.retracted && still_active {
+                envelopes.push(seal(federation, &view.withdrawn(report.version), &recipient, now));
+                served.insert(recipient);
+            }
+        }
+    }
+    Ok(envelopes)
+}
+
+/// Signs `view` into an envelope for `recipient`.
+pub fn seal(federation: &Federation, view: &ReportView, recipient: &OrgId, now: DateTime<Utc>) -> QueuedEnvelope {
+    // A view is plain data: serialising it cannot fail.
+    let payload = serde_json::to_vec(view).unwrap_or_default();
+    let header = EnvelopeHeader::for_view(view, &federation.keys.card.org_id, recipient, now);
+    let envelope = jws::sign_envelope(&payload, &federation.keys.signing, &header);
+    QueuedEnvelope {
+        recipient: recipient.clone(),
+        agreement: view.agreement.to_string(),
+        report: view.id,
+        version: view.version,
+        envelope: serde_json::to_string(&envelope).unwrap_or_default(),
+        content_hash: sha256_hex(&payload),
+    }
+}
+
+/// The view a stored envelope carries (it was signed here, so it is read without verifying).
+fn payload_of(envelope: &str) -> Option<ReportView> {
+    let jws = Jws::parse(envelope.as_bytes()).ok()?;
+    serde_json::from_slice(&jws.unverified_payload().ok()?).ok()
+}
+
+/// A stored envelope signed again at `now` if it was signed longer ago than `max_age` (it waited
+/// in the outbox): same payload, fresh time, so the recipient's time window admits it.
+pub fn freshened(federation: &Federation, envelope: &str, now: DateTime<Utc>, max_age: chrono::Duration) -> Jws {
+    let Ok(jws) = Jws::parse(envelope.as_bytes()) else {
+        return Jws { payload: String::new(), signatures: Vec::new() };
+    };
+    let header = jws.signatures.first().and_then(|s| jws::envelope_header(&s.protected));
+    match (header, jws.unverified_payload()) {
+        (Some(header), Ok(payload)) if now - header.signed_at() > max_age => {
+            jws::sign_envelope(&payload, &federation.keys.signing, &header.at(now))
+        }
+        _ => jws,
+    }
+}

@@ -1,0 +1,76 @@
+//! The sweep: ends sharing under agreements that ended (revoked, past their end date, or under a
+//! framework that is no longer active) by cancelling their queued envelopes and deleting what was
+//! received under them, and deletes received reports whose agreement's retention period is over.
+//! Revocations end sharing at once when they happen; the sweep also catches one whose follow-up
+//! was interrupted, and expiry, which nobody announces.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::Federation;
+use crate::agreements;
+use crate::domain::audit::AuditEvent;
+use crate::store::StoreError;
+
+/// Runs the sweep at start and then every `sweep_every` until the node stops.
+pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = sweep(&federation).await {
+                tracing::warn!(%error, "the sweep of ended agreements and retention failed; will try again");
+            }
+            tokio::time::sleep(federation.settings.sweep_every).await;
+        }
+    })
+}
+
+/// One sweep at the node's time.
+pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
+    let now = federation.clock.now();
+    for record in federation.store.agreements().await? {
+        let checked = match agreements::load(&federation.store, federation, &record).await {
+            Ok(checked) => checked,
+            Err(error) => {
+                tracing::warn!(agreement = %record.id, %error, "cannot check an agreement in the sweep");
+                continue;
+            }
+        };
+        let agreement = &checked.agreement;
+        let ended = if record.revocation.is_some() {
+            Some(("agreement.sharing_ended", "the agreement was revoked"))
+        } else if now >= agreement.valid_until {
+            Some(("agreement.expired", "the agreement ended"))
+        } else if !checked.framework_active {
+            Some(("agreement.sharing_ended", "its framework is not active"))
+        } else {
+            None
+        };
+        if let Some((event, why)) = ended
+            && !federation.store.expiry_handled(&record.id).await?
+        {
+            end_sharing(federation, &record.id, event, why, now).await?;
+        }
+        let cutoff = now - Duration::days(i64::from(agreement.retention_days));
+        let audit = AuditEvent::new("retention.deleted", "retention").agreement(&record.id);
+        let deleted = federation.store.delete_received_before(&record.id, cutoff, &audit, now).await?;
+        if deleted > 0 {
+            tracing::info!(agreement = %record.id, deleted, "deleted received reports past their retention");
+        }
+    }
+    Ok(())
+}
+
+/// Cancels what is queued under an agreement and deletes what was received under it.
+pub async fn end_sharing(
+    federation: &Federation,
+    agreement: &str,
+    event: &str,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let audit = AuditEvent::new(event, "node").agreement(agreement);
+    let (cancelled, dropped) = federation.store.end_sharing_under(agreement, why, &audit, now).await?;
+    tracing::info!(agreement, cancelled, dropped, why, "sharing ended under an agreement");
+    Ok(())
+}
