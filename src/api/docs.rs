@@ -37,6 +37,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         reports::retract_report,
         reports::list_versions,
         reports::get_version,
+        super::shares::shares,
         situation::situation,
         audit::audit,
         super::auth::me,

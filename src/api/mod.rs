@@ -14,6 +14,7 @@ mod observe;
 mod partners;
 pub mod problem;
 mod reports;
+mod shares;
 mod situation;
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use actix_web::{HttpRequest, HttpResponse, Resource};
 
 pub use agreements::refused as agreement_refused;
 pub use auth::TokenCheck;
-pub use body::StrictJson;
+pub use body::{BodyLimit, StrictJson};
 pub use observe::observe;
 
 use crate::clock::Clock;
@@ -71,6 +72,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             )
             .service(resource("/reports/{id}/retract").route(web::post().to(reports::retract_report)))
             .service(resource("/reports/{id}/versions").route(web::get().to(reports::list_versions)))
+            .service(resource("/reports/{id}/shares").route(web::get().to(shares::shares)))
             .service(resource("/reports/{id}/versions/{version}").route(web::get().to(reports::get_version)))
             .service(resource("/situation").route(web::get().to(situation::situation)))
             .service(resource("/node").route(web::get().to(partners::node)))

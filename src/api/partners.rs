@@ -16,7 +16,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::{CardPin, NodeCard, OrgId};
 use crate::federation::listener::import_refused;
 use crate::federation::registry::{Imported, import_card};
-use crate::store::PartnerRecord;
+use crate::store::{DeliveryState, PartnerRecord};
 
 /// This node, as partners see it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,6 +48,26 @@ pub struct PartnerView {
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error_at: Option<DateTime<Utc>>,
+    /// How delivery to this partner stands.
+    pub delivery: DeliveryView,
+}
+
+/// The outbox towards one partner.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// Envelopes waiting to be acknowledged.
+    pub queued: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    /// Why the last attempt or envelope failed, while envelopes wait or after one was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl From<DeliveryState> for DeliveryView {
+    fn from(d: DeliveryState) -> Self {
+        Self { queued: d.queued, last_delivered_at: d.last_delivered_at, last_error: d.last_error }
+    }
 }
 
 impl From<PartnerRecord> for PartnerView {
@@ -64,6 +84,7 @@ impl From<PartnerRecord> for PartnerView {
             last_contact_at: p.last_contact_at,
             last_error: p.last_error,
             last_error_at: p.last_error_at,
+            delivery: DeliveryView::default(),
         }
     }
 }
@@ -117,8 +138,21 @@ pub async fn add_partner(
     security(("bearer" = ["node-admin"])))]
 pub async fn list_partners(caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller.require(NODE_ADMINS)?;
-    let partners: Vec<PartnerView> = state.store.partners().await?.into_iter().map(PartnerView::from).collect();
+    let partners = with_delivery(&state, state.store.partners().await?).await?;
     Ok(HttpResponse::Ok().json(partners))
+}
+
+/// Partners as shown, each with how delivery to it stands.
+async fn with_delivery(state: &AppState, partners: Vec<PartnerRecord>) -> Result<Vec<PartnerView>, ApiError> {
+    let mut deliveries: std::collections::HashMap<String, DeliveryState> =
+        state.store.delivery_states().await?.into_iter().collect();
+    Ok(partners
+        .into_iter()
+        .map(|p| {
+            let delivery = deliveries.remove(p.org_id.as_str()).unwrap_or_default();
+            PartnerView { delivery: delivery.into(), ..PartnerView::from(p) }
+        })
+        .collect())
 }
 
 /// One partner.
@@ -131,7 +165,7 @@ pub async fn get_partner(caller: Caller, state: Data<AppState>, org: Path<String
     caller.require(NODE_ADMINS)?;
     let org = parse_org(&org)?;
     let partner = state.store.partner(&org).await?.ok_or_else(no_such_partner)?;
-    Ok(HttpResponse::Ok().json(PartnerView::from(partner)))
+    Ok(HttpResponse::Ok().json(with_delivery(&state, vec![partner]).await?.pop()))
 }
 
 /// Block a partner: its node is refused at the TLS handshake from now on.

@@ -14,6 +14,8 @@ use super::problem::{ApiError, AuthProblems, BodyProblems, NotFoundProblems, Pro
 use crate::domain::audit::AuditEvent;
 use crate::domain::report::RevisionError;
 use crate::domain::{Report, ReportContent, ReportId, Version};
+use crate::federation::sharing;
+use crate::store::QueuedEnvelope;
 
 /// Why a report is withdrawn.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -45,7 +47,9 @@ pub async fn file_report(
     let content: ReportContent = super::body::read_body(&req, payload).await?;
     let now = state.clock.now();
     let report = Report::file(caller.org.clone(), content.validate(now)?, now).filed_by(&caller.actor);
-    state.store.insert_report(&report, &version_event("report.created", &caller, &report)).await?;
+    let envelopes = envelopes_for(&state, &report).await?;
+    state.store.insert_report(&report, &version_event("report.created", &caller, &report), &envelopes).await?;
+    wake_delivery(&state, &envelopes);
     tracing::info!(report = %report.id, version = %report.version, "report filed");
     Ok(with_etag(HttpResponse::Created(), &report)
         .insert_header((header::LOCATION, format!("/api/v1/reports/{}", report.id)))
@@ -103,7 +107,9 @@ pub async fn update_report(
     }
     let now = state.clock.now();
     let next = current.revise(content.validate(now)?, now).map_err(revision_refused)?;
-    state.store.append_version(&next, &version_event("report.updated", &caller, &next)).await?;
+    let envelopes = envelopes_for(&state, &next).await?;
+    state.store.append_version(&next, &version_event("report.updated", &caller, &next), &envelopes).await?;
+    wake_delivery(&state, &envelopes);
     tracing::info!(report = %next.id, version = %next.version, "report updated");
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
@@ -140,7 +146,9 @@ pub async fn retract_report(
         return Err(ApiError::PreconditionFailed { current: current.version });
     }
     let next = current.retract(request.reason, state.clock.now()).map_err(revision_refused)?;
-    state.store.append_version(&next, &version_event("report.retracted", &caller, &next)).await?;
+    let envelopes = envelopes_for(&state, &next).await?;
+    state.store.append_version(&next, &version_event("report.retracted", &caller, &next), &envelopes).await?;
+    wake_delivery(&state, &envelopes);
     tracing::info!(report = %next.id, version = %next.version, "report retracted");
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
@@ -207,7 +215,7 @@ fn may_change(caller: &Caller, report: &Report) -> Result<(), ApiError> {
     Err(ApiError::Forbidden("a reporter changes only the reports they filed; a coordinator can change any".into()))
 }
 
-async fn own_report(caller: &Caller, state: &AppState, id: &str) -> Result<Report, ApiError> {
+pub(super) async fn own_report(caller: &Caller, state: &AppState, id: &str) -> Result<Report, ApiError> {
     let id = parse_id(id)?;
     state.store.latest_report(&caller.org, id).await?.ok_or_else(no_such_report)
 }
@@ -243,4 +251,22 @@ fn with_etag(mut builder: actix_web::HttpResponseBuilder, report: &Report) -> ac
         builder.insert_header((header::ETAG, etag));
     }
     builder
+}
+
+/// The envelopes a new version goes out in, one per partner it may reach (none when this node does
+/// not federate). They are queued in the transaction that stores the version.
+async fn envelopes_for(state: &AppState, report: &Report) -> Result<Vec<QueuedEnvelope>, ApiError> {
+    match &state.federation {
+        Some(federation) => {
+            sharing::envelopes_for(federation, report, report.updated_at).await.map_err(super::agreement_refused)
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Tells the delivery worker to send what was just queued.
+fn wake_delivery(state: &AppState, envelopes: &[QueuedEnvelope]) {
+    if let (Some(federation), false) = (&state.federation, envelopes.is_empty()) {
+        federation.outbox.wake();
+    }
 }

@@ -16,7 +16,7 @@ use super::input::{parse_field, parse_time, query};
 use super::problem::{ApiError, AuthProblems, Problem};
 use crate::domain::situation::DEFAULT_PAGE_SIZE;
 use crate::domain::{
-    BBox, Category, Cursor, OrgId, Report, Severity, SituationPage, SituationQuery, Status, ValidationErrors,
+    BBox, Category, Cursor, OrgId, PictureReport, Severity, SituationPage, SituationQuery, Status, ValidationErrors,
 };
 
 /// Filters of the situation picture. Lists are comma-separated.
@@ -52,8 +52,8 @@ pub struct SituationParams {
 /// One page of the situation picture.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SituationResponse {
-    /// Current reports, newest observation first.
-    pub reports: Vec<Report>,
+    /// Current reports, own and received, newest observation first.
+    pub reports: Vec<PictureReport>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -79,8 +79,9 @@ pub struct Feature {
     pub kind: &'static str,
     #[schema(value_type = String)]
     pub id: String,
-    pub geometry: Point,
-    pub properties: Report,
+    /// Absent (null) when the report's agreement does not let its point be known.
+    pub geometry: Option<Point>,
+    pub properties: PictureReport,
 }
 
 /// A GeoJSON Point: `[longitude, latitude]`.
@@ -176,8 +177,8 @@ fn render_geojson(page: SituationPage) -> HttpResponse {
         .into_iter()
         .map(|report| Feature {
             kind: "Feature",
-            id: report.id.to_string(),
-            geometry: Point { kind: "Point", coordinates: [report.content.location.lon, report.content.location.lat] },
+            id: report.id().to_string(),
+            geometry: report.point().map(|(lat, lon)| Point { kind: "Point", coordinates: [lon, lat] }),
             properties: report,
         })
         .collect();
