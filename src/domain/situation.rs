@@ -8,9 +8,12 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ids::{OrgId, ReportId};
+use super::policy::ReportView;
 use super::report::{Category, Report, Severity, Status};
 use super::validation::ValidationErrors;
 
@@ -111,10 +114,6 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn after(report: &Report) -> Self {
-        Self { observed_at_ms: report.content.observed_at.timestamp_millis(), id: report.id }
-    }
-
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!("{}:{}", self.observed_at_ms, self.id))
     }
@@ -138,8 +137,34 @@ impl FromStr for Cursor {
 /// One page of the situation picture and where the next one starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SituationPage {
-    pub reports: Vec<Report>,
+    pub reports: Vec<PictureReport>,
     pub next: Option<Cursor>,
+}
+
+/// One report in the picture: one of the node's own, in full, or one a partner shared, in the form
+/// the agreement it came under allows (`agreement` names it).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum PictureReport {
+    Own(Report),
+    Received(ReportView),
+}
+
+impl PictureReport {
+    pub fn id(&self) -> ReportId {
+        match self {
+            Self::Own(report) => report.id,
+            Self::Received(view) => view.id,
+        }
+    }
+
+    /// Where it is, as `(lat, lon)`, if the picture may say.
+    pub fn point(&self) -> Option<(f64, f64)> {
+        match self {
+            Self::Own(report) => Some((report.content.location.lat, report.content.location.lon)),
+            Self::Received(view) => view.location.as_ref().and_then(|l| l.lat.zip(l.lon)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -55,9 +55,12 @@ fn view(report: &Report, agreement: &Agreement, to: &str) -> Option<Value> {
 
 #[test]
 fn every_template_is_valid_and_the_local_agreement_narrows_its_framework() {
-    for name in
-        ["norrkoping-municipality-guards.toml", "lulea-safety-agreement.toml", "labour-market-staff-protected.toml"]
-    {
+    for name in [
+        "norrkoping-municipality-guards.toml",
+        "norrkoping-safety-agreement.toml",
+        "lulea-safety-agreement.toml",
+        "labour-market-staff-protected.toml",
+    ] {
         load(name, None);
     }
     let framework = load("no-politi-vekter-rammeavtale.toml", None);

@@ -12,6 +12,8 @@ mod audit;
 mod auth;
 mod cli;
 mod docs;
+mod exchange;
+mod exchange_recovery;
 mod gdpr;
 mod health;
 mod peering;

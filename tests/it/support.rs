@@ -88,6 +88,21 @@ impl TestNode {
 
     /// A node of `org` with an identity (made by `lagesbild init`'s code) and a federation listener.
     pub async fn spawn_federated(backend: Backend, org: &str) -> Self {
+        Self::spawn_federated_with(backend, org, |_| {}).await
+    }
+
+    /// A federated node whose configuration `adjust` may change first.
+    pub async fn spawn_federated_with(backend: Backend, org: &str, adjust: impl FnOnce(&mut NodeConfig)) -> Self {
+        Self::spawn_federated_at(backend, org, start_time(), adjust).await
+    }
+
+    /// A federated node whose clock starts at `now`.
+    pub async fn spawn_federated_at(
+        backend: Backend,
+        org: &str,
+        now: DateTime<Utc>,
+        adjust: impl FnOnce(&mut NodeConfig),
+    ) -> Self {
         let db = Arc::new(TestDatabase::create(backend).await);
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let port = free_port();
@@ -100,10 +115,11 @@ impl TestNode {
             federation_url: format!("https://127.0.0.1:{port}"),
             database_url: Some(db.url.clone()),
         };
-        let config_path = lagesbild::identity::init(&options, start_time()).expect("init makes a node");
-        let config =
+        let config_path = lagesbild::identity::init(&options, now).expect("init makes a node");
+        let mut config =
             NodeConfig::load(Some(&config_path), &node_env(org, &db)).expect("init writes a valid configuration");
-        Self::start_with(config, db, Arc::new(FixedClock::at(start_time())), Some(dir)).await
+        adjust(&mut config);
+        Self::start_with(config, db, Arc::new(FixedClock::at(now)), Some(dir)).await
     }
 
     async fn start_with(
@@ -297,7 +313,7 @@ fn postgres_admin_url() -> String {
 }
 
 impl TestDatabase {
-    async fn create(backend: Backend) -> Self {
+    pub async fn create(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();

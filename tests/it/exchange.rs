@@ -1,0 +1,500 @@
+//! The federation exchange end to end, between real nodes on loopback over mutual TLS, on both
+//! databases: reports reach each partner in the form its agreement allows, updates replace and
+//! retractions remove them everywhere, a partner that was away converges when it returns, and
+//! revocation, expiry and retention end what was shared. Forged, replayed, stale and foreign
+//! envelopes are refused one by one into the dead-letter table.
+
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::Duration;
+use lagesbild::clock::Clock;
+use lagesbild::config::NodeConfig;
+use lagesbild::crypto::jws::{self, Jws};
+use lagesbild::domain::agreement::Agreement;
+use lagesbild::domain::envelope::EnvelopeHeader;
+use lagesbild::domain::policy::ReportView;
+use lagesbild::federation::inbox::Outcome;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::peering::{client, import, signed_card};
+use crate::support::{Backend, TestNode, report};
+
+on_both_backends!(
+    four_partners_each_see_a_report_in_the_form_their_agreement_allows,
+    a_partner_that_was_down_gets_every_version_exactly_once_when_it_returns,
+    revocation_cancels_the_queue_and_reaches_a_partner_that_was_away,
+    reordered_and_duplicated_deliveries_converge_on_the_latest_version,
+    forged_replayed_stale_and_foreign_envelopes_are_refused_one_by_one,
+    retention_and_expiry_delete_what_was_received,
+);
+
+pub const MUNICIPALITY: &str = "se-kommun-norrkoping";
+pub const POLICE: &str = "se-polisen-ost";
+pub const RETAILER: &str = "se-ica-hageby";
+pub const GUARDS: &str = "se-vaktbolaget-ost";
+pub const SAFETY: &str = "norrkoping-safety-agreement.toml";
+pub const GUARDING: &str = "norrkoping-municipality-guards.toml";
+
+/// Federated nodes of `orgs`, each having imported every other's card.
+pub async fn federation(backend: Backend, orgs: &[&str], adjust: fn(&mut NodeConfig)) -> Vec<TestNode> {
+    let mut nodes = Vec::new();
+    for org in orgs {
+        nodes.push(TestNode::spawn_federated_with(backend, org, adjust).await);
+    }
+    for a in &nodes {
+        let card = signed_card(a).await;
+        for b in nodes.iter().filter(|b| b.org != a.org) {
+            assert_eq!(import(b, &card).await.status(), StatusCode::CREATED);
+        }
+    }
+    nodes
+}
+
+/// The template in `policies/` as the JSON the API takes.
+pub fn template(file: &str) -> Value {
+    let path = format!("{}/policies/{file}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::to_value(toml::from_str::<Agreement>(&std::fs::read_to_string(path).unwrap()).unwrap()).unwrap()
+}
+
+/// Puts a template in force: proposed at the first node, signed at the others.
+pub async fn agree(nodes: &[&TestNode], file: &str) -> String {
+    let agreement = template(file);
+    let id = agreement["id"].as_str().unwrap().to_owned();
+    let proposed = nodes[0].request(Method::POST, "/api/v1/agreements").json(&agreement).send().await.unwrap();
+    assert_eq!(proposed.status(), StatusCode::CREATED, "{}", proposed.text().await.unwrap());
+    for node in &nodes[1..] {
+        let signed = node.request(Method::POST, &format!("/api/v1/agreements/{id}/sign")).send().await.unwrap();
+        assert_eq!(signed.status(), StatusCode::OK, "{}", signed.text().await.unwrap());
+    }
+    for node in nodes {
+        let state = until(|| async {
+            let view: Value = node.get(&format!("/api/v1/agreements/{id}")).send().await.unwrap().json().await.unwrap();
+            Some(view["status"]["state"].clone()).filter(|s| s == "active")
+        })
+        .await;
+        assert_eq!(state, "active");
+    }
+    id
+}
+
+/// Polls `probe` until it answers, for at most 30 seconds.
+pub async fn until<T, F, Fut>(probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + StdDuration::from_secs(30);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "the condition did not come true within 30 s");
+        tokio::time::sleep(StdDuration::from_millis(25)).await;
+    }
+}
+
+/// The report with `id` in `node`'s picture, once `check` holds for it (or for its absence).
+pub async fn picture_entry(node: &TestNode, id: &str, check: impl Fn(Option<&Value>) -> bool) -> Option<Value> {
+    until(|| async {
+        let page = node.situation("?limit=1000").await;
+        let entry = page["reports"].as_array().unwrap().iter().find(|r| r["id"] == id).cloned();
+        check(entry.as_ref()).then_some(entry)
+    })
+    .await
+}
+
+/// The audit entries of `node` matching `query`.
+pub async fn audit(node: &TestNode, query: &str) -> Vec<Value> {
+    let page: Value =
+        node.get(&format!("/api/v1/audit?limit=1000&{query}")).send().await.unwrap().json().await.unwrap();
+    page["entries"].as_array().unwrap().clone()
+}
+
+/// The versions of `report` that `node`'s audit trail says were stored on receipt, sorted.
+async fn stored_versions(node: &TestNode, report: &str) -> Vec<String> {
+    let entries = audit(node, &format!("event=envelope.received&report={report}")).await;
+    let mut versions: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e["detail"].as_str().unwrap().strip_suffix(": stored").map(str::to_owned))
+        .collect();
+    versions.sort();
+    versions
+}
+
+fn id_of(filed: &Value) -> String {
+    filed["id"].as_str().unwrap().to_owned()
+}
+
+/// The body for a GREEN report near Hageby centrum, which the shop may see generalised.
+fn green_report_at_the_centre() -> Value {
+    let mut body = report(2);
+    body["tlp"] = json!("GREEN");
+    body["category"] = json!("theft");
+    body["title"] = json!("Shoplifting at the entrance");
+    body
+}
+
+async fn four_partners_each_see_a_report_in_the_form_their_agreement_allows(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER, GUARDS], |_| {}).await;
+    let [municipality, police, retailer, guards] = &nodes[..] else { unreachable!() };
+    agree(&[municipality, police, retailer], SAFETY).await;
+    agree(&[municipality, guards], GUARDING).await;
+
+    // AMBER vandalism at a school: in full at the police, without persons at the guards, not at the shop.
+    let filed = municipality.file(&report(1)).await;
+    let id = id_of(&filed);
+    let at_police = picture_entry(police, &id, |e| e.is_some()).await.unwrap();
+    assert_eq!(at_police["source"], "received");
+    assert_eq!(at_police["agreement"], "se-norrkoping-trygghetsoverenskommelse");
+    assert_eq!(at_police["title"], "Broken windows at Hagebyskolan");
+    assert_eq!(at_police["persons"]["full"][0]["name"], "Anna Andersson");
+    let at_guards = picture_entry(guards, &id, |e| e.is_some()).await.unwrap();
+    assert_eq!(at_guards["site"]["name"], "Hagebyskolan");
+    assert!(at_guards.get("persons").is_none(), "{at_guards}");
+    assert!(!at_guards.to_string().contains("Anna"), "{at_guards}");
+
+    // A GREEN theft at the centre reaches the shop generalised: a 500 m cell, the day, no title.
+    let green = municipality.file(&green_report_at_the_centre()).await;
+    let at_shop = picture_entry(retailer, &id_of(&green), |e| e.is_some()).await.unwrap();
+    assert!(at_shop.get("title").is_none() && at_shop.get("persons").is_none(), "{at_shop}");
+    assert_eq!(at_shop["location"]["cell_metres"], 500);
+    assert_eq!(at_shop["time_precision"], "day");
+    assert_eq!(at_shop["site"], json!({"kind": "school"}));
+    assert!(
+        retailer.situation("?limit=1000").await["reports"].as_array().unwrap().iter().all(|r| r["id"] != id.as_str())
+    );
+
+    // An update replaces the report everywhere; a retraction removes it everywhere.
+    let mut changed = report(1);
+    changed["title"] = json!("Broken windows and graffiti at Hagebyskolan");
+    let updated = municipality
+        .request(Method::PUT, &format!("/api/v1/reports/{id}"))
+        .header("If-Match", "\"1\"")
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    picture_entry(police, &id, |e| {
+        e.is_some_and(|e| e["version"] == 2 && e["title"].as_str().unwrap().contains("graffiti"))
+    })
+    .await;
+    let retracted = municipality.request(Method::POST, &format!("/api/v1/reports/{id}/retract")).send().await.unwrap();
+    assert_eq!(retracted.status(), StatusCode::OK);
+    for partner in [police, guards] {
+        picture_entry(partner, &id, |e| e.is_none()).await;
+    }
+
+    // The ledger says who got which version under which agreement, and that each was acknowledged.
+    let ledger = until(|| async {
+        let ledger: Value =
+            municipality.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
+        ledger.as_array().unwrap().iter().all(|s| s["acknowledged"] == true).then_some(ledger)
+    })
+    .await
+    .as_array()
+    .unwrap()
+    .clone();
+    assert!(ledger.len() >= 6, "{ledger:?}");
+    let sent: Vec<(String, i64)> =
+        ledger.iter().map(|s| (s["recipient"].as_str().unwrap().to_owned(), s["version"].as_i64().unwrap())).collect();
+    for version in 1..=3 {
+        for recipient in [POLICE, GUARDS] {
+            assert!(sent.contains(&(recipient.to_owned(), version)), "{sent:?}");
+        }
+        assert!(!sent.contains(&(RETAILER.to_owned(), version)), "{sent:?}");
+    }
+    assert!(ledger.iter().all(|s| s["content_hash"].as_str().unwrap().len() == 64));
+    // The receiver's audit names the same content hash the sender's ledger holds.
+    let received = audit(police, &format!("event=envelope.received&report={id}")).await;
+    let hashes: Vec<&str> = received.iter().map(|e| e["object_hash"].as_str().unwrap()).collect();
+    assert!(
+        ledger
+            .iter()
+            .filter(|s| s["recipient"] == POLICE)
+            .all(|s| hashes.contains(&s["content_hash"].as_str().unwrap()))
+    );
+    let partners: Value = municipality.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
+    let police_row = partners.as_array().unwrap().iter().find(|p| p["org_id"] == POLICE).unwrap();
+    assert_eq!(police_row["delivery"]["queued"], 0, "{police_row}");
+    assert!(police_row["delivery"]["last_delivered_at"].is_string(), "{police_row}");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+async fn a_partner_that_was_down_gets_every_version_exactly_once_when_it_returns(backend: Backend) {
+    let mut nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let mut guards = nodes.pop().unwrap();
+    let municipality = nodes.pop().unwrap();
+    agree(&[&municipality, &guards], GUARDING).await;
+    guards.halt().await;
+
+    let kept = municipality.file(&report(3)).await;
+    let withdrawn = municipality.file(&report(2)).await;
+    let (kept, withdrawn) = (id_of(&kept), id_of(&withdrawn));
+    let mut changed = report(3);
+    changed["severity"] = json!("severe");
+    let updated = municipality
+        .request(Method::PUT, &format!("/api/v1/reports/{kept}"))
+        .header("If-Match", "\"1\"")
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let retracted =
+        municipality.request(Method::POST, &format!("/api/v1/reports/{withdrawn}/retract")).send().await.unwrap();
+    assert_eq!(retracted.status(), StatusCode::OK);
+
+    // While the guards are away, the queue waits and says why.
+    let waiting = until(|| async {
+        let partners: Value = municipality.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
+        let row = partners.as_array().unwrap().iter().find(|p| p["org_id"] == GUARDS).unwrap().clone();
+        row["delivery"]["last_error"].is_string().then_some(row)
+    })
+    .await;
+    assert_eq!(waiting["delivery"]["queued"], 4, "{waiting}");
+
+    // Back after hours: the guards catch up at start, and the outbox's retry comes too.
+    municipality.clock.advance(Duration::hours(3));
+    guards.clock.advance(Duration::hours(3));
+    let guards = guards.restart().await;
+    picture_entry(&guards, &kept, |e| e.is_some_and(|e| e["version"] == 2 && e["severity"] == "severe")).await;
+    picture_entry(&guards, &withdrawn, |e| e.is_none()).await;
+    // The outbox's retries come due as time passes (these clocks move only when told).
+    until(|| async {
+        for node in [&municipality, &guards] {
+            node.clock.advance(Duration::minutes(1));
+        }
+        let partners: Value = municipality.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
+        let row = partners.as_array().unwrap().iter().find(|p| p["org_id"] == GUARDS).unwrap().clone();
+        (row["delivery"]["queued"] == 0).then_some(())
+    })
+    .await;
+    // No version was stored twice, however often it arrived (a late older one is not stored).
+    for report in [&kept, &withdrawn] {
+        let stored = stored_versions(&guards, report).await;
+        let mut distinct = stored.clone();
+        distinct.dedup();
+        assert!(!stored.is_empty() && stored == distinct, "{stored:?}");
+    }
+    municipality.stop().await;
+    guards.stop().await;
+}
+
+async fn revocation_cancels_the_queue_and_reaches_a_partner_that_was_away(backend: Backend) {
+    let mut nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let mut guards = nodes.pop().unwrap();
+    let municipality = nodes.pop().unwrap();
+    let agreement = agree(&[&municipality, &guards], GUARDING).await;
+    let delivered = id_of(&municipality.file(&report(4)).await);
+    picture_entry(&guards, &delivered, |e| e.is_some()).await;
+
+    guards.halt().await;
+    let queued = id_of(&municipality.file(&report(3)).await);
+    let revoked = municipality
+        .request(Method::POST, &format!("/api/v1/agreements/{agreement}/revoke"))
+        .json(&json!({"reason": "The contract ended"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    // What waited for the guards is cancelled at once, and the ledger says so.
+    let ledger: Value =
+        municipality.get(&format!("/api/v1/reports/{queued}/shares")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ledger[0]["state"], "cancelled", "{ledger}");
+    assert!(ledger[0]["last_error"].as_str().unwrap().contains("revoked"), "{ledger}");
+
+    // The guards come back, learn of the revocation from the municipality's feed, and drop what
+    // they received under it; the cancelled report never reaches them.
+    let guards = guards.restart().await;
+    until(|| async {
+        let view: Value =
+            guards.get(&format!("/api/v1/agreements/{agreement}")).send().await.unwrap().json().await.unwrap();
+        (view["status"]["state"] == "revoked").then_some(())
+    })
+    .await;
+    picture_entry(&guards, &delivered, |e| e.is_none()).await;
+    assert!(guards.situation("?limit=1000").await["reports"].as_array().unwrap().is_empty());
+    let ended = audit(&guards, &format!("agreement={agreement}&event=agreement.sharing_ended")).await;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert!(ended[0]["detail"].as_str().unwrap().contains("1 received reports deleted"), "{ended:?}");
+    municipality.stop().await;
+    guards.stop().await;
+}
+
+/// The envelopes the municipality queued for `report`, oldest first, as JWS.
+async fn queued_envelopes(node: &TestNode, report: &str) -> Vec<Jws> {
+    let id: lagesbild::domain::ReportId = report.parse().unwrap();
+    let shares = node.store().shares_of(id).await.unwrap();
+    shares.iter().map(|s| Jws::parse(s.envelope.as_bytes()).unwrap()).collect()
+}
+
+async fn reordered_and_duplicated_deliveries_converge_on_the_latest_version(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let [municipality, guards] = &nodes[..] else { unreachable!() };
+    agree(&[municipality, guards], GUARDING).await;
+    // The municipality's own worker is kept out of the way: the test delivers by hand.
+    let blocked = municipality.request(Method::POST, &format!("/api/v1/partners/{GUARDS}/block")).send().await.unwrap();
+    assert_eq!(blocked.status(), StatusCode::OK);
+    let id = id_of(&municipality.file(&report(2)).await);
+    for version in 1..=2 {
+        let mut body = report(2);
+        body["title"] = json!(format!("Revision {}", version + 1));
+        let put = municipality
+            .request(Method::PUT, &format!("/api/v1/reports/{id}"))
+            .header("If-Match", format!("\"{version}\""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::OK);
+    }
+    let [v1, v2, v3] = &queued_envelopes(municipality, &id).await[..] else { panic!("three envelopes") };
+    let sender = client(municipality, guards).await;
+    let outcomes = |results: Vec<lagesbild::federation::inbox::EnvelopeResult>| -> Vec<Outcome> {
+        results.into_iter().map(|r| r.outcome).collect()
+    };
+    let first = sender.post_envelopes(&[v3.clone(), v1.clone(), v3.clone()]).await.unwrap();
+    assert_eq!(outcomes(first), [Outcome::Stored, Outcome::Older, Outcome::Duplicate]);
+    let second = sender.post_envelopes(&[v2.clone(), v1.clone()]).await.unwrap();
+    assert_eq!(outcomes(second), [Outcome::Older, Outcome::Older]);
+    let entry = picture_entry(guards, &id, |e| e.is_some()).await.unwrap();
+    assert_eq!((entry["version"].clone(), entry["title"].clone()), (json!(3), json!("Revision 3")));
+    assert_eq!(stored_versions(guards, &id).await, ["version 3"]);
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// `envelope`'s view, changed by `change`, signed again with `key` at `at`, for `recipient`.
+fn resigned(
+    envelope: &Jws,
+    key: &lagesbild::crypto::keys::SigningKey,
+    recipient: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    change: impl FnOnce(&mut Value),
+) -> Jws {
+    let mut view: Value = serde_json::from_slice(&envelope.unverified_payload().unwrap()).unwrap();
+    change(&mut view);
+    let typed: ReportView = serde_json::from_value(view.clone()).unwrap();
+    let header = EnvelopeHeader::for_view(&typed, &typed.origin, &recipient.parse().unwrap(), at);
+    jws::sign_envelope(&serde_json::to_vec(&view).unwrap(), key, &header)
+}
+
+async fn forged_replayed_stale_and_foreign_envelopes_are_refused_one_by_one(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS, POLICE], |_| {}).await;
+    let [municipality, guards, police] = &nodes[..] else { unreachable!() };
+    agree(&[municipality, guards], GUARDING).await;
+    let blocked = municipality.request(Method::POST, &format!("/api/v1/partners/{GUARDS}/block")).send().await.unwrap();
+    assert_eq!(blocked.status(), StatusCode::OK);
+    let id = id_of(&municipality.file(&report(2)).await);
+    let valid = queued_envelopes(municipality, &id).await.remove(0);
+    let key = municipality.keys().signing;
+    let now = municipality.clock.now();
+
+    let mut forged = valid.clone();
+    let mut payload: Value = serde_json::from_slice(&forged.unverified_payload().unwrap()).unwrap();
+    payload["title"] = json!("Nothing happened");
+    forged.payload = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap())
+    };
+    let stale = resigned(&valid, &key, GUARDS, now - Duration::minutes(11), |_| {});
+    let other_agreement = resigned(&valid, &key, GUARDS, now, |v| v["agreement"] = json!("se-some-other-agreement"));
+    let beyond_flow = resigned(&valid, &key, GUARDS, now, |v| {
+        v["persons"] = json!({"full": [{"role": "witness", "name": "Anna Andersson"}]})
+    });
+    // Signed by the police's own key, but claiming to come from the municipality.
+    let claiming_another_sender = resigned(&valid, &police.keys().signing, GUARDS, now, |_| {});
+    let bundle = [
+        valid.clone(),
+        forged,
+        stale,
+        other_agreement,
+        beyond_flow,
+        Jws { payload: "bm90IGEgdmlldw".into(), signatures: vec![] },
+    ];
+    let results = client(municipality, guards).await.post_envelopes(&bundle).await.unwrap();
+    let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes[0], Outcome::Stored, "{results:?}");
+    assert!(outcomes[1..].iter().all(|o| *o == Outcome::Refused), "{results:?}");
+    let reasons: Vec<&str> = results[1..].iter().map(|r| r.reason.as_deref().unwrap()).collect();
+    assert!(reasons[0].contains("signature"), "{reasons:?}");
+    assert!(reasons[1].contains("outside the window"), "{reasons:?}");
+    assert!(reasons[2].contains("not active here"), "{reasons:?}");
+    assert!(reasons[3].contains("persons"), "{reasons:?}");
+
+    // An envelope for the guards replayed to the police, and one claiming another sender than the
+    // connection's, are refused as well.
+    let replayed = client(municipality, police).await.post_envelopes(std::slice::from_ref(&valid)).await.unwrap();
+    assert!(replayed[0].reason.as_deref().unwrap().contains("addressed to se-vaktbolaget-ost"), "{replayed:?}");
+    let foreign = client(police, guards).await.post_envelopes(&[claiming_another_sender]).await.unwrap();
+    assert!(foreign[0].reason.as_deref().unwrap().contains("the connection is se-polisen-ost"), "{foreign:?}");
+
+    // Each refusal is in the dead-letter table and in the audit trail, with the envelope's hash.
+    let dead = guards.store().dead_letters(100).await.unwrap();
+    assert_eq!(dead.len(), 6, "{dead:?}");
+    let lettered = audit(guards, "event=envelope.dead_lettered").await;
+    assert_eq!(lettered.len(), 6);
+    assert!(lettered.iter().all(|e| e["object_hash"].as_str().is_some_and(|h| h.len() == 64)));
+    // Only the valid one is in the guards' picture, unchanged.
+    let entry = picture_entry(guards, &id, |e| e.is_some()).await.unwrap();
+    assert_eq!(entry["title"], "Broken windows at Hagebyskolan");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+fn sweep_every_second(config: &mut NodeConfig) {
+    if let Some(federation) = config.federation.as_mut() {
+        federation.sweep_seconds = 1;
+    }
+}
+
+async fn retention_and_expiry_delete_what_was_received(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], sweep_every_second).await;
+    let [municipality, guards] = &nodes[..] else { unreachable!() };
+    let agreement = agree(&[municipality, guards], GUARDING).await;
+    let early = id_of(&municipality.file(&report(2)).await);
+    picture_entry(guards, &early, |e| e.is_some()).await;
+
+    // The agreement keeps received reports 90 days: after 91, the early one is gone, a new one stays.
+    for node in [municipality, guards] {
+        node.clock.advance(Duration::days(91));
+    }
+    let mut late_body = report(1);
+    late_body["observed_at"] = json!((municipality.clock.now() - Duration::hours(1)).to_rfc3339());
+    let late = id_of(&municipality.file(&late_body).await);
+    picture_entry(guards, &late, |e| e.is_some()).await;
+    until(|| async {
+        let entries = audit(guards, "event=retention.deleted").await;
+        (!entries.is_empty()).then_some(())
+    })
+    .await;
+    let ids: Vec<String> = guards.situation("?limit=1000").await["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, std::slice::from_ref(&late));
+
+    // Past its end date the agreement ends for both: what the guards received is deleted.
+    for node in [municipality, guards] {
+        node.clock.advance(Duration::days(800));
+    }
+    let expired = until(|| async {
+        let entries = audit(guards, &format!("event=agreement.expired&agreement={agreement}")).await;
+        entries.first().cloned()
+    })
+    .await;
+    assert!(expired["detail"].as_str().unwrap().contains("1 received reports deleted"), "{expired}");
+    picture_entry(guards, &late, |e| e.is_none()).await;
+    for node in nodes {
+        node.stop().await;
+    }
+}

@@ -1,0 +1,197 @@
+//! The exchange under failure: a sending node killed (SIGKILL, a real process) in the middle of
+//! delivering, then started again, delivers every report exactly once; two replicas of one node on
+//! one PostgreSQL deliver side by side and never send an envelope twice.
+
+use std::process::{Child, Command, Stdio};
+
+use lagesbild::clock::{Clock, SystemClock};
+use lagesbild::domain::OrgId;
+use lagesbild::identity::InitOptions;
+use lagesbild::store::AuditQuery;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, agree, template, until};
+use crate::on_both_backends;
+use crate::peering::{import, signed_card};
+use crate::support::{Backend, TOKEN, TestDatabase, TestNode, free_port, report};
+
+on_both_backends!(a_node_killed_mid_delivery_delivers_every_report_exactly_once);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgresql_never_send_an_envelope_twice() {
+    let backend = Backend::Postgres;
+    let nodes = crate::exchange::federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let [municipality, guards] = &nodes[..] else { unreachable!() };
+    agree(&[municipality, guards], GUARDING).await;
+    let replica = municipality.replica().await;
+    const REPORTS: usize = 200;
+    let mut filing = Vec::new();
+    for i in 0..REPORTS {
+        let node = if i % 2 == 0 { municipality } else { &replica };
+        filing.push(node.request(Method::POST, "/api/v1/reports").json(&report(1 + (i % 20) as i64)).send());
+    }
+    for response in futures_util::future::join_all(filing).await {
+        assert_eq!(response.unwrap().status(), StatusCode::CREATED);
+    }
+    until(|| async { (received_count(guards).await == REPORTS).then_some(()) }).await;
+    let stored = stored_entries(guards).await;
+    assert_eq!(stored.len(), REPORTS, "every envelope arrived exactly once");
+    let acknowledged = audit_count(municipality, "envelope.acknowledged").await;
+    assert_eq!(acknowledged, REPORTS, "each envelope was sent by one replica, once");
+    replica.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// A node of the municipality run as its own process, as `lagesbild serve` runs in production.
+struct NodeProcess {
+    child: Child,
+    config: std::path::PathBuf,
+    api: String,
+    _db: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+impl NodeProcess {
+    async fn start(backend: Backend) -> Self {
+        let db = TestDatabase::create(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (api_port, federation_port) = (free_port(), free_port());
+        let options = InitOptions {
+            org_id: OrgId::parse(MUNICIPALITY).unwrap(),
+            name: "Norrköpings kommun".into(),
+            dir: dir.path().to_owned(),
+            api_listen: format!("127.0.0.1:{api_port}").parse().unwrap(),
+            federation_listen: format!("127.0.0.1:{federation_port}").parse().unwrap(),
+            federation_url: format!("https://127.0.0.1:{federation_port}"),
+            database_url: Some(db.url.clone()),
+        };
+        let config = lagesbild::identity::init(&options, SystemClock.now()).unwrap();
+        let mut node =
+            Self { child: spawn(&config), config, api: format!("http://127.0.0.1:{api_port}"), _db: db, _dir: dir };
+        node.wait_until_ready().await;
+        node
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let url = format!("{}/readyz", self.api);
+        until(|| async { reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ()) }).await;
+    }
+
+    /// Kills the process outright (SIGKILL): no shutdown, no flush, like a power cut.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    async fn restart(&mut self) {
+        self.child = spawn(&self.config);
+        self.wait_until_ready().await;
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().request(method, format!("{}{path}", self.api)).bearer_auth(TOKEN)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lagesbild"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("LAGESBILD_API_DEV_TOKEN", TOKEN)
+        .env("LAGESBILD_FEDERATION_CLAIM_SECONDS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn received_count(node: &TestNode) -> usize {
+    let counts = node.store().count_reports().await.unwrap();
+    counts.iter().filter(|c| c.origin == MUNICIPALITY).map(|c| c.reports as usize).sum()
+}
+
+/// Every audit entry of `event` at `node`.
+async fn entries_of(node: &TestNode, event: &str) -> Vec<lagesbild::domain::audit::AuditEntry> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let query = AuditQuery { event: Some(event.into()), after, limit: 1000, ..AuditQuery::default() };
+        let page = node.store().audit_entries(&query).await.unwrap();
+        let Some(last) = page.last() else { return all };
+        after = last.seq;
+        all.extend(page);
+    }
+}
+
+async fn audit_count(node: &TestNode, event: &str) -> usize {
+    entries_of(node, event).await.len()
+}
+
+/// The `envelope.received` entries that stored a version, as (report, detail).
+async fn stored_entries(node: &TestNode) -> std::collections::BTreeSet<(String, String)> {
+    let entries = entries_of(node, "envelope.received").await;
+    let stored: Vec<(String, String)> = entries
+        .into_iter()
+        .filter(|e| e.event.detail.as_deref().is_some_and(|d| d.ends_with(": stored")))
+        .map(|e| (e.event.report.unwrap_or_default(), e.event.detail.unwrap_or_default()))
+        .collect();
+    let distinct: std::collections::BTreeSet<(String, String)> = stored.iter().cloned().collect();
+    assert_eq!(distinct.len(), stored.len(), "a version was stored twice");
+    distinct
+}
+
+async fn a_node_killed_mid_delivery_delivers_every_report_exactly_once(backend: Backend) {
+    let guards = TestNode::spawn_federated_at(backend, GUARDS, SystemClock.now(), |_| {}).await;
+    let mut municipality = NodeProcess::start(backend).await;
+    let node: Value = municipality.request(Method::GET, "/api/v1/node").send().await.unwrap().json().await.unwrap();
+    assert_eq!(import(&guards, &node["signed_card"]).await.status(), StatusCode::CREATED);
+    let added =
+        municipality.request(Method::POST, "/api/v1/partners").json(&signed_card(&guards).await).send().await.unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let proposed =
+        municipality.request(Method::POST, "/api/v1/agreements").json(&template(GUARDING)).send().await.unwrap();
+    assert_eq!(proposed.status(), StatusCode::CREATED);
+    let id = template(GUARDING)["id"].as_str().unwrap().to_owned();
+    let signed = guards.request(Method::POST, &format!("/api/v1/agreements/{id}/sign")).send().await.unwrap();
+    assert_eq!(signed.status(), StatusCode::OK);
+
+    // The reports queue up while the guards are blocked, then go out in several batches.
+    let block = |verb: &str| municipality.request(Method::POST, &format!("/api/v1/partners/{GUARDS}/{verb}")).send();
+    assert_eq!(block("block").await.unwrap().status(), StatusCode::OK);
+    const REPORTS: usize = 1_200;
+    for chunk in (0..REPORTS).collect::<Vec<_>>().chunks(50) {
+        let filing = chunk
+            .iter()
+            .map(|i| municipality.request(Method::POST, "/api/v1/reports").json(&report(1 + (*i % 20) as i64)).send());
+        for response in futures_util::future::join_all(filing).await {
+            assert_eq!(response.unwrap().status(), StatusCode::CREATED);
+        }
+    }
+    assert_eq!(block("unblock").await.unwrap().status(), StatusCode::OK);
+    until(|| async { (received_count(&guards).await > 0).then_some(()) }).await;
+    municipality.kill();
+    let at_the_kill = received_count(&guards).await;
+    assert!(at_the_kill < REPORTS, "everything was delivered before the kill; nothing was tested");
+
+    municipality.restart().await;
+    until(|| async { (received_count(&guards).await == REPORTS).then_some(()) }).await;
+    let stored = stored_entries(&guards).await;
+    assert_eq!(stored.len(), REPORTS, "each report stored exactly once");
+    until(|| async {
+        let partners: Value =
+            municipality.request(Method::GET, "/api/v1/partners").send().await.unwrap().json().await.unwrap();
+        (partners[0]["delivery"]["queued"] == 0).then_some(())
+    })
+    .await;
+    guards.stop().await;
+}
