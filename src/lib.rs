@@ -13,6 +13,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 pub mod domain;
 pub mod federation;
 pub mod gdpr;

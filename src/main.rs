@@ -38,6 +38,17 @@ enum Command {
         #[arg(long, env = "LAGESBILD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Run four partner nodes on loopback (a municipality, the police, a retailer and a guard
+    /// company) under the example agreements, with example reports, on SQLite in a folder. Prints
+    /// each node's URLs and token and writes them to FOLDER/nodes.json. Run it again to resume.
+    Demo {
+        /// The folder the demo keeps its nodes in.
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+        /// The first node's API port; the others follow it, and federation ports are ten above.
+        #[arg(long, default_value_t = 7401)]
+        base_port: u16,
+    },
     /// Create a node: its configuration, Ed25519 signing key, TLS key and certificate, and signed
     /// node card, in a new folder. Never overwrites existing keys.
     Init {
@@ -204,6 +215,7 @@ fn main() -> ExitCode {
     lagesbild::crypto::tls::install_default_provider();
     let result = match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
+        Command::Demo { dir, base_port } => demo(&dir, base_port),
         Command::Init { org_id, name, dir, api_listen, federation_listen, federation_url, database_url } => {
             init(org_id, name, dir, api_listen, federation_listen, federation_url, database_url)
         }
@@ -286,6 +298,17 @@ fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
         node.run_until_signalled().await?;
         anyhow::Ok(())
     })
+}
+
+fn demo(dir: &Path, base_port: u16) -> anyhow::Result<()> {
+    anyhow::ensure!(base_port <= u16::MAX - 20, "--base-port must leave room for 20 ports above it");
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(lagesbild::demo::run(dir, base_port))
 }
 
 fn init(

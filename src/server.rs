@@ -163,7 +163,8 @@ impl RunningNode {
     }
 }
 
-async fn shutdown_signal() -> std::io::Result<()> {
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() -> std::io::Result<()> {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -11,6 +11,7 @@ mod agreements;
 mod audit;
 mod auth;
 mod cli;
+mod demo;
 mod docs;
 mod exchange;
 mod exchange_recovery;

@@ -1,0 +1,84 @@
+//! `lagesbild demo`, the README's first command, as a user runs it: four nodes come up, the
+//! partnership is set up through their APIs, each partner sees the example reports in the form its
+//! agreement allows, SIGTERM stops it cleanly, and a second run resumes from the folder.
+
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::exchange::until;
+
+fn ports_free_from(base: u16) -> bool {
+    (0..4).chain(10..14).all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok())
+}
+
+fn start(dir: &std::path::Path, base: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lagesbild"))
+        .args(["demo", "--dir"])
+        .arg(dir)
+        .args(["--base-port", &base.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn terminate(child: &mut Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "the demo did not stop cleanly on SIGTERM");
+}
+
+/// The titles (or categories, where the title is withheld) in one node's picture.
+async fn picture(node: &Value) -> Vec<(String, String)> {
+    let url = format!("{}/api/v1/situation", node["api_url"].as_str().unwrap());
+    let Ok(response) = reqwest::Client::new().get(url).bearer_auth(node["token"].as_str().unwrap()).send().await else {
+        return Vec::new();
+    };
+    let Ok(page) = response.json::<Value>().await else { return Vec::new() };
+    page["reports"]
+        .as_array()
+        .map(|reports| {
+            reports
+                .iter()
+                .map(|r| {
+                    let what = r["title"].as_str().or(r["category"].as_str()).unwrap_or_default();
+                    (r["source"].as_str().unwrap_or_default().to_owned(), what.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_four_partners_and_resumes() {
+    let base = (0..50).map(|_| crate::support::free_port()).find(|p| *p < 60_000 && ports_free_from(*p)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = start(dir.path(), base);
+    let listing = dir.path().join("nodes.json");
+    let nodes: Vec<Value> = until(|| async {
+        let text = std::fs::read_to_string(&listing).ok()?;
+        serde_json::from_str(&text).ok()
+    })
+    .await;
+    assert_eq!(nodes.len(), 4);
+    let [_municipality, police, retailer, guards] = &nodes[..] else { unreachable!() };
+    let broken_windows = ("received".to_owned(), "Broken windows at Hagebyskolan".to_owned());
+    until(|| async { picture(police).await.contains(&broken_windows).then_some(()) }).await;
+    until(|| async { picture(guards).await.contains(&broken_windows).then_some(()) }).await;
+    // The shop sees the police's GREEN disorder generalised (no title), and no AMBER report.
+    let at_shop = until(|| async {
+        let seen = picture(retailer).await;
+        seen.contains(&("received".to_owned(), "disorder".to_owned())).then_some(seen)
+    })
+    .await;
+    assert!(!at_shop.contains(&broken_windows), "{at_shop:?}");
+    terminate(&mut demo);
+
+    let mut again = start(dir.path(), base);
+    let resumed = until(|| async { Some(picture(police).await).filter(|p| p.contains(&broken_windows)) }).await;
+    assert_eq!(resumed.len(), picture(police).await.len());
+    let listing_after: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&listing).unwrap()).unwrap();
+    assert_eq!(listing_after, nodes, "a resumed demo keeps its nodes and tokens");
+    terminate(&mut again);
+}
