@@ -1,14 +1,17 @@
-//! Data-protection requests about a person named in this node's own reports: find every report
-//! (and every stored version) that names them, and erase them: name, age and description removed,
-//! the role kept, in every version, recorded in the audit trail by a hash of the name, never the
-//! name itself. Passing the erasure on to partners that received the reports belongs to the
-//! federation exchange; until that exists, nothing personal has left the node to pass it on to.
+//! Data-protection requests about a person: find every report (and every stored version) that names
+//! them, own and received, and erase them: name, age and description removed, the role kept, in
+//! every version, recorded in the audit trail by a hash of the name, never the name itself. An
+//! erasure from an own report that partners received is passed on: the report is re-issued as its
+//! next version, without the person, through the outbox, so every partner replaces what it holds.
+//! An erasure in a received report changes this node's copy; the origin is told in the findings.
 
 use chrono::{DateTime, Utc};
 
+use crate::agreements::LifecycleError;
 use crate::domain::audit::AuditEvent;
 use crate::domain::report::normalise_name;
 use crate::domain::{OrgId, PersonRole, Report, ReportId, Version};
+use crate::federation::{Federation, sharing};
 use crate::store::{Store, StoreError};
 
 /// One version that names the person.
@@ -18,12 +21,34 @@ pub struct Finding {
     pub version: Version,
     /// The names as written that matched, with their roles.
     pub persons: Vec<(String, PersonRole)>,
+    /// For a report a partner shared with this node: that partner (the report's origin).
+    pub received_from: Option<OrgId>,
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Erasure {
+    pub findings: Vec<Finding>,
+    /// Own reports re-issued to carry the erasure to partners: the new version and how many
+    /// partners it was queued for.
+    pub passed_on: Vec<(ReportId, Version, usize)>,
+}
+
+/// Why a request could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum GdprError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the erasure could not be prepared for partners: {0}")]
+    Sharing(#[from] LifecycleError),
+    #[error("report {0} changed while the erasure was passed on; run the erasure again")]
+    Changed(ReportId),
 }
 
 const PAGE: i64 = 1_000;
 
-/// Every version of `origin`'s reports naming someone whose name contains `needle`
-/// (case-insensitive), for the officer to confirm who is meant.
+/// Every version of `origin`'s reports, and every received report, naming someone whose name
+/// contains `needle` (case-insensitive), for the officer to confirm who is meant.
 pub async fn find(
     store: &Store,
     origin: &OrgId,
@@ -42,7 +67,19 @@ pub async fn find(
             .map(|p| (p.name.clone().unwrap_or_default(), p.role))
             .collect();
         if !persons.is_empty() {
-            findings.push(Finding { report: report.id, version: report.version, persons });
+            findings.push(Finding { report: report.id, version: report.version, persons, received_from: None });
+        }
+    })
+    .await?;
+    for_each_received(store, |view| {
+        let persons: Vec<(String, PersonRole)> = view
+            .named_persons()
+            .filter(|p| p.named_like(&needle))
+            .map(|p| (p.name.clone().unwrap_or_default(), p.role))
+            .collect();
+        if !persons.is_empty() {
+            let received_from = Some(view.origin.clone());
+            findings.push(Finding { report: view.id, version: view.version, persons, received_from });
         }
     })
     .await?;
@@ -54,40 +91,97 @@ pub async fn find(
 }
 
 /// Erases the person named exactly `name` (case and spacing aside) from every version of every
-/// report of `origin`. With `apply` false, only says what it would erase.
+/// report of `origin` and from every received report, and, given the node's `federation`, passes
+/// the erasure on to the partners that received an own report. With `apply` false, only says what
+/// it would erase.
 pub async fn erase(
     store: &Store,
+    federation: Option<&Federation>,
     origin: &OrgId,
     name: &str,
     apply: bool,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<Finding>, StoreError> {
+) -> Result<Erasure, GdprError> {
     let name = normalise_name(name);
-    let mut erased: Vec<(Report, Finding)> = Vec::new();
+    let named = |persons: &mut dyn Iterator<Item = &crate::domain::Person>| -> Vec<(String, PersonRole)> {
+        persons
+            .filter(|p| p.name.as_deref().is_some_and(|n| normalise_name(n) == name))
+            .map(|p| (p.name.clone().unwrap_or_default(), p.role))
+            .collect()
+    };
+    let mut own: Vec<(Report, Finding)> = Vec::new();
     for_each_version(store, origin, |report| {
         if let Some(clean) = report.without_person(&name) {
-            let persons = report
-                .content
-                .persons
-                .iter()
-                .filter(|p| p.name.as_deref().is_some_and(|n| normalise_name(n) == name))
-                .map(|p| (p.name.clone().unwrap_or_default(), p.role))
-                .collect();
-            erased.push((clean, Finding { report: report.id, version: report.version, persons }));
+            let persons = named(&mut report.content.persons.iter());
+            own.push((clean, Finding { report: report.id, version: report.version, persons, received_from: None }));
         }
     })
     .await?;
+    let mut received = Vec::new();
+    for_each_received(store, |view| {
+        if let Some(clean) = view.without_person(&name) {
+            let persons = named(&mut view.named_persons());
+            let received_from = Some(view.origin.clone());
+            received.push((clean, Finding { report: view.id, version: view.version, persons, received_from }));
+        }
+    })
+    .await?;
+    let mut erasure = Erasure::default();
     if apply {
-        for (clean, _) in &erased {
-            let event = AuditEvent::new("gdpr.erased", actor)
-                .report(clean.id)
+        let event = |id: ReportId, version: Version| {
+            AuditEvent::new("gdpr.erased", actor)
+                .report(id)
                 .object(name.as_bytes())
-                .detail(format!("version {}", clean.version));
-            store.erase_in_version(clean, &event, now).await?;
+                .detail(format!("version {version}"))
+        };
+        for (clean, _) in &own {
+            store.erase_in_version(clean, &event(clean.id, clean.version), now).await?;
+        }
+        for (clean, _) in &received {
+            let audit = event(clean.id, clean.version).partner(&clean.origin);
+            store.erase_in_received(clean, &audit, now).await?;
+        }
+        if let Some(federation) = federation {
+            let mut reports: Vec<ReportId> = own.iter().map(|(r, _)| r.id).collect();
+            reports.dedup();
+            for id in reports {
+                if let Some(passed) = pass_on(store, federation, origin, id, actor, now).await? {
+                    erasure.passed_on.push(passed);
+                }
+            }
         }
     }
-    Ok(erased.into_iter().map(|(_, finding)| finding).collect())
+    erasure.findings = own.into_iter().map(|(_, f)| f).chain(received.into_iter().map(|(_, f)| f)).collect();
+    Ok(erasure)
+}
+
+/// Re-issues an own report, erased in place, as its next version, if partners received it and it
+/// is not retracted (a retraction carries no content to erase).
+async fn pass_on(
+    store: &Store,
+    federation: &Federation,
+    origin: &OrgId,
+    id: ReportId,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(ReportId, Version, usize)>, GdprError> {
+    let Some(latest) = store.latest_report(origin, id).await? else { return Ok(None) };
+    if latest.retracted.is_some() || store.shares_of(id).await?.is_empty() {
+        return Ok(None);
+    }
+    let Ok(next) = latest.reissue(now) else { return Ok(None) };
+    let envelopes = sharing::envelopes_for(federation, &next, now).await?;
+    let event = AuditEvent::new("report.updated", actor)
+        .report(id)
+        .detail(format!("version {}: re-issued to pass a data-protection erasure on to partners", next.version));
+    match store.append_version(&next, &event, &envelopes).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => return Err(GdprError::Changed(id)),
+        Err(e) => return Err(e.into()),
+    }
+    federation.outbox.wake();
+    Ok(Some((id, next.version, envelopes.len())))
 }
 
 async fn for_each_version(store: &Store, origin: &OrgId, mut visit: impl FnMut(&Report)) -> Result<(), StoreError> {
@@ -99,6 +193,23 @@ async fn for_each_version(store: &Store, origin: &OrgId, mut visit: impl FnMut(&
         }
         match page.last() {
             Some(last) if page.len() as i64 == PAGE => after = Some((last.id, i64::from(last.version.get()))),
+            _ => return Ok(()),
+        }
+    }
+}
+
+async fn for_each_received(
+    store: &Store,
+    mut visit: impl FnMut(&crate::domain::policy::ReportView),
+) -> Result<(), StoreError> {
+    let mut after = None;
+    loop {
+        let page = store.received_views(after, PAGE).await?;
+        for view in &page {
+            visit(view);
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE => after = Some(last.id),
             _ => return Ok(()),
         }
     }

@@ -406,11 +406,21 @@ fn gdpr_find(name: &str, config_path: Option<&Path>) -> anyhow::Result<()> {
 }
 
 fn gdpr_erase(name: &str, config_path: Option<&Path>, apply: bool) -> anyhow::Result<()> {
-    let org = NodeConfig::load(config_path, &environment()?)?.node.org_id;
+    let config = NodeConfig::load(config_path, &environment()?)?;
+    let org = config.node.org_id.clone();
     with_store(config_path, async |store| {
-        let findings = lagesbild::gdpr::erase(store, &org, name, apply, "cli:gdpr", SystemClock.now()).await?;
-        let mut text = describe_findings(&findings, if apply { "was erased from" } else { "would be erased from" });
-        if !apply && !findings.is_empty() {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let federation = lagesbild::federation::Federation::for_tools(&config, store.clone(), clock.clone())?;
+        let erasure =
+            lagesbild::gdpr::erase(store, federation.as_ref(), &org, name, apply, "cli:gdpr", clock.now()).await?;
+        let mut text =
+            describe_findings(&erasure.findings, if apply { "was erased from" } else { "would be erased from" });
+        for (report, version, partners) in &erasure.passed_on {
+            text.push_str(&format!(
+                "report {report} re-issued as version {version} to pass the erasure on to {partners} partners\n"
+            ));
+        }
+        if !apply && !erasure.findings.is_empty() {
             text.push_str("Nothing was changed. Run again with --yes to erase.\n");
         }
         say(text)
@@ -424,8 +434,9 @@ fn describe_findings(findings: &[lagesbild::gdpr::Finding], verb: &str) -> Strin
     let mut text = String::new();
     for finding in findings {
         let persons: Vec<String> = finding.persons.iter().map(|(name, role)| format!("{name} ({role})")).collect();
+        let source = finding.received_from.as_ref().map(|org| format!(" (received from {org})")).unwrap_or_default();
         text.push_str(&format!(
-            "report {} version {} {verb}: {}\n",
+            "report {}{source} version {} {verb}: {}\n",
             finding.report,
             finding.version,
             persons.join(", ")

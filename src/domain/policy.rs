@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::agreement::{Agreement, AgreementId, Flow};
 use super::ids::{OrgId, ReportId, Version};
-use super::report::{Action, Category, Person, PersonRole, Report, Severity, SiteKind, Status, Tlp};
+use super::report::{Action, Category, Person, PersonRole, Report, Severity, SiteKind, Status, Tlp, normalise_name};
 use super::rules::{LocationRule, PersonsRule, SiteRule, TextRule, TimeRule};
 
 /// What a recipient receives of one version of a report.
@@ -82,6 +82,33 @@ impl ReportView {
             persons: None,
             actions: None,
         }
+    }
+}
+
+impl ReportView {
+    /// The names of persons this view gives in full.
+    pub fn named_persons(&self) -> impl Iterator<Item = &Person> {
+        let persons = match &self.persons {
+            Some(ViewPersons::Full(persons)) => persons.as_slice(),
+            _ => &[],
+        };
+        persons.iter().filter(|p| p.name.is_some())
+    }
+
+    /// This view with every person named exactly `name` (normalised) reduced to their role; `None`
+    /// if nobody in it has that name.
+    pub fn without_person(&self, name: &str) -> Option<ReportView> {
+        let matches = |p: &Person| p.name.as_deref().is_some_and(|n| normalise_name(n) == name);
+        if !self.named_persons().any(matches) {
+            return None;
+        }
+        let mut erased = self.clone();
+        if let Some(ViewPersons::Full(persons)) = &mut erased.persons {
+            for person in persons.iter_mut().filter(|p| matches(p)) {
+                *person = Person { role: person.role, name: None, age: None, description: None };
+            }
+        }
+        Some(erased)
     }
 }
 

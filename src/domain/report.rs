@@ -427,6 +427,12 @@ impl Report {
         self.successor(now, |next| next.retracted = Some(Retraction { at: now, reason }))
     }
 
+    /// The next version with this version's content, as it now stands: how a change made in place
+    /// (a data-protection erasure) is carried to the partners that received the report.
+    pub fn reissue(&self, now: DateTime<Utc>) -> Result<Self, RevisionError> {
+        self.successor(now, |_| {})
+    }
+
     fn successor(&self, now: DateTime<Utc>, change: impl FnOnce(&mut Self)) -> Result<Self, RevisionError> {
         if self.retracted.is_some() {
             return Err(RevisionError::Retracted);

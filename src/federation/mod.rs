@@ -66,6 +66,21 @@ impl ExchangeSettings {
 }
 
 impl Federation {
+    /// A federation handle for command-line tools working on a node's database: it signs and
+    /// queues envelopes for the running node to deliver, and never listens. `None` when the node
+    /// has no `[federation]`.
+    pub fn for_tools(
+        config: &crate::config::NodeConfig,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Self>, crate::identity::IdentityError> {
+        let Some(section) = &config.federation else { return Ok(None) };
+        let keys = NodeKeys::load(config, clock.now())?;
+        let pins = Arc::new(pins::PinCache::new(clock.clone()));
+        let settings = ExchangeSettings::from_config(section);
+        Ok(Some(Self::new(keys, crate::crypto::tls::PeerTrust::Pins, pins, store, clock, settings)))
+    }
+
     pub fn new(
         keys: NodeKeys,
         trust: crate::crypto::tls::PeerTrust,

@@ -9,9 +9,9 @@ use sqlx::types::Json;
 
 use super::audit::append_audit;
 use super::{StoreError, in_write_tx, on_pool};
-use crate::domain::OrgId;
 use crate::domain::audit::AuditEvent;
 use crate::domain::policy::ReportView;
+use crate::domain::{OrgId, ReportId};
 
 /// A verified view to store, with the partner it came from.
 #[derive(Debug, Clone)]
@@ -255,6 +255,44 @@ impl super::Store {
             .fetch_all(p)
             .await?
         }))
+    }
+
+    /// Received reports, a page at a time in id order, for data-protection searches.
+    pub async fn received_views(&self, after: Option<ReportId>, limit: i64) -> Result<Vec<ReportView>, StoreError> {
+        let after = after.map_or(uuid::Uuid::nil(), |id| id.as_uuid());
+        let rows: Vec<Json<ReportView>> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT body FROM report_heads WHERE received_under IS NOT NULL AND report_id > $1 \
+                 ORDER BY report_id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows.into_iter().map(|Json(view)| view).collect())
+    }
+
+    /// Replaces a received view with `erased` (the same version, personal data removed), with its
+    /// audit entry.
+    pub async fn erase_in_received(
+        &self,
+        erased: &ReportView,
+        audit: &AuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE report_heads SET body = $3 WHERE report_id = $1 AND version = $2 AND received_under IS NOT NULL",
+            )
+            .bind(erased.id.as_uuid())
+            .bind(i64::from(erased.version.get()))
+            .bind(Json(erased))
+            .execute(&mut *tx)
+            .await?;
+            append_audit!(tx, audit, now);
+        });
+        Ok(())
     }
 
     /// How far this node has read `partner`'s catch-up feed.

@@ -39,9 +39,19 @@ pub const GUARDING: &str = "norrkoping-municipality-guards.toml";
 
 /// Federated nodes of `orgs`, each having imported every other's card.
 pub async fn federation(backend: Backend, orgs: &[&str], adjust: fn(&mut NodeConfig)) -> Vec<TestNode> {
+    federation_at(backend, orgs, crate::support::start_time(), adjust).await
+}
+
+/// Like [`federation`], with every node's clock starting at `now`.
+pub async fn federation_at(
+    backend: Backend,
+    orgs: &[&str],
+    now: chrono::DateTime<chrono::Utc>,
+    adjust: fn(&mut NodeConfig),
+) -> Vec<TestNode> {
     let mut nodes = Vec::new();
     for org in orgs {
-        nodes.push(TestNode::spawn_federated_with(backend, org, adjust).await);
+        nodes.push(TestNode::spawn_federated_at(backend, org, now, adjust).await);
     }
     for a in &nodes {
         let card = signed_card(a).await;

@@ -1,16 +1,20 @@
 //! A data-protection officer's requests: find every report and version naming a person, and erase
 //! the person from all of them, keeping the role; a dry run first; exact names only; recorded in
-//! the audit trail without the name.
+//! the audit trail without the name; passed on to every partner that received the report.
 
 use std::process::{Command, Output};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::exchange::{MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, federation_at, picture_entry};
 use crate::on_both_backends;
 use crate::support::{Backend, TestNode, report};
 
-on_both_backends!(a_person_is_found_and_erased_from_every_version_but_their_role_stays);
+on_both_backends!(
+    a_person_is_found_and_erased_from_every_version_but_their_role_stays,
+    an_erasure_reaches_every_partner_that_received_the_report,
+);
 
 fn gdpr(node: &TestNode, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lagesbild"))
@@ -69,4 +73,53 @@ async fn a_person_is_found_and_erased_from_every_version_but_their_role_stays(ba
     assert!(!trail.to_lowercase().contains("anna"), "{trail}");
     assert!(node.store().verify_audit().await.unwrap().is_ok());
     node.stop().await;
+}
+
+/// `lagesbild gdpr ...` on a federated node, through its configuration file.
+fn gdpr_at(node: &TestNode, args: &[&str]) -> String {
+    let config = node.identity_dir.as_ref().unwrap().path().join("node.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_lagesbild"))
+        .arg("gdpr")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn an_erasure_reaches_every_partner_that_received_the_report(backend: Backend) {
+    // The command-line tool signs by the real clock, so these nodes keep real time too.
+    let now = lagesbild::clock::Clock::now(&lagesbild::clock::SystemClock);
+    let nodes = federation_at(backend, &[MUNICIPALITY, POLICE, RETAILER], now, |_| {}).await;
+    let [municipality, police, _retailer] = &nodes[..] else { unreachable!() };
+    agree(&[municipality, police, _retailer], SAFETY).await;
+    let id = municipality.file(&report(1)).await["id"].as_str().unwrap().to_owned();
+    let held = picture_entry(police, &id, |e| e.is_some()).await.unwrap();
+    assert_eq!(held["persons"]["full"][0]["name"], "Anna Andersson");
+
+    // The police's officer finds the person in what the municipality shared.
+    let found = gdpr_at(police, &["find", "--name", "anna"]);
+    assert!(
+        found.contains(&format!("report {id} (received from {MUNICIPALITY}) version 1 names: Anna Andersson")),
+        "{found}"
+    );
+
+    // The municipality erases her; the police's copy loses her too, through the exchange.
+    let erased = gdpr_at(municipality, &["erase", "--name", "Anna Andersson", "--yes"]);
+    assert!(
+        erased.contains(&format!("report {id} re-issued as version 2 to pass the erasure on to 1 partners")),
+        "{erased}"
+    );
+    // (The nodes' clocks stand still unless told; the tool's moved on while it ran.)
+    for node in [municipality, police] {
+        node.clock.advance(chrono::Duration::seconds(30));
+    }
+    let after = picture_entry(police, &id, |e| e.is_some_and(|e| e["version"] == 2)).await.unwrap();
+    assert_eq!(after["persons"], json!({"full": [{"role": "witness"}]}), "{after}");
+    assert!(!police.situation("").await.to_string().contains("Anna"));
+    for node in nodes {
+        node.stop().await;
+    }
 }
