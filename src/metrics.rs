@@ -1,6 +1,6 @@
 //! The node's Prometheus metrics: requests and their latency by route pattern (never by concrete
-//! path, so ids neither leak nor explode the label space), and the reports stored per origin, read
-//! from the store at scrape time.
+//! path, so ids neither leak nor explode the label space), and the reports stored per origin and
+//! the envelopes queued per partner, read from the store at scrape time.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::store::ReportCount;
+use crate::store::{DeliveryState, ReportCount};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -23,6 +23,11 @@ struct OriginLabels {
     origin: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecipientLabels {
+    recipient: String,
+}
+
 type LatencyFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 /// The registry and the metrics the API records into.
@@ -32,6 +37,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     reports: Family<OriginLabels, Gauge>,
+    queued: Family<RecipientLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -56,7 +62,9 @@ impl Metrics {
             "Reports in the situation store by origin, retracted included",
             reports.clone(),
         );
-        Self { registry, requests, latency, reports }
+        let queued = Family::<RecipientLabels, Gauge>::default();
+        registry.register("outbox_queued", "Envelopes waiting to be acknowledged, by partner", queued.clone());
+        Self { registry, requests, latency, reports, queued }
     }
 
     /// Records one answered request. `route` is the matched pattern, such as `/api/v1/reports/{id}`.
@@ -66,11 +74,19 @@ impl Metrics {
         self.requests.get_or_create(&labels).inc();
     }
 
-    /// The OpenMetrics text, with the report counts read just now.
-    pub fn render(&self, counts: &[ReportCount]) -> Result<String, std::fmt::Error> {
+    /// The OpenMetrics text, with the report counts and outbox depths read just now.
+    pub fn render(
+        &self,
+        counts: &[ReportCount],
+        deliveries: &[(String, DeliveryState)],
+    ) -> Result<String, std::fmt::Error> {
         self.reports.clear();
         for count in counts {
             self.reports.get_or_create(&OriginLabels { origin: count.origin.clone() }).set(count.reports);
+        }
+        self.queued.clear();
+        for (recipient, state) in deliveries {
+            self.queued.get_or_create(&RecipientLabels { recipient: recipient.clone() }).set(state.queued);
         }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;

@@ -53,6 +53,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         partners::get_partner,
         partners::block_partner,
         partners::unblock_partner,
+        super::dead_letters::dead_letters,
         super::login::login,
         super::login::callback,
         super::login::logout,

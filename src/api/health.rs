@@ -43,6 +43,7 @@ pub async fn readyz(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
 )]
 pub async fn metrics(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = state.store.count_reports().await?;
-    let text = state.metrics.render(&counts).map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
+    let deliveries = state.store.delivery_states().await?;
+    let text = state.metrics.render(&counts, &deliveries).map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
     Ok(HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(text))
 }

@@ -6,6 +6,7 @@ mod agreements;
 mod audit;
 pub(crate) mod auth;
 mod body;
+mod dead_letters;
 pub mod docs;
 mod health;
 mod input;
@@ -94,7 +95,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
             )
             .service(resource("/partners/{org}").route(web::get().to(partners::get_partner)))
             .service(resource("/partners/{org}/block").route(web::post().to(partners::block_partner)))
-            .service(resource("/partners/{org}/unblock").route(web::post().to(partners::unblock_partner))),
+            .service(resource("/partners/{org}/unblock").route(web::post().to(partners::unblock_partner)))
+            .service(resource("/dead-letters").route(web::get().to(dead_letters::dead_letters))),
     )
     .service(web::resource("/auth/login").route(web::get().to(login::login)))
     .service(web::resource("/auth/callback").route(web::get().to(login::callback)))

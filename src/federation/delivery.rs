@@ -61,6 +61,17 @@ pub async fn deliver_due(federation: &Federation) -> Result<usize, StoreError> {
     let now = federation.clock.now();
     let claimed = federation.store.claim_due_envelopes(now, federation.settings.claim_lease, BATCH).await?;
     let count = claimed.len();
+    if count == 0 {
+        return Ok(0);
+    }
+    // An agreement may have ended since the envelope was queued: nothing goes out under it.
+    let active = federation.agreements.at(federation, now).await.map_err(|e| StoreError::NotReady(e.to_string()))?;
+    let (claimed, ended): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+        claimed.into_iter().partition(|e| active.iter().any(|c| c.agreement.id.as_str() == e.agreement));
+    if !ended.is_empty() {
+        let ids: Vec<i64> = ended.iter().map(|e| e.id).collect();
+        federation.store.cancel_envelopes(&ids, "its agreement is no longer active", now).await?;
+    }
     let mut by_recipient: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
     for entry in claimed {
         by_recipient.entry(entry.recipient.clone()).or_default().push(entry);

@@ -203,6 +203,24 @@ impl super::Store {
         Ok(())
     }
 
+    /// Cancels claimed envelopes whose agreement no longer lets anything flow.
+    pub async fn cancel_envelopes(&self, ids: &[i64], why: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            for id in ids {
+                sqlx::query(
+                    "UPDATE outbox SET state = 'cancelled', last_error = $2, settled_at_ms = $3, \
+                     claimed_until_ms = NULL WHERE id = $1 AND state = 'queued'",
+                )
+                .bind(id)
+                .bind(why)
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            }
+        });
+        Ok(())
+    }
+
     /// The sharing ledger of one report: every envelope of every version, oldest first.
     pub async fn shares_of(&self, report: ReportId) -> Result<Vec<OutboxEntry>, StoreError> {
         let sql = format!("SELECT {ENTRY_COLUMNS} FROM outbox WHERE report_id = $1 ORDER BY id");

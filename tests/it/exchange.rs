@@ -229,6 +229,8 @@ async fn four_partners_each_see_a_report_in_the_form_their_agreement_allows(back
     let partners: Value = municipality.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
     let police_row = partners.as_array().unwrap().iter().find(|p| p["org_id"] == POLICE).unwrap();
     assert_eq!(police_row["delivery"]["queued"], 0, "{police_row}");
+    let metrics = municipality.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("lagesbild_outbox_queued{{recipient=\"{POLICE}\"}} 0")), "{metrics}");
     assert!(police_row["delivery"]["last_delivered_at"].is_string(), "{police_row}");
     for node in nodes {
         node.stop().await;
@@ -446,8 +448,10 @@ async fn forged_replayed_stale_and_foreign_envelopes_are_refused_one_by_one(back
     assert!(foreign[0].reason.as_deref().unwrap().contains("the connection is se-polisen-ost"), "{foreign:?}");
 
     // Each refusal is in the dead-letter table and in the audit trail, with the envelope's hash.
-    let dead = guards.store().dead_letters(100).await.unwrap();
+    let dead: Value = guards.get("/api/v1/dead-letters").send().await.unwrap().json().await.unwrap();
+    let dead = dead.as_array().unwrap();
     assert_eq!(dead.len(), 6, "{dead:?}");
+    assert!(dead.iter().all(|d| d["partner"].is_string() && d["reason"].is_string()), "{dead:?}");
     let lettered = audit(guards, "event=envelope.dead_lettered").await;
     assert_eq!(lettered.len(), 6);
     assert!(lettered.iter().all(|e| e["object_hash"].as_str().is_some_and(|h| h.len() == 64)));
