@@ -192,11 +192,11 @@ pub async fn sign(
         if checked.signed_by.contains(&federation.keys.card.org_id) {
             return Err(LifecycleError::AlreadySigned);
         }
+        let was_active = is_active(&checked, None, now);
         checked.document.countersign(AGREEMENT_TYPE, &federation.keys.signing);
         let checked = check_document(&federation.store, federation, &checked.document).await?;
-        if replace(&federation.store, &checked, &record.document, now, AuditEvent::new("agreement.signed", actor))
-            .await?
-        {
+        let previous = (record.document.as_str(), was_active);
+        if replace(&federation.store, &checked, previous, now, AuditEvent::new("agreement.signed", actor)).await? {
             distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
             tracing::info!(agreement = %checked.agreement.id, "agreement signed");
             return Ok(checked);
@@ -224,10 +224,11 @@ pub async fn receive(
         match federation.store.agreement(incoming.agreement.id.as_str()).await? {
             Some(record) => {
                 let mut stored = Jws::parse(record.document.as_bytes())?;
+                let was_active = is_active(&check_document(&federation.store, federation, &stored).await?, None, now);
                 stored.merge(document).map_err(|_| LifecycleError::DifferentBytes)?;
                 let merged = check_document(&federation.store, federation, &stored).await?;
                 if merged.document.to_json() == record.document
-                    || replace(&federation.store, &merged, &record.document, now, event()).await?
+                    || replace(&federation.store, &merged, (&record.document, was_active), now, event()).await?
                 {
                     return Ok(merged);
                 }
@@ -401,21 +402,36 @@ async fn insert(
         updated_at: now,
         revocation: None,
     };
-    let event = event.agreement(&checked.agreement.id).object(record.document.as_bytes());
-    Ok(store.insert_agreement(&record, &event).await?)
+    let mut events = vec![event.agreement(&checked.agreement.id).object(record.document.as_bytes())];
+    events.extend(activation(checked, false, now, &events[0].actor));
+    Ok(store.insert_agreement(&record, &events).await?)
 }
 
-/// Replaces the stored document `previous` with the checked one; false if it changed meanwhile.
+/// The `agreement.activated` entry, when `checked` is in force now and was not before.
+fn activation(checked: &Checked, was_active: bool, now: DateTime<Utc>, actor: &str) -> Option<AuditEvent> {
+    (!was_active && is_active(checked, None, now)).then(|| {
+        AuditEvent::new("agreement.activated", actor).agreement(&checked.agreement.id).detail(format!(
+            "signed by all {} parties; in force until {}",
+            checked.signed_by.len(),
+            checked.agreement.valid_until
+        ))
+    })
+}
+
+/// Replaces the stored document `previous` (which was active or not, `was_active`) with the
+/// checked one; false if it changed meanwhile. The signature that puts the agreement in force is
+/// recorded as its activation too, in the same transaction.
 async fn replace(
     store: &Store,
     checked: &Checked,
-    previous: &str,
+    (previous, was_active): (&str, bool),
     now: DateTime<Utc>,
     event: AuditEvent,
 ) -> Result<bool, LifecycleError> {
     let document = checked.document.to_json();
-    let event = event.agreement(&checked.agreement.id).object(document.as_bytes());
-    Ok(store.replace_agreement_document(checked.agreement.id.as_str(), previous, &document, now, &event).await?)
+    let mut events = vec![event.agreement(&checked.agreement.id).object(document.as_bytes())];
+    events.extend(activation(checked, was_active, now, &events[0].actor));
+    Ok(store.replace_agreement_document(checked.agreement.id.as_str(), previous, &document, now, &events).await?)
 }
 
 /// Sends `body` to every other party's node; a party that cannot be reached now is logged, and

@@ -50,7 +50,7 @@ fn record(row: AgreementRow) -> AgreementRecord {
 
 impl super::Store {
     /// Stores a new agreement with its audit entry; false (and nothing stored) if the id is taken.
-    pub async fn insert_agreement(&self, record: &AgreementRecord, audit: &AuditEvent) -> Result<bool, StoreError> {
+    pub async fn insert_agreement(&self, record: &AgreementRecord, audit: &[AuditEvent]) -> Result<bool, StoreError> {
         let inserted = in_write_tx!(self, |tx| {
             let inserted = sqlx::query(
                 "INSERT INTO agreements (id, document, proposed_by, received_at_ms, updated_at_ms) \
@@ -65,7 +65,9 @@ impl super::Store {
             .await?
             .rows_affected();
             if inserted == 1 {
-                append_audit!(tx, audit, record.updated_at);
+                for event in audit {
+                    append_audit!(tx, event, record.updated_at);
+                }
             }
             inserted
         });
@@ -80,7 +82,7 @@ impl super::Store {
         previous: &str,
         document: &str,
         at: DateTime<Utc>,
-        audit: &AuditEvent,
+        audit: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         let replaced = in_write_tx!(self, |tx| {
             let replaced =
@@ -93,7 +95,9 @@ impl super::Store {
                     .await?
                     .rows_affected();
             if replaced == 1 {
-                append_audit!(tx, audit, at);
+                for event in audit {
+                    append_audit!(tx, event, at);
+                }
             }
             replaced
         });

@@ -128,7 +128,13 @@ async fn an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when
         .collect();
     assert_eq!(
         events,
-        ["agreement.proposed", "agreement.received", "agreement.revoked", "agreement.sharing_ended"],
+        [
+            "agreement.proposed",
+            "agreement.received",
+            "agreement.activated",
+            "agreement.revoked",
+            "agreement.sharing_ended"
+        ],
         "{trail}"
     );
     municipality.stop().await;
