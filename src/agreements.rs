@@ -95,6 +95,16 @@ pub struct Checked {
 
 /// The status of a stored agreement at `now`.
 pub fn status(checked: &Checked, revocation: Option<&RevocationRecord>, now: DateTime<Utc>) -> AgreementStatus {
+    status_with(checked, checked.framework_active, revocation, now)
+}
+
+/// The status of a stored agreement at `now`, its framework being active or not as said.
+pub fn status_with(
+    checked: &Checked,
+    framework_active: bool,
+    revocation: Option<&RevocationRecord>,
+    now: DateTime<Utc>,
+) -> AgreementStatus {
     let a = &checked.agreement;
     let awaiting: Vec<OrgId> =
         a.parties.iter().map(|p| p.org_id.clone()).filter(|org| !checked.signed_by.contains(org)).collect();
@@ -108,7 +118,7 @@ pub fn status(checked: &Checked, revocation: Option<&RevocationRecord>, now: Dat
                 r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
             ),
         )
-    } else if !checked.framework_active {
+    } else if !framework_active {
         let framework = a.framework.as_ref().map(ToString::to_string).unwrap_or_default();
         ("framework_inactive", format!("its framework {framework} is not active"))
     } else if !awaiting.is_empty() {

@@ -2,7 +2,8 @@
 //! them, own and received, and erase them: name, age and description removed, the role kept, in
 //! every version, recorded in the audit trail by a hash of the name, never the name itself. An
 //! erasure from an own report that partners received is passed on: the report is re-issued as its
-//! next version, without the person, through the outbox, so every partner replaces what it holds.
+//! next version, without the person, through the outbox, so every partner replaces what it holds;
+//! the envelopes that carried the person are emptied, so no retry or catch-up hands them out again.
 //! An erasure in a received report changes this node's copy; the origin is told in the findings.
 
 use chrono::{DateTime, Utc};
@@ -137,6 +138,7 @@ pub async fn erase(
         };
         for (clean, _) in &own {
             store.erase_in_version(clean, &event(clean.id, clean.version), now).await?;
+            store.scrub_envelopes(clean.id, now).await?;
         }
         for (clean, _) in &received {
             let audit = event(clean.id, clean.version).partner(&clean.origin);

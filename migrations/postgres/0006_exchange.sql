@@ -2,7 +2,10 @@
 -- signed envelope until its recipient acknowledged it (and is the sharing ledger), refused
 -- envelopes go to the dead-letter table, and each partner's catch-up feed has a cursor here.
 
--- report_heads gains where a received report came from; a received view may carry no point.
+-- report_heads gains where a received report came from; a received view may carry no point; and a
+-- report is known by its origin and id together, so no partner can take another origin's id.
+ALTER TABLE report_heads DROP CONSTRAINT report_heads_pkey;
+ALTER TABLE report_heads ADD PRIMARY KEY (origin, report_id);
 ALTER TABLE report_heads ALTER COLUMN lat DROP NOT NULL;
 ALTER TABLE report_heads ALTER COLUMN lon DROP NOT NULL;
 -- NULL for the node's own reports; for received ones, the agreement, the partner that sent it,

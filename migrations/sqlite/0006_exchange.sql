@@ -3,9 +3,10 @@
 -- envelopes go to the dead-letter table, and each partner's catch-up feed has a cursor here.
 
 -- report_heads gains where a received report came from; a received view may carry no point, so
--- lat and lon become optional. SQLite cannot relax NOT NULL in place: the table is rebuilt.
+-- lat and lon become optional; and a report is known by its origin and id together, so no partner
+-- can take another origin's id. SQLite cannot change a table this much in place: it is rebuilt.
 CREATE TABLE report_heads_new (
-    report_id        BLOB    PRIMARY KEY,
+    report_id        BLOB    NOT NULL,
     origin           TEXT    NOT NULL,
     version          INTEGER NOT NULL CHECK (version >= 1),
     observed_at_ms   INTEGER NOT NULL,
@@ -24,7 +25,8 @@ CREATE TABLE report_heads_new (
     -- it, and when this version arrived (retention counts from it).
     received_under   TEXT,
     received_from    TEXT,
-    received_at_ms   INTEGER
+    received_at_ms   INTEGER,
+    PRIMARY KEY (origin, report_id)
 ) WITHOUT ROWID;
 INSERT INTO report_heads_new (report_id, origin, version, observed_at_ms, observed_end_ms, category, severity,
     status, tlp, lat, lon, retracted, expires_at_ms, updated_at_ms, body)

@@ -53,14 +53,17 @@ impl EnvelopeHeader {
     }
 }
 
-/// Why an envelope was refused. Every refusal is permanent: sending the same bytes again cannot
-/// succeed (a stale time is the sender's to fix by signing again).
+/// Why an envelope was refused. Some refusals may pass later ([`EnvelopeRefusal::may_pass_later`]):
+/// an agreement not yet active here, a clock apart, a key not learnt yet; the sender tries those
+/// again. The others are final.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeRefusal {
     #[error("the envelope is malformed: {0}")]
     Malformed(String),
     #[error("the signature is not valid for the sender's key: {0}")]
     Signature(String),
+    #[error("the envelope is signed by key {0}, which this node does not know for the sender (yet)")]
+    UnknownKey(String),
     #[error("the envelope claims to come from {claimed}, but the connection is {peer}'s")]
     WrongSender { claimed: OrgId, peer: OrgId },
     #[error("the envelope is addressed to {0}, not to this node")]
@@ -83,6 +86,7 @@ impl EnvelopeRefusal {
         match self {
             Self::Malformed(_) => "malformed",
             Self::Signature(_) => "signature",
+            Self::UnknownKey(_) => "unknown_key",
             Self::WrongSender { .. } => "wrong_sender",
             Self::WrongRecipient(_) => "wrong_recipient",
             Self::OutsideWindow { .. } => "outside_window",
@@ -91,6 +95,14 @@ impl EnvelopeRefusal {
             Self::BeyondFlow { .. } => "beyond_flow",
             Self::IdTaken(_) => "id_taken",
         }
+    }
+}
+
+impl EnvelopeRefusal {
+    /// Whether the same envelope may be accepted later, when this node has caught up (an
+    /// agreement's last signature, a partner's new card) or the clocks agree again.
+    pub fn may_pass_later(&self) -> bool {
+        matches!(self, Self::NoAgreement(_) | Self::OutsideWindow { .. } | Self::UnknownKey(_))
     }
 }
 

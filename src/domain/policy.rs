@@ -289,6 +289,9 @@ pub fn exceeds(view: &ReportView, flow: &Flow) -> Option<String> {
         if location.municipality_code.is_some() && rules.location == LocationRule::Drop {
             return Some("the municipality is present, but the flow drops the location".into());
         }
+        if location.lat.is_some() != location.lon.is_some() {
+            return Some("the location has a latitude or a longitude without the other".into());
+        }
         let point = location.lat.zip(location.lon);
         match (rules.location, point) {
             (_, None) | (LocationRule::Keep, Some(_)) => {}

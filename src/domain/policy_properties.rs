@@ -159,8 +159,10 @@ fn any_report() -> impl Strategy<Value = Report> {
 
 /// Every invariant a view must keep under its flow.
 fn assert_within(view: &ReportView, report: &Report, flow: &Flow) {
-    // What the engine sends, a receiver's re-check admits.
+    // What the engine sends, a receiver's re-check admits, after the trip through JSON too.
     assert_eq!(super::policy::exceeds(view, flow), None, "{view:?}");
+    let received: ReportView = serde_json::from_str(&serde_json::to_string(view).unwrap()).unwrap();
+    assert_eq!(super::policy::exceeds(&received, flow), None, "{received:?}");
     let content = &report.content;
     let rules = &flow.fields;
     assert_ne!(view.tlp, Tlp::Red);

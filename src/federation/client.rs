@@ -22,6 +22,10 @@ pub enum ClientError {
     Refused { partner: String, status: u16, detail: String },
 }
 
+/// The largest answer to a delivery, and the largest feed page, this node reads.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+const MAX_FEED_PAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The body of an envelope delivery, as sent.
 #[derive(serde::Serialize)]
 struct EnvelopeBatchOut<'a> {
@@ -117,7 +121,7 @@ impl PartnerClient {
         let body = EnvelopeBatchOut { envelopes };
         let request = self.http.post(format!("{}/federation/v1/envelopes", self.base)).json(&body);
         let response = self.check(request.send().await.map_err(|e| self.unreachable(e))?).await?;
-        let answer: EnvelopeResults = response.json().await.map_err(|e| self.unreachable(e))?;
+        let answer: EnvelopeResults = self.read_json(response, MAX_ANSWER_BYTES).await?;
         if answer.results.len() != envelopes.len() {
             return Err(ClientError::Refused {
                 partner: self.partner.clone(),
@@ -132,7 +136,33 @@ impl PartnerClient {
     pub async fn feed(&self, after: i64, limit: u32) -> Result<FeedPage, ClientError> {
         let url = format!("{}/federation/v1/feed?after={after}&limit={limit}", self.base);
         let response = self.check(self.http.get(url).send().await.map_err(|e| self.unreachable(e))?).await?;
-        response.json().await.map_err(|e| self.unreachable(e))
+        let page: FeedPage = self.read_json(response, MAX_FEED_PAGE_BYTES).await?;
+        if page.envelopes.len() > limit as usize {
+            return Err(
+                self.bad_answer(format!("a feed page of {} envelopes, {limit} were asked for", page.envelopes.len()))
+            );
+        }
+        Ok(page)
+    }
+
+    /// Reads a JSON answer of at most `max` bytes: a partner cannot make this node hold more.
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        mut response: reqwest::Response,
+        max: usize,
+    ) -> Result<T, ClientError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(e))? {
+            if body.len() + chunk.len() > max {
+                return Err(self.bad_answer(format!("the answer is larger than {max} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|e| self.bad_answer(format!("the answer is not what was expected: {e}")))
+    }
+
+    fn bad_answer(&self, detail: String) -> ClientError {
+        ClientError::Refused { partner: self.partner.clone(), status: 200, detail }
     }
 
     /// Posts a signed document to one of the partner's federation routes.

@@ -17,8 +17,10 @@ use super::sharing::freshened;
 use crate::crypto::jws::Jws;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEvent;
-use crate::store::{OutboxEntry, StoreError};
+use crate::store::{DeliveryRound, OutboxEntry, StoreError};
 
+/// The most one delivery's body holds (the receiver accepts 16 MiB).
+const MAX_DELIVERY_BYTES: usize = 8 * 1024 * 1024;
 /// How many envelopes one claim takes.
 const BATCH: i64 = 500;
 /// How often due retries are looked for when nothing wakes the worker.
@@ -55,8 +57,8 @@ pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Claims what is due now and delivers it, every partner side by side; answers how many
-/// envelopes were claimed.
+/// Claims what is due now and delivers it, every partner side by side, then settles the whole
+/// round in one transaction; answers how many envelopes were claimed.
 pub async fn deliver_due(federation: &Federation) -> Result<usize, StoreError> {
     let now = federation.clock.now();
     let claimed = federation.store.claim_due_envelopes(now, federation.settings.claim_lease, BATCH).await?;
@@ -76,45 +78,40 @@ pub async fn deliver_due(federation: &Federation) -> Result<usize, StoreError> {
     for entry in claimed {
         by_recipient.entry(entry.recipient.clone()).or_default().push(entry);
     }
-    let deliveries = by_recipient.into_iter().map(|(recipient, entries)| deliver_to(federation, recipient, entries));
-    for result in futures_util::future::join_all(deliveries).await {
-        result?;
-    }
-    Ok(count)
-}
-
-/// Sends one partner its batch and settles every envelope in it.
-async fn deliver_to(federation: &Federation, recipient: String, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+    let deliveries = by_recipient.into_iter().map(|(recipient, entries)| async move {
+        let sent = match OrgId::parse(&recipient) {
+            Ok(org) => send(federation, &org, &entries).await.map(|results| (org, results)),
+            Err(_) => Err(format!("'{recipient}' is not an organisation id")),
+        };
+        (recipient, entries, sent)
+    });
+    let mut round = DeliveryRound::default();
     let now = federation.clock.now();
-    let org = OrgId::parse(&recipient).ok();
-    let sent = match &org {
-        Some(org) => send(federation, org, &entries).await,
-        None => Err(format!("'{recipient}' is not an organisation id")),
-    };
-    let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
-    match sent {
-        Ok(results) => {
-            let settled: Vec<(i64, Result<String, String>, AuditEvent)> = entries
-                .iter()
-                .zip(results)
-                .map(|(entry, result)| settle(entry, result.outcome, result.reason))
-                .collect();
-            federation.store.settle_envelopes(&settled, federation.clock.now()).await?;
-            if let Some(org) = &org {
-                federation.store.record_partner_contact(org, now, None).await?;
+    for (recipient, entries, sent) in futures_util::future::join_all(deliveries).await {
+        match sent {
+            Ok((org, results)) => {
+                for (entry, result) in entries.iter().zip(results) {
+                    match result.outcome {
+                        Outcome::Deferred => {
+                            let why = result.reason.unwrap_or_else(|| "deferred by the partner".into());
+                            round.retries.push((entry.id, now + backoff(entry.attempts), why));
+                        }
+                        outcome => round.settled.push(settle(entry, outcome, result.reason)),
+                    }
+                }
+                round.contacts.push((org, None));
             }
-        }
-        Err(error) => {
-            let attempts = entries.iter().map(|e| e.attempts).max().unwrap_or(0);
-            let next = now + backoff(attempts);
-            tracing::warn!(partner = %recipient, %error, envelopes = ids.len(), retry_at = %next, "delivery failed; will retry");
-            federation.store.retry_envelopes_later(&ids, next, &error).await?;
-            if let Some(org) = &org {
-                federation.store.record_partner_contact(org, now, Some(&error)).await?;
+            Err(error) => {
+                tracing::warn!(partner = %recipient, %error, envelopes = entries.len(), "delivery failed; will retry");
+                round.retries.extend(entries.iter().map(|e| (e.id, now + backoff(e.attempts), error.clone())));
+                if let Ok(org) = OrgId::parse(&recipient) {
+                    round.contacts.push((org, Some(error)));
+                }
             }
         }
     }
-    Ok(())
+    federation.store.settle_round(&round, now).await?;
+    Ok(count)
 }
 
 /// Posts the batch; the error is why nothing in it could be settled.
@@ -137,7 +134,26 @@ async fn send(
         federation.clients.get(&federation.keys.tls, &federation.trust, &partner, now).map_err(|e| e.to_string())?;
     let half_window = federation.settings.window / 2;
     let envelopes: Vec<Jws> = entries.iter().map(|e| freshened(federation, &e.envelope, now, half_window)).collect();
-    client.post_envelopes(&envelopes).await.map_err(|e| e.to_string())
+    // One delivery stays well inside the receiver's body limit, however large the envelopes.
+    let mut results = Vec::with_capacity(envelopes.len());
+    let mut start = 0;
+    while start < envelopes.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < envelopes.len() && (end == start || bytes + size_of(&envelopes[end]) <= MAX_DELIVERY_BYTES) {
+            bytes += size_of(&envelopes[end]);
+            end += 1;
+        }
+        results.extend(client.post_envelopes(&envelopes[start..end]).await.map_err(|e| e.to_string())?);
+        start = end;
+    }
+    Ok(results)
+}
+
+/// Roughly what an envelope adds to a delivery's body.
+fn size_of(envelope: &Jws) -> usize {
+    envelope.payload.len()
+        + envelope.signatures.iter().map(|s| s.protected.len() + s.signature.len() + 64).sum::<usize>()
 }
 
 /// The settlement of one envelope by the partner's answer, with its audit entry.

@@ -22,7 +22,7 @@ use super::registry::signing_keys;
 use super::sharing::freshened;
 use crate::api::StrictJson;
 use crate::api::problem::{ApiError, Problem};
-use crate::crypto::jws::Jws;
+use crate::crypto::jws::{Jws, JwsError};
 use crate::domain::OrgId;
 use crate::domain::audit::{AuditEvent, sha256_hex};
 use crate::domain::envelope::{ENVELOPE_TYPE, EnvelopeRefusal, check_addressing};
@@ -31,11 +31,13 @@ use crate::store::{DeadLetter, ReceiveOutcome, Received};
 
 /// The most envelopes one delivery may carry, and the largest one envelope may be.
 pub const MAX_BATCH: usize = 1_000;
-pub const MAX_ENVELOPE_BYTES: usize = 256 * 1024;
+pub const MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
 /// The body limit of a delivery.
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
-/// How much of a refused envelope the dead-letter table keeps.
-const DEAD_LETTER_BYTES: usize = 64 * 1024;
+/// How much of a refused envelope the dead-letter table keeps (its hash names all of it), and
+/// how many refusals of one delivery it keeps.
+const DEAD_LETTER_CHARS: usize = 2 * 1024;
+const MAX_DEAD_LETTERS_PER_BATCH: usize = 100;
 
 /// A delivery: envelopes (JWS JSON serialisation) for this node.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -61,13 +63,15 @@ pub struct EnvelopeResult {
 }
 
 /// `stored`, `duplicate` and `older` acknowledge the envelope (the last two changed nothing);
-/// `refused` is permanent.
+/// `deferred` asks the sender to try again later (this node has not caught up with an agreement
+/// or a key, or the clocks are apart); `refused` is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Stored,
     Duplicate,
     Older,
+    Deferred,
     Refused,
 }
 
@@ -112,6 +116,7 @@ pub async fn receive_batch(
     let actor = format!("partner:{peer}");
     let mut accepted = Vec::new();
     let mut dead = Vec::new();
+    let mut deferred = Vec::new();
     let mut results: Vec<Option<EnvelopeResult>> = vec![None; envelopes.len()];
     let mut accepted_at = Vec::new();
     for (index, raw) in envelopes.iter().enumerate() {
@@ -139,9 +144,17 @@ pub async fn receive_batch(
                 accepted.push(Received { view, sender: peer.clone(), audit });
                 accepted_at.push(index);
             }
+            Err(refusal) if refusal.may_pass_later() => {
+                tracing::info!(partner = %peer, reason = %refusal, "deferred an envelope");
+                let audit = AuditEvent::new("envelope.deferred", &actor)
+                    .partner(peer)
+                    .object(raw.as_bytes())
+                    .detail(format!("{}: {refusal}", refusal.kind()));
+                deferred.push(audit);
+                results[index] = Some(EnvelopeResult { outcome: Outcome::Deferred, reason: Some(refusal.to_string()) });
+            }
             Err(refusal) => {
                 tracing::warn!(partner = %peer, reason = %refusal, "refused an envelope");
-                let hash = sha256_hex(raw.as_bytes());
                 let audit = AuditEvent::new("envelope.dead_lettered", &actor)
                     .partner(peer)
                     .object(raw.as_bytes())
@@ -149,15 +162,25 @@ pub async fn receive_batch(
                 dead.push(DeadLetter {
                     partner: peer.clone(),
                     reason: refusal.to_string(),
-                    envelope_hash: hash,
-                    envelope: raw.chars().take(DEAD_LETTER_BYTES).collect(),
+                    envelope_hash: sha256_hex(raw.as_bytes()),
+                    envelope: raw.chars().take(DEAD_LETTER_CHARS).collect(),
                     audit,
                 });
                 results[index] = Some(EnvelopeResult { outcome: Outcome::Refused, reason: Some(refusal.to_string()) });
             }
         }
     }
-    let outcomes = federation.store.store_received(&accepted, &dead, now).await?;
+    // A flood of refusals is kept bounded: the first ones in full, the rest counted in one entry.
+    if dead.len() > MAX_DEAD_LETTERS_PER_BATCH {
+        let more = dead.len() - MAX_DEAD_LETTERS_PER_BATCH;
+        dead.truncate(MAX_DEAD_LETTERS_PER_BATCH);
+        deferred.push(
+            AuditEvent::new("envelope.dead_lettered", &actor)
+                .partner(peer)
+                .detail(format!("{more} more envelopes of this delivery refused and not kept")),
+        );
+    }
+    let outcomes = federation.store.store_received(&accepted, &dead, &deferred, now).await?;
     for ((index, outcome), received) in accepted_at.into_iter().zip(outcomes).zip(&accepted) {
         results[index] = Some(match outcome {
             ReceiveOutcome::Stored => EnvelopeResult { outcome: Outcome::Stored, reason: None },
@@ -166,6 +189,10 @@ pub async fn receive_batch(
             ReceiveOutcome::IdTaken => EnvelopeResult {
                 outcome: Outcome::Refused,
                 reason: Some(EnvelopeRefusal::IdTaken(received.view.id).to_string()),
+            },
+            ReceiveOutcome::AgreementEnded => EnvelopeResult {
+                outcome: Outcome::Refused,
+                reason: Some(format!("agreement {} ended here", received.view.agreement)),
             },
         });
     }
@@ -192,9 +219,11 @@ fn check(
     if jws.signatures.len() != 1 {
         return Err(EnvelopeRefusal::Malformed("an envelope has exactly one signature".into()));
     }
-    let verified = jws
-        .verify(ENVELOPE_TYPE, |kid| keys.iter().copied().find(|k| k.key_id() == kid))
-        .map_err(|e| EnvelopeRefusal::Signature(e.to_string()))?;
+    let verified =
+        jws.verify(ENVELOPE_TYPE, |kid| keys.iter().copied().find(|k| k.key_id() == kid)).map_err(|e| match e {
+            JwsError::UnknownKey { kid, .. } => EnvelopeRefusal::UnknownKey(kid),
+            other => EnvelopeRefusal::Signature(other.to_string()),
+        })?;
     let header =
         verified.envelope.ok_or_else(|| EnvelopeRefusal::Malformed("the protected header has no envelope".into()))?;
     let view: ReportView = serde_json::from_slice(&verified.payload)

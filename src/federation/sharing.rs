@@ -6,7 +6,7 @@
 //! the report is withdrawn. Received reports are never shared onwards.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
@@ -17,54 +17,75 @@ use crate::domain::audit::sha256_hex;
 use crate::domain::envelope::EnvelopeHeader;
 use crate::domain::policy::{Decision, ReportView, decide};
 use crate::domain::{OrgId, Report};
-use crate::store::{AgreementRecord, QueuedEnvelope};
+use crate::store::{AgreementRecord, AgreementsStamp, QueuedEnvelope};
 
-/// The agreements in force, their signatures verified once per document.
+/// The agreements in force, their signatures verified once per document. The stored agreements
+/// are read again only when they changed (any replica may change them: the check is a cheap query
+/// of counts and lengths); whether each is in force is judged again at every call.
 #[derive(Default)]
 pub struct ActiveAgreements {
     checked: Mutex<HashMap<String, Arc<Checked>>>,
+    snapshot: Mutex<Option<(AgreementsStamp, Arc<Loaded>)>>,
 }
+
+/// The stored agreements that check, by id, with their records.
+type Loaded = HashMap<String, (Arc<Checked>, AgreementRecord)>;
 
 impl ActiveAgreements {
     /// Every agreement that lets anything flow at `now`, ordered by id. One that no longer checks
     /// (a key it names was replaced, say) is left out: when in doubt, nothing flows.
     pub async fn at(&self, federation: &Federation, now: DateTime<Utc>) -> Result<Vec<Arc<Checked>>, LifecycleError> {
+        let loaded = self.loaded(federation).await?;
+        let active_now = |checked: &Checked, record: &AgreementRecord| {
+            // A framework may have been revoked or have ended since the document was checked.
+            let framework_active = match &checked.agreement.framework {
+                None => true,
+                Some(framework) => loaded.get(framework.as_str()).is_some_and(|(f, r)| {
+                    f.agreement.framework.is_none() && agreements::is_active(f, r.revocation.as_ref(), now)
+                }),
+            };
+            agreements::status_with(checked, framework_active, record.revocation.as_ref(), now).state == "active"
+        };
+        let mut active: Vec<Arc<Checked>> =
+            loaded.values().filter(|(c, r)| active_now(c, r)).map(|(c, _)| c.clone()).collect();
+        active.sort_by(|a, b| a.agreement.id.as_str().cmp(b.agreement.id.as_str()));
+        Ok(active)
+    }
+
+    /// The stored agreements, read again only if they changed since the last call.
+    async fn loaded(&self, federation: &Federation) -> Result<Arc<Loaded>, LifecycleError> {
+        let stamp = federation.store.agreements_stamp().await?;
+        if let Some((known, loaded)) = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+            && *known == stamp
+        {
+            return Ok(loaded.clone());
+        }
         let records = federation.store.agreements().await?;
-        let mut loaded: HashMap<&str, (Arc<Checked>, &AgreementRecord)> = HashMap::new();
-        for record in &records {
+        let mut loaded = Loaded::new();
+        for record in records {
             let cached = self.lock().get(&record.document).cloned();
             let checked = match cached {
                 Some(checked) => checked,
-                None => match agreements::load(&federation.store, federation, record).await {
+                None => match agreements::load(&federation.store, federation, &record).await {
                     Ok(checked) => {
                         let checked = Arc::new(checked);
                         self.lock().insert(record.document.clone(), checked.clone());
                         checked
                     }
+                    // A database that does not answer is not a reason to stop sharing for good.
+                    Err(LifecycleError::Store(error)) => return Err(LifecycleError::Store(error)),
                     Err(error) => {
                         tracing::warn!(agreement = %record.id, %error, "agreement does not check; nothing flows under it");
                         continue;
                     }
                 },
             };
-            loaded.insert(record.id.as_str(), (checked, record));
+            loaded.insert(record.id.clone(), (checked, record));
         }
-        self.lock().retain(|document, _| records.iter().any(|r| &r.document == document));
-        let active_now = |checked: &Checked, record: &AgreementRecord| {
-            let mut current = checked.clone();
-            // A framework may have been revoked or have ended since the document was checked.
-            current.framework_active = match &checked.agreement.framework {
-                None => true,
-                Some(framework) => loaded.get(framework.as_str()).is_some_and(|(f, r)| {
-                    f.agreement.framework.is_none() && agreements::is_active(f, r.revocation.as_ref(), now)
-                }),
-            };
-            agreements::is_active(&current, record.revocation.as_ref(), now)
-        };
-        let mut active: Vec<Arc<Checked>> =
-            loaded.values().filter(|(c, r)| active_now(c, r)).map(|(c, _)| c.clone()).collect();
-        active.sort_by(|a, b| a.agreement.id.as_str().cmp(b.agreement.id.as_str()));
-        Ok(active)
+        self.lock().retain(|document, _| loaded.values().any(|(_, r)| &r.document == document));
+        let loaded = Arc::new(loaded);
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = Some((stamp, loaded.clone()));
+        Ok(loaded)
     }
 
     /// The active agreement with this id, if there is one.
@@ -78,7 +99,7 @@ impl ActiveAgreements {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Checked>>> {
-        self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.checked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

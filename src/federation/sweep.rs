@@ -2,7 +2,7 @@
 //! framework that is no longer active) by cancelling their queued envelopes and deleting what was
 //! received under them, and deletes received reports whose agreement's retention period is over.
 //! Revocations end sharing at once when they happen; the sweep also catches one whose follow-up
-//! was interrupted, and expiry, which nobody announces.
+//! was interrupted, and expiry, which nobody announces. Refused envelopes are kept 30 days.
 
 use std::sync::Arc;
 
@@ -12,6 +12,9 @@ use super::Federation;
 use crate::agreements;
 use crate::domain::audit::AuditEvent;
 use crate::store::StoreError;
+
+/// How long refused envelopes are kept for the operator (their audit entries stay longer).
+const DEAD_LETTER_DAYS: Duration = Duration::days(30);
 
 /// Runs the sweep at start and then every `sweep_every` until the node stops.
 pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
@@ -28,6 +31,7 @@ pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
 /// One sweep at the node's time.
 pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
     let now = federation.clock.now();
+    federation.store.prune_dead_letters(now - DEAD_LETTER_DAYS).await?;
     for record in federation.store.agreements().await? {
         let checked = match agreements::load(&federation.store, federation, &record).await {
             Ok(checked) => checked,

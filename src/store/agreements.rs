@@ -19,6 +19,9 @@ pub struct AgreementRecord {
     pub revocation: Option<RevocationRecord>,
 }
 
+/// Counts, lengths and times that change whenever the stored agreements do.
+pub type AgreementsStamp = (i64, i64, i64, i64);
+
 /// Who revoked an agreement, when and why, and the signed statement that says so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationRecord {
@@ -129,6 +132,19 @@ impl super::Store {
             }
         });
         Ok(())
+    }
+
+    /// A cheap fingerprint of the stored agreements that changes whenever one is added, gains a
+    /// signature (its document grows) or is revoked.
+    pub async fn agreements_stamp(&self) -> Result<AgreementsStamp, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(document)), 0) AS BIGINT), COUNT(revoked_by), \
+                 CAST(COALESCE(MAX(updated_at_ms), 0) AS BIGINT) FROM agreements",
+            )
+            .fetch_one(p)
+            .await?
+        }))
     }
 
     pub async fn agreement(&self, id: &str) -> Result<Option<AgreementRecord>, StoreError> {

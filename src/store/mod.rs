@@ -20,9 +20,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::config::{DatabaseKind, DatabaseSection};
 
-pub use agreements::{AgreementRecord, RevocationRecord};
+pub use agreements::{AgreementRecord, AgreementsStamp, RevocationRecord};
 pub use audit::{AuditQuery, CheckpointRecord};
-pub use outbox::{DeliveryState, OutboxEntry, QueuedEnvelope};
+pub use outbox::{DeliveryRound, DeliveryState, OutboxEntry, QueuedEnvelope};
 pub use partners::PartnerRecord;
 pub use received::{DeadLetter, ReceiveOutcome, Received};
 pub use reports::ReportCount;

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::audit::append_audit;
+use super::partners::record_contact;
 use super::{StoreError, in_write_tx, on_pool, time};
 use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, ReportId, Version};
@@ -41,6 +42,17 @@ pub struct OutboxEntry {
     pub created_at: DateTime<Utc>,
     /// When it was delivered, refused or cancelled.
     pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// What one delivery round did, to be settled in one transaction.
+#[derive(Debug, Default)]
+pub struct DeliveryRound {
+    /// Envelopes a partner answered for: the answer (or the refusal) and the audit entry.
+    pub settled: Vec<(i64, Result<String, String>, AuditEvent)>,
+    /// Envelopes to try again, when, and why.
+    pub retries: Vec<(i64, DateTime<Utc>, String)>,
+    /// Partners contacted, with the error if the contact failed.
+    pub contacts: Vec<(OrgId, Option<String>)>,
 }
 
 /// How delivery to one partner stands.
@@ -146,20 +158,14 @@ impl super::Store {
         Ok(entries)
     }
 
-    /// Settles claimed envelopes the recipient answered for: each delivered or refused, with its
-    /// audit entry, in one transaction. The partner's answer is the truth: an envelope cancelled
-    /// while it was on its way is recorded as delivered if the partner took it (it then drops it
-    /// on hearing of the revocation).
-    pub async fn settle_envelopes(
-        &self,
-        settled: &[(i64, Result<String, String>, AuditEvent)],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        if settled.is_empty() {
-            return Ok(());
-        }
+    /// Settles one delivery round in one transaction: each envelope a partner answered for is
+    /// delivered or refused (with its audit entry), each that must wait is due again at its time,
+    /// and each partner's contact is recorded. The partner's answer is the truth: an envelope
+    /// cancelled while it was on its way is recorded as delivered if the partner took it (it then
+    /// drops it on hearing of the revocation).
+    pub async fn settle_round(&self, round: &DeliveryRound, now: DateTime<Utc>) -> Result<(), StoreError> {
         in_write_tx!(self, |tx| {
-            for (id, outcome, event) in settled {
+            for (id, outcome, event) in &round.settled {
                 let (state, error) = match outcome {
                     Ok(_) => ("delivered", None),
                     Err(reason) => ("refused", Some(reason)),
@@ -176,19 +182,7 @@ impl super::Store {
                 .await?;
                 append_audit!(tx, event, now);
             }
-        });
-        Ok(())
-    }
-
-    /// Releases claimed envelopes that could not be delivered now, due again at `next_attempt`.
-    pub async fn retry_envelopes_later(
-        &self,
-        ids: &[i64],
-        next_attempt: DateTime<Utc>,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        in_write_tx!(self, |tx| {
-            for id in ids {
+            for (id, next_attempt, error) in &round.retries {
                 sqlx::query(
                     "UPDATE outbox SET next_attempt_ms = $2, last_error = $3, attempts = attempts + 1, \
                      claimed_until_ms = NULL WHERE id = $1 AND state = 'queued'",
@@ -198,6 +192,9 @@ impl super::Store {
                 .bind(error)
                 .execute(&mut *tx)
                 .await?;
+            }
+            for (org, error) in &round.contacts {
+                record_contact!(&mut *tx, org, now, error.as_deref());
             }
         });
         Ok(())
@@ -219,6 +216,27 @@ impl super::Store {
             }
         });
         Ok(())
+    }
+
+    /// Empties the stored envelopes of a report whose personal data was erased: queued ones are
+    /// cancelled (the erased version goes out instead), delivered ones keep their place and hash in
+    /// the ledger but no longer their content, so neither the feed nor a retry can hand it out.
+    pub async fn scrub_envelopes(&self, report: ReportId, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let scrubbed = in_write_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE outbox SET envelope = '', \
+                 last_error = CASE WHEN state = 'queued' THEN 'superseded by a data-protection erasure' ELSE last_error END, \
+                 settled_at_ms = CASE WHEN state = 'queued' THEN $2 ELSE settled_at_ms END, \
+                 state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END, claimed_until_ms = NULL \
+                 WHERE report_id = $1 AND envelope <> ''",
+            )
+            .bind(report.as_uuid())
+            .bind(now.timestamp_millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        Ok(scrubbed)
     }
 
     /// The sharing ledger of one report: every envelope of every version, oldest first.
@@ -246,7 +264,7 @@ impl super::Store {
     pub async fn feed_for(&self, recipient: &OrgId, after: i64, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM outbox WHERE recipient = $1 AND id > $2 AND state IN ('queued', 'delivered') \
-             ORDER BY id LIMIT $3"
+             AND envelope <> '' ORDER BY id LIMIT $3"
         );
         let rows: Vec<EntryRow> = on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))

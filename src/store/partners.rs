@@ -37,6 +37,27 @@ type PartnerRow =
 const PARTNER_COLUMNS: &str = "org_id, name, federation_url, signing_key, card, card_issued_at_ms, blocked, \
      added_at_ms, updated_at_ms, last_contact_at_ms, last_error, last_error_at_ms";
 
+/// Records a contact with partner `$org` at `$at` on `$executor` (a pool or a transaction):
+/// successful when `$error` is `None`, else the error and its time.
+macro_rules! record_contact {
+    ($executor:expr, $org:expr, $at:expr, $error:expr) => {{
+        let (org, at, error): (&crate::domain::OrgId, chrono::DateTime<chrono::Utc>, Option<&str>) =
+            ($org, $at, $error);
+        let query = match error {
+            None => sqlx::query("UPDATE partners SET last_contact_at_ms = $2 WHERE org_id = $1")
+                .bind(org.as_str())
+                .bind(at.timestamp_millis()),
+            Some(error) => sqlx::query("UPDATE partners SET last_error = $3, last_error_at_ms = $2 WHERE org_id = $1")
+                .bind(org.as_str())
+                .bind(at.timestamp_millis())
+                .bind(error.to_owned()),
+        };
+        query.execute($executor).await?;
+    }};
+}
+
+pub(crate) use record_contact;
+
 impl super::Store {
     /// Adds a partner or replaces what is known of it (keeping when it was added, whether it is
     /// blocked, and its contact history). Fails with [`StoreError::AlreadyExists`] if a pin belongs
@@ -166,25 +187,7 @@ impl super::Store {
         at: DateTime<Utc>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let _ = on_pool!(self, |p| {
-            match error {
-                None => sqlx::query("UPDATE partners SET last_contact_at_ms = $2 WHERE org_id = $1")
-                    .bind(org.as_str())
-                    .bind(at.timestamp_millis())
-                    .execute(p)
-                    .await?
-                    .rows_affected(),
-                Some(error) => {
-                    sqlx::query("UPDATE partners SET last_error = $2, last_error_at_ms = $3 WHERE org_id = $1")
-                        .bind(org.as_str())
-                        .bind(error)
-                        .bind(at.timestamp_millis())
-                        .execute(p)
-                        .await?
-                        .rows_affected()
-                }
-            }
-        });
+        on_pool!(self, |p| record_contact!(p, org, at, error));
         Ok(())
     }
 

@@ -31,8 +31,10 @@ pub enum ReceiveOutcome {
     Duplicate,
     /// A newer version is held; nothing changed.
     Older,
-    /// The id belongs to a report of another origin (or to one of this node's own).
+    /// The id belongs to one of this node's own reports.
     IdTaken,
+    /// Its agreement ended while the delivery was checked; nothing was stored.
+    AgreementEnded,
 }
 
 impl ReceiveOutcome {
@@ -42,6 +44,7 @@ impl ReceiveOutcome {
             Self::Duplicate => "duplicate",
             Self::Older => "older",
             Self::IdTaken => "id_taken",
+            Self::AgreementEnded => "agreement_ended",
         }
     }
 }
@@ -90,7 +93,34 @@ impl<'a> ViewRow<'a> {
 const INSERT_RECEIVED: &str = "INSERT INTO report_heads (report_id, origin, version, observed_at_ms, \
      observed_end_ms, category, severity, status, tlp, lat, lon, retracted, expires_at_ms, updated_at_ms, body, \
      received_under, received_from, received_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+     ON CONFLICT (origin, report_id) DO NOTHING";
+
+/// The version held of a received view's report, and whether the row is a received one, inside
+/// transaction `$tx`.
+macro_rules! held_version {
+    ($tx:expr, $view:expr) => {{
+        let view: &ReportView = $view;
+        sqlx::query_as::<_, (i64, bool)>(
+            "SELECT version, received_under IS NOT NULL FROM report_heads WHERE origin = $1 AND report_id = $2",
+        )
+        .bind(view.origin.as_str())
+        .bind(view.id.as_uuid())
+        .fetch_optional($tx)
+        .await
+    }};
+}
+
+/// What storing `version` would do, given what is held.
+fn classify(held: Option<(i64, bool)>, version: i64) -> ReceiveOutcome {
+    match held {
+        None => ReceiveOutcome::Stored,
+        Some((_, false)) => ReceiveOutcome::IdTaken,
+        Some((held, true)) if held == version => ReceiveOutcome::Duplicate,
+        Some((held, true)) if held > version => ReceiveOutcome::Older,
+        Some(_) => ReceiveOutcome::Stored,
+    }
+}
 
 const UPDATE_RECEIVED: &str = "UPDATE report_heads SET version = $3, observed_at_ms = $4, observed_end_ms = $5, \
      category = $6, severity = $7, status = $8, tlp = $9, lat = $10, lon = $11, retracted = $12, \
@@ -99,56 +129,68 @@ const UPDATE_RECEIVED: &str = "UPDATE report_heads SET version = $3, observed_at
 
 impl super::Store {
     /// Stores a batch of verified views and dead letters in one transaction, each with its audit
-    /// entry; answers, per view, what storing it did.
+    /// entry (and `other_audit`, about envelopes deferred); answers, per view, what storing it did. A view whose agreement ended (revoked, or its
+    /// sharing ended here) while the batch was being checked is not stored.
     pub async fn store_received(
         &self,
         accepted: &[Received],
         dead: &[DeadLetter],
+        other_audit: &[AuditEvent],
         now: DateTime<Utc>,
     ) -> Result<Vec<ReceiveOutcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(accepted.len());
         in_write_tx!(self, |tx| {
+            let mut ended: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
             for received in accepted {
                 let view = &received.view;
-                let held: Option<(String, i64, Option<String>)> =
-                    sqlx::query_as("SELECT origin, version, received_under FROM report_heads WHERE report_id = $1")
-                        .bind(view.id.as_uuid())
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let agreement = view.agreement.as_str();
+                if !ended.contains_key(agreement) {
+                    let live: Option<bool> = sqlx::query_scalar(
+                        "SELECT revoked_by IS NULL AND expiry_handled_at_ms IS NULL FROM agreements WHERE id = $1",
+                    )
+                    .bind(agreement)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    ended.insert(agreement.to_owned(), live != Some(true));
+                }
                 let version = i64::from(view.version.get());
-                let outcome = match held {
-                    Some((origin, _, under)) if origin != view.origin.as_str() || under.is_none() => {
-                        ReceiveOutcome::IdTaken
+                let held = held_version!(&mut *tx, view)?;
+                let mut outcome = classify(held, version);
+                if ended.get(agreement) == Some(&true) {
+                    outcome = ReceiveOutcome::AgreementEnded;
+                } else if outcome == ReceiveOutcome::Stored {
+                    let sql = if held.is_some() { UPDATE_RECEIVED } else { INSERT_RECEIVED };
+                    let row = ViewRow::of(view, now);
+                    let written = sqlx::query(sql)
+                        .bind(view.id.as_uuid())
+                        .bind(view.origin.as_str())
+                        .bind(version)
+                        .bind(row.observed_at_ms)
+                        .bind(row.observed_end_ms)
+                        .bind(view.category.as_str())
+                        .bind(view.severity.rank())
+                        .bind(row.status)
+                        .bind(view.tlp.as_str())
+                        .bind(row.lat)
+                        .bind(row.lon)
+                        .bind(view.retracted)
+                        .bind(row.expires_at_ms)
+                        .bind(row.updated_at_ms)
+                        .bind(Json(row.view))
+                        .bind(agreement)
+                        .bind(received.sender.as_str())
+                        .bind(now.timestamp_millis())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if written == 0 {
+                        // Another delivery of this report committed first (PostgreSQL): judge again.
+                        outcome = match classify(held_version!(&mut *tx, view)?, version) {
+                            ReceiveOutcome::Stored => ReceiveOutcome::Older,
+                            other => other,
+                        };
                     }
-                    Some((_, held, _)) if held == version => ReceiveOutcome::Duplicate,
-                    Some((_, held, _)) if held > version => ReceiveOutcome::Older,
-                    found => {
-                        let sql = if found.is_some() { UPDATE_RECEIVED } else { INSERT_RECEIVED };
-                        let row = ViewRow::of(view, now);
-                        sqlx::query(sql)
-                            .bind(view.id.as_uuid())
-                            .bind(view.origin.as_str())
-                            .bind(version)
-                            .bind(row.observed_at_ms)
-                            .bind(row.observed_end_ms)
-                            .bind(view.category.as_str())
-                            .bind(view.severity.rank())
-                            .bind(row.status)
-                            .bind(view.tlp.as_str())
-                            .bind(row.lat)
-                            .bind(row.lon)
-                            .bind(view.retracted)
-                            .bind(row.expires_at_ms)
-                            .bind(row.updated_at_ms)
-                            .bind(Json(row.view))
-                            .bind(view.agreement.as_str())
-                            .bind(received.sender.as_str())
-                            .bind(now.timestamp_millis())
-                            .execute(&mut *tx)
-                            .await?;
-                        ReceiveOutcome::Stored
-                    }
-                };
+                }
                 let event = received.audit.clone().detail(format!("version {}: {}", view.version, outcome.as_str()));
                 append_audit!(tx, &event, now);
                 outcomes.push(outcome);
@@ -166,6 +208,9 @@ impl super::Store {
                 .execute(&mut *tx)
                 .await?;
                 append_audit!(tx, &letter.audit, now);
+            }
+            for event in other_audit {
+                append_audit!(tx, event, now);
             }
         });
         Ok(outcomes)
@@ -283,11 +328,13 @@ impl super::Store {
     ) -> Result<(), StoreError> {
         in_write_tx!(self, |tx| {
             sqlx::query(
-                "UPDATE report_heads SET body = $3 WHERE report_id = $1 AND version = $2 AND received_under IS NOT NULL",
+                "UPDATE report_heads SET body = $3 WHERE report_id = $1 AND version = $2 AND origin = $4 \
+                 AND received_under IS NOT NULL",
             )
             .bind(erased.id.as_uuid())
             .bind(i64::from(erased.version.get()))
             .bind(Json(erased))
+            .bind(erased.origin.as_str())
             .execute(&mut *tx)
             .await?;
             append_audit!(tx, audit, now);
@@ -320,6 +367,17 @@ impl super::Store {
             .rows_affected()
         });
         Ok(())
+    }
+
+    /// Deletes refused envelopes received before `before`; answers how many.
+    pub async fn prune_dead_letters(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query("DELETE FROM dead_letters WHERE received_at_ms < $1")
+                .bind(before.timestamp_millis())
+                .execute(p)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// Refused envelopes, newest first.

@@ -198,12 +198,14 @@ impl super::Store {
                 .bind(Json(erased))
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE report_heads SET body = $3 WHERE report_id = $1 AND version = $2")
-                .bind(erased.id.as_uuid())
-                .bind(i64::from(erased.version.get()))
-                .bind(Json(erased))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE report_heads SET body = $3 WHERE report_id = $1 AND version = $2 AND received_under IS NULL",
+            )
+            .bind(erased.id.as_uuid())
+            .bind(i64::from(erased.version.get()))
+            .bind(Json(erased))
+            .execute(&mut *tx)
+            .await?;
             append_audit!(tx, audit, at);
         });
         Ok(())

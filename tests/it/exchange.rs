@@ -432,8 +432,9 @@ async fn forged_replayed_stale_and_foreign_envelopes_are_refused_one_by_one(back
     ];
     let results = client(municipality, guards).await.post_envelopes(&bundle).await.unwrap();
     let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
-    assert_eq!(outcomes[0], Outcome::Stored, "{results:?}");
-    assert!(outcomes[1..].iter().all(|o| *o == Outcome::Refused), "{results:?}");
+    // A stale time or an agreement not (yet) active here may pass later: the sender tries again.
+    use Outcome::{Deferred, Refused, Stored};
+    assert_eq!(outcomes, [Stored, Refused, Deferred, Deferred, Refused, Refused], "{results:?}");
     let reasons: Vec<&str> = results[1..].iter().map(|r| r.reason.as_deref().unwrap()).collect();
     assert!(reasons[0].contains("signature"), "{reasons:?}");
     assert!(reasons[1].contains("outside the window"), "{reasons:?}");
@@ -447,14 +448,16 @@ async fn forged_replayed_stale_and_foreign_envelopes_are_refused_one_by_one(back
     let foreign = client(police, guards).await.post_envelopes(&[claiming_another_sender]).await.unwrap();
     assert!(foreign[0].reason.as_deref().unwrap().contains("the connection is se-polisen-ost"), "{foreign:?}");
 
-    // Each refusal is in the dead-letter table and in the audit trail, with the envelope's hash.
+    // Each final refusal is in the dead-letter table and in the audit trail, with the envelope's
+    // hash; each deferral is in the audit trail.
     let dead: Value = guards.get("/api/v1/dead-letters").send().await.unwrap().json().await.unwrap();
     let dead = dead.as_array().unwrap();
-    assert_eq!(dead.len(), 6, "{dead:?}");
+    assert_eq!(dead.len(), 4, "{dead:?}");
     assert!(dead.iter().all(|d| d["partner"].is_string() && d["reason"].is_string()), "{dead:?}");
     let lettered = audit(guards, "event=envelope.dead_lettered").await;
-    assert_eq!(lettered.len(), 6);
+    assert_eq!(lettered.len(), 4);
     assert!(lettered.iter().all(|e| e["object_hash"].as_str().is_some_and(|h| h.len() == 64)));
+    assert_eq!(audit(guards, "event=envelope.deferred").await.len(), 2);
     // Only the valid one is in the guards' picture, unchanged.
     let entry = picture_entry(guards, &id, |e| e.is_some()).await.unwrap();
     assert_eq!(entry["title"], "Broken windows at Hagebyskolan");
