@@ -28,6 +28,7 @@ on_both_backends!(
     reordered_and_duplicated_deliveries_converge_on_the_latest_version,
     forged_replayed_stale_and_foreign_envelopes_are_refused_one_by_one,
     retention_and_expiry_delete_what_was_received,
+    each_partner_reads_only_its_own_feed_within_its_rate,
 );
 
 pub const MUNICIPALITY: &str = "se-kommun-norrkoping";
@@ -511,6 +512,62 @@ async fn retention_and_expiry_delete_what_was_received(backend: Backend) {
     .await;
     assert!(expired["detail"].as_str().unwrap().contains("1 received reports deleted"), "{expired}");
     picture_entry(guards, &late, |e| e.is_none()).await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+fn one_request_a_second(config: &mut NodeConfig) {
+    if let Some(federation) = config.federation.as_mut() {
+        federation.requests_per_second = 1;
+    }
+}
+
+async fn each_partner_reads_only_its_own_feed_within_its_rate(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER, GUARDS], |_| {}).await;
+    let [municipality, police, retailer, guards] = &nodes[..] else { unreachable!() };
+    agree(&[municipality, police, retailer], SAFETY).await;
+    agree(&[municipality, guards], GUARDING).await;
+    let id = id_of(&municipality.file(&report(1)).await);
+    picture_entry(guards, &id, |e| e.is_some()).await;
+    picture_entry(police, &id, |e| e.is_some()).await;
+
+    // The feed holds what was queued for the caller, and nothing for anyone else.
+    for (reader, org) in [(guards, GUARDS), (police, POLICE), (retailer, RETAILER)] {
+        let page = client(reader, municipality).await.feed(0, 1000).await.unwrap();
+        let expected = usize::from(org != RETAILER);
+        assert_eq!(page.envelopes.len(), expected, "{org}: {page:?}");
+        for envelope in &page.envelopes {
+            let header = jws::envelope_header(&envelope.signatures[0].protected).unwrap();
+            assert_eq!(header.recipient.as_str(), org);
+        }
+    }
+
+    // More than a delivery may hold is refused whole, before anything is looked at.
+    let too_many: Vec<Jws> = (0..1001).map(|_| Jws { payload: "e30".into(), signatures: vec![] }).collect();
+    match client(municipality, guards).await.post_envelopes(&too_many).await {
+        Err(lagesbild::federation::client::ClientError::Refused { status: 422, .. }) => {}
+        other => panic!("expected 422, got {other:?}"),
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+
+    // A partner asking faster than its rate is told to wait (429, Retry-After), and nothing breaks.
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], one_request_a_second).await;
+    let [municipality, guards] = &nodes[..] else { unreachable!() };
+    let caller = client(municipality, guards).await;
+    let mut limited = None;
+    for _ in 0..10 {
+        if let Err(error) = caller.hello().await {
+            limited = Some(error);
+            break;
+        }
+    }
+    match limited {
+        Some(lagesbild::federation::client::ClientError::Refused { status: 429, .. }) => {}
+        other => panic!("expected 429 within ten quick requests, got {other:?}"),
+    }
     for node in nodes {
         node.stop().await;
     }
