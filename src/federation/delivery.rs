@@ -21,6 +21,9 @@ use crate::store::{DeliveryRound, OutboxEntry, StoreError};
 
 /// The most one delivery's body holds (the receiver accepts 16 MiB).
 const MAX_DELIVERY_BYTES: usize = 8 * 1024 * 1024;
+/// How long one partner may take to answer a round; a partner that does not answer backs off, so
+/// it holds up the others' deliveries at most this long, once per back-off.
+const PARTNER_TIMEOUT: StdDuration = StdDuration::from_secs(15);
 /// How many envelopes one claim takes.
 const BATCH: i64 = 500;
 /// How often due retries are looked for when nothing wakes the worker.
@@ -80,7 +83,10 @@ pub async fn deliver_due(federation: &Federation) -> Result<usize, StoreError> {
     }
     let deliveries = by_recipient.into_iter().map(|(recipient, entries)| async move {
         let sent = match OrgId::parse(&recipient) {
-            Ok(org) => send(federation, &org, &entries).await.map(|results| (org, results)),
+            Ok(org) => match tokio::time::timeout(PARTNER_TIMEOUT, send(federation, &org, &entries)).await {
+                Ok(sent) => sent.map(|results| (org, results)),
+                Err(_) => Err(format!("no answer within {} s", PARTNER_TIMEOUT.as_secs())),
+            },
             Err(_) => Err(format!("'{recipient}' is not an organisation id")),
         };
         (recipient, entries, sent)
