@@ -453,7 +453,7 @@ fn default_window_minutes() -> u32 {
 }
 
 fn default_requests_per_second() -> u32 {
-    50
+    500
 }
 
 fn default_catch_up_seconds() -> u32 {

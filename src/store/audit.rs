@@ -7,39 +7,79 @@ use chrono::{DateTime, Utc};
 use super::{StoreError, in_write_tx, on_pool};
 use crate::domain::audit::{AuditEntry, AuditEvent, ChainBreak, GENESIS, verify};
 
-/// Appends `$event` at `$at` to the chain inside transaction `$tx`. Taking the head row first (an
-/// `UPDATE ... RETURNING`) makes concurrent appends wait their turn, on SQLite and PostgreSQL alike.
+/// Appends `$event` at `$at` to the chain inside transaction `$tx`.
 macro_rules! append_audit {
     ($tx:expr, $event:expr, $at:expr) => {{
         let event: &crate::domain::audit::AuditEvent = $event;
-        let at = crate::store::audit::micros($at);
-        let (seq, prev): (i64, String) =
-            sqlx::query_as("UPDATE audit_head SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq, last_hash")
-                .fetch_one(&mut *$tx)
-                .await?;
-        let entry = crate::domain::audit::AuditEntry::chain(seq, at, event.clone(), &prev);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at_us, event, actor, partner, report_id, agreement_id, object_hash, detail, \
-             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(entry.seq)
-        .bind(entry.at.timestamp_micros())
-        .bind(&entry.event.event)
-        .bind(&entry.event.actor)
-        .bind(&entry.event.partner)
-        .bind(&entry.event.report)
-        .bind(&entry.event.agreement)
-        .bind(&entry.event.object_hash)
-        .bind(&entry.event.detail)
-        .bind(&entry.prev_hash)
-        .bind(&entry.hash)
-        .execute(&mut *$tx)
-        .await?;
-        sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1").bind(&entry.hash).execute(&mut *$tx).await?;
+        crate::store::audit::append_audit_all!($tx, std::slice::from_ref(event), $at);
     }};
 }
 
-pub(crate) use append_audit;
+/// Appends `$events` at `$at` to the chain, in order, inside transaction `$tx`: their sequence
+/// numbers are taken at once from the head row (an `UPDATE ... RETURNING`, which makes concurrent
+/// appends wait their turn, on SQLite and PostgreSQL alike) and the entries are written in
+/// multi-row inserts, so a batch costs a few statements, not three per entry.
+macro_rules! append_audit_all {
+    ($tx:expr, $events:expr, $at:expr) => {{
+        let events: &[crate::domain::audit::AuditEvent] = $events;
+        if !events.is_empty() {
+            let at = crate::store::audit::micros($at);
+            let count = events.len() as i64;
+            let (last, mut prev): (i64, String) = sqlx::query_as(
+                "UPDATE audit_head SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq, last_hash",
+            )
+            .bind(count)
+            .fetch_one(&mut *$tx)
+            .await?;
+            let mut entries = Vec::with_capacity(events.len());
+            for (offset, event) in events.iter().enumerate() {
+                let entry =
+                    crate::domain::audit::AuditEntry::chain(last - count + 1 + offset as i64, at, event.clone(), &prev);
+                prev = entry.hash.clone();
+                entries.push(entry);
+            }
+            for chunk in entries.chunks(crate::store::audit::INSERT_CHUNK) {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::audit::insert_entries_sql(chunk.len())));
+                for entry in chunk {
+                    q = q
+                        .bind(entry.seq)
+                        .bind(entry.at.timestamp_micros())
+                        .bind(&entry.event.event)
+                        .bind(&entry.event.actor)
+                        .bind(&entry.event.partner)
+                        .bind(&entry.event.report)
+                        .bind(&entry.event.agreement)
+                        .bind(&entry.event.object_hash)
+                        .bind(&entry.event.detail)
+                        .bind(&entry.prev_hash)
+                        .bind(&entry.hash);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1").bind(&prev).execute(&mut *$tx).await?;
+        }
+    }};
+}
+
+/// Entries per multi-row insert (11 parameters each, well inside both engines' limits).
+pub(crate) const INSERT_CHUNK: usize = 200;
+
+/// The insert of `rows` audit entries.
+pub(crate) fn insert_entries_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=11).map(|column| format!("${}", row * 11 + column)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO audit_log (seq, at_us, event, actor, partner, report_id, agreement_id, object_hash, detail, \
+         prev_hash, hash) VALUES {}",
+        values.join(", ")
+    )
+}
+
+pub(crate) use {append_audit, append_audit_all};
 
 /// A time as the chain keeps it: to the microsecond.
 pub(crate) fn micros(at: DateTime<Utc>) -> DateTime<Utc> {

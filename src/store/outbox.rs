@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::audit::append_audit;
+use super::audit::append_audit_all;
 use super::partners::record_contact;
 use super::{StoreError, in_write_tx, on_pool, time};
 use crate::domain::audit::AuditEvent;
@@ -85,9 +85,10 @@ fn entry(row: EntryRow) -> OutboxEntry {
     }
 }
 
-/// Queues `$envelopes` inside transaction `$tx`, each with its `envelope.queued` audit entry.
+/// Queues `$envelopes` inside transaction `$tx`. The outbox row is the record of the queuing (the
+/// ledger); the audit trail records each envelope's outcome.
 macro_rules! queue_envelopes {
-    ($tx:expr, $envelopes:expr, $actor:expr, $now:expr) => {{
+    ($tx:expr, $envelopes:expr, $now:expr) => {{
         let now: chrono::DateTime<chrono::Utc> = $now;
         for queued in $envelopes {
             let queued: &crate::store::QueuedEnvelope = queued;
@@ -104,12 +105,6 @@ macro_rules! queue_envelopes {
             .bind(now.timestamp_millis())
             .execute(&mut *$tx)
             .await?;
-            let event = crate::domain::audit::AuditEvent::new("envelope.queued", $actor)
-                .partner(&queued.recipient)
-                .report(queued.report)
-                .agreement(&queued.agreement)
-                .detail(format!("version {}, content {}", queued.version, queued.content_hash));
-            crate::store::audit::append_audit!($tx, &event, now);
         }
     }};
 }
@@ -165,6 +160,7 @@ impl super::Store {
     /// drops it on hearing of the revocation).
     pub async fn settle_round(&self, round: &DeliveryRound, now: DateTime<Utc>) -> Result<(), StoreError> {
         in_write_tx!(self, |tx| {
+            let mut events = Vec::with_capacity(round.settled.len());
             for (id, outcome, event) in &round.settled {
                 let (state, error) = match outcome {
                     Ok(_) => ("delivered", None),
@@ -180,8 +176,9 @@ impl super::Store {
                 .bind(now.timestamp_millis())
                 .execute(&mut *tx)
                 .await?;
-                append_audit!(tx, event, now);
+                events.push(event.clone());
             }
+            append_audit_all!(tx, &events, now);
             for (id, next_attempt, error) in &round.retries {
                 sqlx::query(
                     "UPDATE outbox SET next_attempt_ms = $2, last_error = $3, attempts = attempts + 1, \

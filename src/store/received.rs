@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::audit::append_audit;
+use super::audit::{append_audit, append_audit_all};
 use super::{StoreError, in_write_tx, on_pool};
 use crate::domain::audit::AuditEvent;
 use crate::domain::policy::ReportView;
@@ -140,6 +140,7 @@ impl super::Store {
     ) -> Result<Vec<ReceiveOutcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(accepted.len());
         in_write_tx!(self, |tx| {
+            let mut events = Vec::with_capacity(accepted.len() + dead.len() + other_audit.len());
             let mut ended: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
             for received in accepted {
                 let view = &received.view;
@@ -191,8 +192,7 @@ impl super::Store {
                         };
                     }
                 }
-                let event = received.audit.clone().detail(format!("version {}: {}", view.version, outcome.as_str()));
-                append_audit!(tx, &event, now);
+                events.push(received.audit.clone().detail(format!("version {}: {}", view.version, outcome.as_str())));
                 outcomes.push(outcome);
             }
             for letter in dead {
@@ -207,11 +207,10 @@ impl super::Store {
                 .bind(&letter.envelope)
                 .execute(&mut *tx)
                 .await?;
-                append_audit!(tx, &letter.audit, now);
+                events.push(letter.audit.clone());
             }
-            for event in other_audit {
-                append_audit!(tx, event, now);
-            }
+            events.extend(other_audit.iter().cloned());
+            append_audit_all!(tx, &events, now);
         });
         Ok(outcomes)
     }

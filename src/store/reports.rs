@@ -108,7 +108,7 @@ impl super::Store {
             insert_version!(&mut *tx, report, head.updated_at_ms)?;
             bind_head!(sqlx::query(INSERT_HEAD), &head).execute(&mut *tx).await?;
             append_audit!(tx, audit, report.updated_at);
-            queue_envelopes!(tx, envelopes, &audit.actor, report.updated_at);
+            queue_envelopes!(tx, envelopes, report.updated_at);
         });
         Ok(())
     }
@@ -130,7 +130,7 @@ impl super::Store {
             }
             insert_version!(&mut *tx, next, head.updated_at_ms)?;
             append_audit!(tx, audit, next.updated_at);
-            queue_envelopes!(tx, envelopes, &audit.actor, next.updated_at);
+            queue_envelopes!(tx, envelopes, next.updated_at);
         });
         Ok(())
     }
