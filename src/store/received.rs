@@ -90,11 +90,19 @@ impl<'a> ViewRow<'a> {
     }
 }
 
-const INSERT_RECEIVED: &str = "INSERT INTO report_heads (report_id, origin, version, observed_at_ms, \
+/// Stores a received version if the report is new here, or newer than the version held; a row of
+/// this node's own never changes.
+const UPSERT_RECEIVED: &str = "INSERT INTO report_heads (report_id, origin, version, observed_at_ms, \
      observed_end_ms, category, severity, status, tlp, lat, lon, retracted, expires_at_ms, updated_at_ms, body, \
      received_under, received_from, received_at_ms) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-     ON CONFLICT (origin, report_id) DO NOTHING";
+     ON CONFLICT (origin, report_id) DO UPDATE SET version = excluded.version, \
+     observed_at_ms = excluded.observed_at_ms, observed_end_ms = excluded.observed_end_ms, \
+     category = excluded.category, severity = excluded.severity, status = excluded.status, tlp = excluded.tlp, \
+     lat = excluded.lat, lon = excluded.lon, retracted = excluded.retracted, expires_at_ms = excluded.expires_at_ms, \
+     updated_at_ms = excluded.updated_at_ms, body = excluded.body, received_under = excluded.received_under, \
+     received_from = excluded.received_from, received_at_ms = excluded.received_at_ms \
+     WHERE report_heads.version < excluded.version AND report_heads.received_under IS NOT NULL";
 
 /// The version held of a received view's report, and whether the row is a received one, inside
 /// transaction `$tx`.
@@ -111,21 +119,14 @@ macro_rules! held_version {
     }};
 }
 
-/// What storing `version` would do, given what is held.
+/// Why `version` was not stored, given what is held.
 fn classify(held: Option<(i64, bool)>, version: i64) -> ReceiveOutcome {
     match held {
-        None => ReceiveOutcome::Stored,
         Some((_, false)) => ReceiveOutcome::IdTaken,
         Some((held, true)) if held == version => ReceiveOutcome::Duplicate,
-        Some((held, true)) if held > version => ReceiveOutcome::Older,
-        Some(_) => ReceiveOutcome::Stored,
+        _ => ReceiveOutcome::Older,
     }
 }
-
-const UPDATE_RECEIVED: &str = "UPDATE report_heads SET version = $3, observed_at_ms = $4, observed_end_ms = $5, \
-     category = $6, severity = $7, status = $8, tlp = $9, lat = $10, lon = $11, retracted = $12, \
-     expires_at_ms = $13, updated_at_ms = $14, body = $15, received_under = $16, received_from = $17, \
-     received_at_ms = $18 WHERE report_id = $1 AND origin = $2 AND version < $3 AND received_under IS NOT NULL";
 
 impl super::Store {
     /// Stores a batch of verified views and dead letters in one transaction, each with its audit
@@ -155,14 +156,13 @@ impl super::Store {
                     ended.insert(agreement.to_owned(), live != Some(true));
                 }
                 let version = i64::from(view.version.get());
-                let held = held_version!(&mut *tx, view)?;
-                let mut outcome = classify(held, version);
-                if ended.get(agreement) == Some(&true) {
-                    outcome = ReceiveOutcome::AgreementEnded;
-                } else if outcome == ReceiveOutcome::Stored {
-                    let sql = if held.is_some() { UPDATE_RECEIVED } else { INSERT_RECEIVED };
+                let outcome = if ended.get(agreement) == Some(&true) {
+                    ReceiveOutcome::AgreementEnded
+                } else {
+                    // One statement stores the version when it is new or newer (the common case);
+                    // only when it did not is the row looked at, to say why.
                     let row = ViewRow::of(view, now);
-                    let written = sqlx::query(sql)
+                    let written = sqlx::query(UPSERT_RECEIVED)
                         .bind(view.id.as_uuid())
                         .bind(view.origin.as_str())
                         .bind(version)
@@ -184,14 +184,12 @@ impl super::Store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                    if written == 0 {
-                        // Another delivery of this report committed first (PostgreSQL): judge again.
-                        outcome = match classify(held_version!(&mut *tx, view)?, version) {
-                            ReceiveOutcome::Stored => ReceiveOutcome::Older,
-                            other => other,
-                        };
+                    if written == 1 {
+                        ReceiveOutcome::Stored
+                    } else {
+                        classify(held_version!(&mut *tx, view)?, version)
                     }
-                }
+                };
                 events.push(received.audit.clone().detail(format!("version {}: {}", view.version, outcome.as_str())));
                 outcomes.push(outcome);
             }
