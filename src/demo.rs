@@ -51,6 +51,8 @@ pub struct DemoNode {
 /// Runs the demo from `dir` until Ctrl-C; the API ports are `base_port`..`base_port + 3` and the
 /// federation ports the ten above those.
 pub async fn run(dir: &Path, base_port: u16) -> anyhow::Result<()> {
+    // Ctrl-C and SIGTERM stop the demo cleanly from the start, even while it sets up.
+    let stop = server::shutdown_signal()?;
     let listing = dir.join("nodes.json");
     let fresh = !listing.exists();
     let nodes: Vec<DemoNode> = if fresh {
@@ -86,7 +88,7 @@ pub async fn run(dir: &Path, base_port: u16) -> anyhow::Result<()> {
         write_listing(&listing, &nodes)?;
     }
     print_nodes(&nodes, &listing);
-    server::shutdown_signal().await?;
+    stop.await;
     println!("Stopping the demo nodes...");
     for node in running {
         node.stop().await;

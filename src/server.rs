@@ -156,25 +156,32 @@ impl RunningNode {
 
     /// Serves until Ctrl-C or SIGTERM, then stops gracefully.
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
-        shutdown_signal().await?;
+        shutdown_signal()?.await;
         tracing::info!("stopping: finishing requests in flight");
         self.stop().await;
         Ok(())
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() -> std::io::Result<()> {
+/// Takes over Ctrl-C and SIGTERM at once (from then on they stop the node gracefully, never kill
+/// it), and answers a future that ends when one arrives.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result,
-            _ = term.recv() => Ok(()),
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

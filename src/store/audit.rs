@@ -61,8 +61,9 @@ macro_rules! append_audit_all {
     }};
 }
 
-/// Entries per multi-row insert (11 parameters each, well inside both engines' limits).
-pub(crate) const INSERT_CHUNK: usize = 200;
+/// Entries per multi-row insert (11 parameters each). Kept small: SQLite finds each `$N` by name
+/// with a walk over all of a statement's parameters, so a long statement costs quadratic time.
+pub(crate) const INSERT_CHUNK: usize = 16;
 
 /// The insert of `rows` audit entries.
 pub(crate) fn insert_entries_sql(rows: usize) -> String {

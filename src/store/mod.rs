@@ -32,6 +32,9 @@ pub use sessions::SessionRecord;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite has one writer at a time: writers of this process queue here, in order, instead of
+    /// sleeping in SQLite's busy handler and retrying (which left the CPU idle under load).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +81,7 @@ macro_rules! in_write_tx {
     ($store:expr, |$tx:ident| $body:expr) => {
         match &$store.pool {
             crate::store::Pool::Sqlite(pool) => {
+                let _writer = $store.writer.lock().await;
                 let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let out = $body;
                 $tx.commit().await?;
@@ -136,7 +140,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(format!("cannot open SQLite database {url}: {e}")))?;
-        Ok(Self { pool: Pool::Sqlite(pool) })
+        Ok(Self { pool: Pool::Sqlite(pool), writer: Default::default() })
     }
 
     async fn open_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -151,7 +155,7 @@ impl Store {
             .await
             // The URL may hold a password: name the server, never echo the URL.
             .map_err(|e| StoreError::Open(format!("cannot connect to PostgreSQL at {host}:{port}/{database}: {e}")))?;
-        Ok(Self { pool: Pool::Postgres(pool) })
+        Ok(Self { pool: Pool::Postgres(pool), writer: Default::default() })
     }
 
     pub fn kind(&self) -> DatabaseKind {

