@@ -1,0 +1,312 @@
+//! The situation query at growing sizes: a bounding box around central Norrköping and the last 24
+//! hours, over 1k to 1M stored reports (a year of them, 30 % in the box), on each backend. Each
+//! sample asks the same question four ways, one after the other so they share the machine's
+//! state: through the node's API (`GET /api/v1/situation`, a child process), through the library's
+//! `Store::situation` in this process (the same code the API calls, without HTTP), as the raw SQL
+//! the store builds, prepared as the store runs it, and as the same SQL with the plan that answers
+//! it fastest (the ceiling), both through sqlx with the body fetched but not parsed. The ratios say
+//! where the time goes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use lagesbild::config::DatabaseSection;
+use lagesbild::domain::{BBox, SituationQuery};
+use lagesbild::store::Store;
+use serde_json::value::RawValue;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::nodes::{Backend, Database, MUNICIPALITY, NodeProcess};
+use crate::report::{Figure, Results};
+use crate::seed;
+use crate::stats::{Latencies, Rng};
+use crate::workload::{Place, QUERY_BBOX, content, filed, now};
+
+const SECTION: &str = "4. Situation query (bbox + last 24 h, first page of 100)";
+
+/// Reports generated and inserted per transaction.
+const CHUNK: usize = 10_000;
+
+/// What one size of the picture measured, for the peer comparison.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub backend: Backend,
+    pub stored: usize,
+    pub api: Latencies,
+}
+
+/// Seeds the node's database up to each of `sizes` in turn and measures the query at each.
+pub async fn run(
+    results: &mut Results,
+    http: &reqwest::Client,
+    work: &Path,
+    logs: &Path,
+    backend: Backend,
+    sizes: &[usize],
+    samples: usize,
+) -> anyhow::Result<Vec<Measured>> {
+    let engine = backend.name();
+    let dir = work.join(format!("query-{engine}"));
+    let db = Arc::new(Database::create(backend, &dir, "query").await?);
+    let mut node = NodeProcess::start(MUNICIPALITY, &dir.join("node"), db.clone(), logs).await?;
+    let writer = Db::connect(&db.url, 1).await?;
+    let raw = Db::connect(&db.url, 1).await?;
+    let store = Store::open(&DatabaseSection { url: db.url.clone(), max_connections: 1 })
+        .await
+        .context("the library's store on the query database")?;
+    let mut stored = 0usize;
+    let mut measured = Vec::new();
+    for &size in sizes {
+        let adding = size.saturating_sub(stored);
+        println!("  {engine}: seeding {adding} more reports (to {size}) with SQL in transactions of {CHUNK}...");
+        let started = Instant::now();
+        seed_year(&writer, &node, adding, size as u64).await?;
+        stored = size;
+        if backend == Backend::Postgres {
+            // As autovacuum would after a load this size; the node itself never runs ANALYZE.
+            writer.execute("ANALYZE report_heads").await?;
+        }
+        println!(
+            "    seeded in {:.1} s; up to {samples} samples of each way of asking...",
+            started.elapsed().as_secs_f64()
+        );
+        let Sampled { api, library, sql, best, found } = sample(http, &node, &store, &raw, samples).await?;
+        let label = |what: &str| format!("{engine}, {} reports: {what}", thousands(size));
+        let (Some(api50), Some(api99)) = (api.p50(), api.p99()) else {
+            results.add(Figure::missing(SECTION, label("API"), "ms", "no query answered"));
+            continue;
+        };
+        let big = size >= 1_000_000;
+        let best_plan = match backend {
+            Backend::Sqlite => "raw SQL, time index (INDEXED BY)",
+            Backend::Postgres => "raw SQL, values inlined",
+        };
+        let mut p50 = Figure::new(SECTION, label("API p50"), api50, "ms")
+            .ceiling(format!("{best_plan} p50"), best.p50(), "ms")
+            .note(format!("{found} report(s) on the page; {} samples", api.len()));
+        let mut p99 =
+            Figure::new(SECTION, label("API p99"), api99, "ms").ceiling(format!("{best_plan} p99"), best.p99(), "ms");
+        if big {
+            p50 = p50.target("within 4x of raw SQL", |_, r| r.is_some_and(|r| r <= 4.0));
+            p99 = p99.target("< 10 ms and within 4x of raw SQL", |v, r| v < 10.0 && r.is_some_and(|r| r <= 4.0));
+        }
+        results.add(p50);
+        results.add(p99);
+        for (name, value, raw) in [("p50", library.p50(), sql.p50()), ("p99", library.p99(), sql.p99())] {
+            if let Some(v) = value {
+                results.add(Figure::new(SECTION, label(&format!("library Store::situation {name}")), v, "ms").ceiling(
+                    format!("its SQL run raw, prepared {name}"),
+                    raw,
+                    "ms",
+                ));
+            }
+        }
+        if let Some(v) = sql.p50() {
+            results.add(
+                Figure::new(SECTION, label("the store's SQL run raw, prepared, p50"), v, "ms")
+                    .ceiling(format!("{best_plan} p50"), best.p50(), "ms")
+                    .note("what the planner's choice costs"),
+            );
+        }
+        measured.push(Measured { backend, stored: size, api });
+    }
+    store.close().await;
+    writer.close().await;
+    raw.close().await;
+    node.stop().await?;
+    Ok(measured)
+}
+
+/// Adds `count` reports observed over the past year, 30 % of them in the query's box.
+async fn seed_year(db: &Db, node: &NodeProcess, count: usize, seed: u64) -> anyhow::Result<()> {
+    let mut rng = Rng::new(seed);
+    let end = now();
+    let year = chrono::Duration::days(365).num_milliseconds() as f64;
+    let step = year / count.max(1) as f64;
+    let mut done = 0usize;
+    let mut last_print = Instant::now();
+    while done < count {
+        let n = CHUNK.min(count - done);
+        let reports: Vec<_> = (done..done + n)
+            .map(|i| {
+                let offset = year - (i as f64 + rng.unit()) * step;
+                let observed = end - chrono::Duration::milliseconds(offset as i64);
+                let place = if rng.unit() < 0.3 { Place::Norrkoping } else { Place::Sweden };
+                let filed_at = (observed + chrono::Duration::minutes(rng.below(60) as i64)).min(end);
+                filed(&node.org, content(&mut rng, observed, place), filed_at)
+            })
+            .collect();
+        seed::insert(db, &reports, &[], end).await?;
+        done += n;
+        if last_print.elapsed() > Duration::from_secs(10) {
+            println!("    {done} of {count}...");
+            last_print = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+/// The latencies of each way of asking, and how many reports the page held.
+struct Sampled {
+    api: Latencies,
+    library: Latencies,
+    /// The store's SQL, run raw as the store runs it (a prepared statement).
+    sql: Latencies,
+    /// The same question with the plan that answers it fastest.
+    best: Latencies,
+    found: usize,
+}
+
+/// Times the query `samples` times each way.
+async fn sample(
+    http: &reqwest::Client,
+    node: &NodeProcess,
+    store: &Store,
+    raw: &Db,
+    samples: usize,
+) -> anyhow::Result<Sampled> {
+    let (w, s, e, n) = QUERY_BBOX;
+    let (mut api, mut library, mut sql, mut best) =
+        (Latencies::default(), Latencies::default(), Latencies::default(), Latencies::default());
+    let mut found = 0;
+    // A slow query gets fewer samples rather than stalling the run: at most 40 s per size.
+    let budget = Instant::now() + Duration::from_secs(40);
+    for i in 0..samples + 5 {
+        if i >= 25 && Instant::now() > budget {
+            break;
+        }
+        let at = now();
+        let since = at - chrono::Duration::hours(24);
+        let path = format!(
+            "/api/v1/situation?since={}&bbox={w},{s},{e},{n}",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+        let started = Instant::now();
+        let response = http.get(node.url(&path)).bearer_auth(&node.token).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        let api_time = started.elapsed();
+        anyhow::ensure!(
+            status.is_success(),
+            "the situation query answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let query = SituationQuery {
+            since: Some(since),
+            bbox: Some(BBox { min_lon: w, min_lat: s, max_lon: e, max_lat: n }),
+            ..SituationQuery::default()
+        }
+        .check()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let started = Instant::now();
+        let page = store.situation(&query, at).await?;
+        let library_time = started.elapsed();
+        let started = Instant::now();
+        let rows = raw_query(raw, &query, at, Plan::AsTheStore).await?;
+        let sql_time = started.elapsed();
+        let started = Instant::now();
+        let best_rows = raw_query(raw, &query, at, Plan::Best).await?;
+        let best_time = started.elapsed();
+        // The first few warm the caches and connections of all of them.
+        if i >= 5 {
+            api.push(api_time);
+            library.push(library_time);
+            sql.push(sql_time);
+            best.push(best_time);
+        }
+        found = page.reports.len();
+        anyhow::ensure!(rows.min(100) == found, "the raw SQL found {rows} rows, the store {found}");
+        anyhow::ensure!(
+            best_rows == rows,
+            "the raw SQL found {rows} rows with the store's plan, {best_rows} with the best"
+        );
+        if i == 0 {
+            let served: serde_json::Value = serde_json::from_slice(&body)?;
+            let served = served["reports"].as_array().map_or(0, Vec::len);
+            anyhow::ensure!(served == found, "the API served {served} reports, the store found {found}");
+        }
+    }
+    Ok(Sampled { api, library, sql, best, found })
+}
+
+/// How the raw SQL is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// As the store runs it: a statement prepared once per connection, so PostgreSQL may settle on
+    /// a generic plan that ignores the values, and SQLite plans without statistics.
+    AsTheStore,
+    /// The plan that answers this question fastest: SQLite told to use the index on the end of the
+    /// observed span (`INDEXED BY report_heads_by_end`); PostgreSQL planning for the values, written
+    /// into the statement.
+    Best,
+}
+
+/// The SQL `Store::situation` runs for a since + bbox query (src/store/situation.rs), run raw with
+/// the body fetched but not parsed; answers how many rows came back.
+async fn raw_query(db: &Db, query: &SituationQuery, at: DateTime<Utc>, plan: Plan) -> anyhow::Result<usize> {
+    const SQL: &str = "SELECT report_id, observed_at_ms, body, received_under IS NOT NULL FROM report_heads \
+         WHERE retracted = FALSE AND (expires_at_ms IS NULL OR expires_at_ms > $1) AND observed_end_ms >= $2 \
+         AND lat BETWEEN $3 AND $4 AND lon BETWEEN $5 AND $6 ORDER BY observed_at_ms DESC, report_id DESC LIMIT $7";
+    type Row = (Uuid, i64, Json<Box<RawValue>>, bool);
+    let since = query.since.map(|t| t.timestamp_millis()).unwrap_or_default();
+    let b = query.bbox.context("the query has a box")?;
+    let limit = i64::from(query.limit) + 1;
+    let rows: Vec<Row> = match db {
+        Db::Sqlite(p) => {
+            let sql = match plan {
+                Plan::AsTheStore => SQL.to_owned(),
+                Plan::Best => SQL.replace("FROM report_heads", "FROM report_heads INDEXED BY report_heads_by_end"),
+            };
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(at.timestamp_millis())
+                .bind(since)
+                .bind(b.min_lat)
+                .bind(b.max_lat)
+                .bind(b.min_lon)
+                .bind(b.max_lon)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+        }
+        Db::Postgres(p) if plan == Plan::AsTheStore => {
+            sqlx::query_as(SQL)
+                .bind(at.timestamp_millis())
+                .bind(since)
+                .bind(b.min_lat)
+                .bind(b.max_lat)
+                .bind(b.min_lon)
+                .bind(b.max_lon)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+        }
+        Db::Postgres(p) => {
+            // The values written into the statement (numbers this program made, never input), so
+            // the planner sees them as it plans, as psql's EXPLAIN would.
+            let sql = SQL
+                .replace("$1", &at.timestamp_millis().to_string())
+                .replace("$2", &since.to_string())
+                .replace("$3", &format!("{:?}", b.min_lat))
+                .replace("$4", &format!("{:?}", b.max_lat))
+                .replace("$5", &format!("{:?}", b.min_lon))
+                .replace("$6", &format!("{:?}", b.max_lon))
+                .replace("$7", &limit.to_string());
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(false).fetch_all(p).await?
+        }
+    };
+    Ok(rows.len())
+}
+
+/// 1000 as "1k", 1000000 as "1M".
+pub fn thousands(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
