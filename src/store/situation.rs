@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{StoreError, on_pool};
+use crate::config::DatabaseKind;
 use crate::domain::{Cursor, PictureReport, SituationPage, SituationQuery};
 
 /// A row of the picture: id, observation time, the stored body, and whether it was received.
@@ -25,7 +26,7 @@ enum Param {
 impl super::Store {
     /// One page of the situation picture at `now`.
     pub async fn situation(&self, query: &SituationQuery, now: DateTime<Utc>) -> Result<SituationPage, StoreError> {
-        let (sql, params) = build(query, now);
+        let (sql, params) = build(query, now, self.kind());
         let rows: Vec<PictureRow> = on_pool!(self, |p| {
             // Planned for these values each time: a generic plan cannot know which index narrows best.
             let mut q = sqlx::query_as(AssertSqlSafe(sql)).persistent(false);
@@ -62,9 +63,17 @@ impl super::Store {
 
 /// The SQL and its parameters for one page; it asks for one row more than the page holds, to know
 /// whether another page follows.
-fn build(query: &SituationQuery, now: DateTime<Utc>) -> (String, Vec<Param>) {
-    let mut sql = String::from(
-        "SELECT report_id, observed_at_ms, body, received_under IS NOT NULL FROM report_heads WHERE retracted = FALSE AND (expires_at_ms IS NULL OR expires_at_ms > $1)",
+fn build(query: &SituationQuery, now: DateTime<Utc>, kind: DatabaseKind) -> (String, Vec<Param>) {
+    // With a time window, the window's index narrows far better than a latitude band (measured over
+    // 1M reports: 4 ms against 1.6 s); SQLite's planner prefers the band, so it is told. PostgreSQL
+    // finds the window's index itself when it plans for the values (see `situation`).
+    let index = match (kind, query.since) {
+        (DatabaseKind::Sqlite, Some(_)) => " INDEXED BY report_heads_by_end",
+        _ => "",
+    };
+    let mut sql = format!(
+        "SELECT report_id, observed_at_ms, body, received_under IS NOT NULL FROM report_heads{index} \
+         WHERE retracted = FALSE AND (expires_at_ms IS NULL OR expires_at_ms > $1)",
     );
     let mut params = vec![Param::Int(now.timestamp_millis())];
     let bind = |params: &mut Vec<Param>, value: Param| {
@@ -82,10 +91,7 @@ fn build(query: &SituationQuery, now: DateTime<Utc>) -> (String, Vec<Param>) {
     if let Some(b) = query.bbox {
         let (s, n) = (bind(&mut params, Param::Real(b.min_lat)), bind(&mut params, Param::Real(b.max_lat)));
         let (w, e) = (bind(&mut params, Param::Real(b.min_lon)), bind(&mut params, Param::Real(b.max_lon)));
-        // With a time window, the window's index narrows far better than a latitude band (measured:
-        // 4 ms against 1.6 s over 1M reports); `+lat` keeps both planners off the place index then.
-        let lat = if query.since.is_some() { "+lat" } else { "lat" };
-        sql.push_str(&format!(" AND {lat} BETWEEN {s} AND {n} AND lon BETWEEN {w} AND {e}"));
+        sql.push_str(&format!(" AND lat BETWEEN {s} AND {n} AND lon BETWEEN {w} AND {e}"));
     }
     if !query.categories.is_empty() {
         let list: Vec<String> =
@@ -128,7 +134,7 @@ mod tests {
             bbox: Some("16,58,17,59".parse().unwrap()),
             ..SituationQuery::default()
         };
-        let (sql, params) = build(&query, DateTime::UNIX_EPOCH);
+        let (sql, params) = build(&query, DateTime::UNIX_EPOCH, DatabaseKind::Postgres);
         assert!(!sql.contains("vandalism") && !sql.contains("16"), "{sql}");
         assert_eq!(sql.matches('$').count(), params.len());
         assert!(params.contains(&Param::Text("fire".into())));
