@@ -59,7 +59,7 @@ impl ReportView {
     /// longer reach it (changed out of the flow's scope, or retracted): the report withdrawn,
     /// saying nothing the recipient did not already know.
     pub fn withdrawn(&self, version: Version) -> ReportView {
-        ReportView {
+        Always {
             id: self.id,
             origin: self.origin.clone(),
             version,
@@ -69,6 +69,38 @@ impl ReportView {
             tlp: self.tlp,
             retracted: true,
             onward_sharing: self.onward_sharing,
+        }
+        .into()
+    }
+}
+
+/// What every view carries, whatever the flow's rules: which report, which version, under which
+/// agreement, its classification and marking, and whether it was withdrawn.
+struct Always {
+    id: ReportId,
+    origin: OrgId,
+    version: Version,
+    agreement: AgreementId,
+    category: Category,
+    severity: Severity,
+    tlp: Tlp,
+    retracted: bool,
+    onward_sharing: bool,
+}
+
+impl From<Always> for ReportView {
+    /// A view of only what always travels; every other field empty.
+    fn from(a: Always) -> Self {
+        ReportView {
+            id: a.id,
+            origin: a.origin,
+            version: a.version,
+            agreement: a.agreement,
+            category: a.category,
+            severity: a.severity,
+            tlp: a.tlp,
+            retracted: a.retracted,
+            onward_sharing: a.onward_sharing,
             time_precision: None,
             observed_at: None,
             observed_until: None,
@@ -370,7 +402,7 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
     for field in ["id", "origin", "version", "category", "severity", "tlp", "retracted"] {
         explain.push(field, "always", Effect::Kept);
     }
-    let mut view = ReportView {
+    let mut view: ReportView = Always {
         id: report.id,
         origin: report.origin.clone(),
         version: report.version,
@@ -380,19 +412,8 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
         tlp: content.tlp,
         retracted: report.retracted.is_some(),
         onward_sharing: flow.onward_sharing,
-        time_precision: None,
-        observed_at: None,
-        observed_until: None,
-        updated_at: None,
-        expires_at: None,
-        status: None,
-        title: None,
-        description: None,
-        location: None,
-        site: None,
-        persons: None,
-        actions: None,
-    };
+    }
+    .into();
     if report.retracted.is_some() {
         // A retraction says only which report is withdrawn.
         explain.push("content", "retracted", Effect::Dropped);

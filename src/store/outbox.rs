@@ -121,34 +121,24 @@ impl super::Store {
         limit: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let due = "state = 'queued' AND next_attempt_ms <= $1 AND (claimed_until_ms IS NULL OR claimed_until_ms <= $1)";
-        let rows: Vec<EntryRow> = match &self.pool {
-            super::Pool::Postgres(pool) => {
-                let sql = format!(
-                    "UPDATE outbox SET claimed_until_ms = $2 WHERE id IN (SELECT id FROM outbox WHERE {due} \
-                     ORDER BY next_attempt_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {ENTRY_COLUMNS}"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(now.timestamp_millis())
-                    .bind((now + lease).timestamp_millis())
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-            // SQLite has one writer at a time: the UPDATE's own transaction is the lock.
-            super::Pool::Sqlite(pool) => {
-                let _writer = self.writer.lock().await;
-                let sql = format!(
-                    "UPDATE outbox SET claimed_until_ms = $2 WHERE id IN (SELECT id FROM outbox WHERE {due} \
-                     ORDER BY next_attempt_ms, id LIMIT $3) RETURNING {ENTRY_COLUMNS}"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(now.timestamp_millis())
-                    .bind((now + lease).timestamp_millis())
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
+        // PostgreSQL replicas skip the rows another one is claiming; SQLite has one writer at a
+        // time, which this process's writers take in turn.
+        let (lock, _writer) = match &self.pool {
+            super::Pool::Postgres(_) => (" FOR UPDATE SKIP LOCKED", None),
+            super::Pool::Sqlite(_) => ("", Some(self.writer.lock().await)),
         };
+        let sql = format!(
+            "UPDATE outbox SET claimed_until_ms = $2 WHERE id IN (SELECT id FROM outbox WHERE {due} \
+             ORDER BY next_attempt_ms, id LIMIT $3{lock}) RETURNING {ENTRY_COLUMNS}"
+        );
+        let rows: Vec<EntryRow> = on_pool!(self, |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(now.timestamp_millis())
+                .bind((now + lease).timestamp_millis())
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+        });
         let mut entries: Vec<OutboxEntry> = rows.into_iter().map(entry).collect();
         entries.sort_by_key(|e| e.id);
         Ok(entries)
