@@ -28,6 +28,14 @@ pub struct ActiveAgreements {
     snapshot: Mutex<Option<(AgreementsStamp, Arc<Loaded>)>>,
 }
 
+/// A stored agreement that checks, as the node judges it now.
+pub struct Stored {
+    pub checked: Arc<Checked>,
+    pub record: AgreementRecord,
+    /// Whether its framework, if it sits under one, is active now.
+    pub framework_active: bool,
+}
+
 /// The stored agreements that check, by id, with their records.
 type Loaded = HashMap<String, (Arc<Checked>, AgreementRecord)>;
 
@@ -35,21 +43,38 @@ impl ActiveAgreements {
     /// Every agreement that lets anything flow at `now`, ordered by id. One that no longer checks
     /// (a key it names was replaced, say) is left out: when in doubt, nothing flows.
     pub async fn at(&self, federation: &Federation, now: DateTime<Utc>) -> Result<Vec<Arc<Checked>>, LifecycleError> {
+        let all = self.all(federation, now).await?;
+        Ok(all
+            .into_iter()
+            .filter(|s| {
+                agreements::status_with(&s.checked, s.framework_active, s.record.revocation.as_ref(), now).state
+                    == "active"
+            })
+            .map(|s| s.checked)
+            .collect())
+    }
+
+    /// Every stored agreement that checks, ordered by id, with its record and whether its
+    /// framework (if it has one) is active at `now`: what the sweep judges endings by.
+    pub async fn all(&self, federation: &Federation, now: DateTime<Utc>) -> Result<Vec<Stored>, LifecycleError> {
         let loaded = self.loaded(federation).await?;
-        let active_now = |checked: &Checked, record: &AgreementRecord| {
-            // A framework may have been revoked or have ended since the document was checked.
-            let framework_active = match &checked.agreement.framework {
-                None => true,
-                Some(framework) => loaded.get(framework.as_str()).is_some_and(|(f, r)| {
-                    f.agreement.framework.is_none() && agreements::is_active(f, r.revocation.as_ref(), now)
-                }),
-            };
-            agreements::status_with(checked, framework_active, record.revocation.as_ref(), now).state == "active"
+        // A framework may have been revoked or have ended since the document was checked.
+        let framework_active = |checked: &Checked| match &checked.agreement.framework {
+            None => true,
+            Some(framework) => loaded.get(framework.as_str()).is_some_and(|(f, r)| {
+                f.agreement.framework.is_none() && agreements::is_active(f, r.revocation.as_ref(), now)
+            }),
         };
-        let mut active: Vec<Arc<Checked>> =
-            loaded.values().filter(|(c, r)| active_now(c, r)).map(|(c, _)| c.clone()).collect();
-        active.sort_by(|a, b| a.agreement.id.as_str().cmp(b.agreement.id.as_str()));
-        Ok(active)
+        let mut all: Vec<Stored> = loaded
+            .values()
+            .map(|(checked, record)| Stored {
+                framework_active: framework_active(checked),
+                checked: checked.clone(),
+                record: record.clone(),
+            })
+            .collect();
+        all.sort_by(|a, b| a.checked.agreement.id.as_str().cmp(b.checked.agreement.id.as_str()));
+        Ok(all)
     }
 
     /// The stored agreements, read again only if they changed since the last call.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::Federation;
-use crate::agreements;
+use super::sharing::Stored;
 use crate::domain::audit::AuditEvent;
 use crate::store::StoreError;
 
@@ -32,20 +32,15 @@ pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
 pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
     let now = federation.clock.now();
     federation.store.prune_dead_letters(now - DEAD_LETTER_DAYS).await?;
-    for record in federation.store.agreements().await? {
-        let checked = match agreements::load(&federation.store, federation, &record).await {
-            Ok(checked) => checked,
-            Err(error) => {
-                tracing::warn!(agreement = %record.id, %error, "cannot check an agreement in the sweep");
-                continue;
-            }
-        };
+    // The agreements as the sharing side knows them: checked once per document, not every sweep.
+    let stored = federation.agreements.all(federation, now).await.map_err(|e| StoreError::NotReady(e.to_string()))?;
+    for Stored { checked, record, framework_active } in stored {
         let agreement = &checked.agreement;
         let ended = if record.revocation.is_some() {
             Some(("agreement.sharing_ended", "the agreement was revoked"))
         } else if now >= agreement.valid_until {
             Some(("agreement.expired", "the agreement ended"))
-        } else if !checked.framework_active {
+        } else if !framework_active {
             Some(("agreement.sharing_ended", "its framework is not active"))
         } else {
             None
