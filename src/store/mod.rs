@@ -5,6 +5,7 @@
 
 mod agreements;
 pub(crate) mod audit;
+mod filing;
 mod outbox;
 mod partners;
 mod received;
@@ -35,6 +36,8 @@ pub struct Store {
     /// SQLite has one writer at a time: writers of this process queue here, in order, instead of
     /// sleeping in SQLite's busy handler and retrying (which left the CPU idle under load).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Reports being filed, to be committed together.
+    filings: std::sync::Arc<filing::FilingQueue>,
 }
 
 #[derive(Debug, Clone)]
@@ -140,7 +143,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(format!("cannot open SQLite database {url}: {e}")))?;
-        Ok(Self { pool: Pool::Sqlite(pool), writer: Default::default() })
+        Ok(Self { pool: Pool::Sqlite(pool), writer: Default::default(), filings: Default::default() })
     }
 
     async fn open_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -155,7 +158,7 @@ impl Store {
             .await
             // The URL may hold a password: name the server, never echo the URL.
             .map_err(|e| StoreError::Open(format!("cannot connect to PostgreSQL at {host}:{port}/{database}: {e}")))?;
-        Ok(Self { pool: Pool::Postgres(pool), writer: Default::default() })
+        Ok(Self { pool: Pool::Postgres(pool), writer: Default::default(), filings: Default::default() })
     }
 
     pub fn kind(&self) -> DatabaseKind {

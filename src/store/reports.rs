@@ -19,17 +19,17 @@ pub struct ReportCount {
 }
 
 /// A report's head row: the latest version and the columns queries filter on.
-struct HeadRow<'a> {
-    report: &'a Report,
-    observed_at_ms: i64,
-    observed_end_ms: i64,
-    severity: i16,
-    expires_at_ms: Option<i64>,
-    updated_at_ms: i64,
+pub(super) struct HeadRow<'a> {
+    pub(super) report: &'a Report,
+    pub(super) observed_at_ms: i64,
+    pub(super) observed_end_ms: i64,
+    pub(super) severity: i16,
+    pub(super) expires_at_ms: Option<i64>,
+    pub(super) updated_at_ms: i64,
 }
 
 impl<'a> HeadRow<'a> {
-    fn of(report: &'a Report) -> Self {
+    pub(super) fn of(report: &'a Report) -> Self {
         let content = &report.content;
         Self {
             report,
@@ -66,10 +66,10 @@ macro_rules! bind_head {
     }};
 }
 
-const INSERT_VERSION: &str =
+pub(super) const INSERT_VERSION: &str =
     "INSERT INTO report_versions (report_id, version, origin, recorded_at_ms, body) VALUES ($1, $2, $3, $4, $5)";
 
-const INSERT_HEAD: &str = "INSERT INTO report_heads (report_id, origin, version, observed_at_ms, observed_end_ms, \
+pub(super) const INSERT_HEAD: &str = "INSERT INTO report_heads (report_id, origin, version, observed_at_ms, observed_end_ms, \
      category, severity, status, tlp, lat, lon, retracted, expires_at_ms, updated_at_ms, body) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
@@ -94,25 +94,9 @@ macro_rules! insert_version {
     }};
 }
 
-impl super::Store {
-    /// Stores version 1 of a new report, its audit entry and its envelopes for partners: all
-    /// or nothing (a transactional outbox).
-    pub async fn insert_report(
-        &self,
-        report: &Report,
-        audit: &AuditEvent,
-        envelopes: &[QueuedEnvelope],
-    ) -> Result<(), StoreError> {
-        let head = HeadRow::of(report);
-        in_write_tx!(self, |tx| {
-            insert_version!(&mut *tx, report, head.updated_at_ms)?;
-            bind_head!(sqlx::query(INSERT_HEAD), &head).execute(&mut *tx).await?;
-            append_audit!(tx, audit, report.updated_at);
-            queue_envelopes!(tx, envelopes, report.updated_at);
-        });
-        Ok(())
-    }
+pub(super) use {bind_head, insert_version};
 
+impl super::Store {
     /// Stores `next` as the new latest version, only if the latest is still the one before it, and
     /// its audit entry and its envelopes for partners.
     pub async fn append_version(

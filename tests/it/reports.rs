@@ -5,6 +5,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
+use lagesbild::clock::Clock;
+use lagesbild::domain::audit::AuditEvent;
+use lagesbild::domain::{OrgId, Report, ReportContent};
+
 use crate::support::{Backend, TestNode, expect_problem, report};
 
 on_both_backends!(
@@ -16,6 +20,7 @@ on_both_backends!(
     retracted_report_keeps_its_versions_and_refuses_changes,
     another_organisations_report_is_not_found_by_id,
     unknown_and_malformed_ids_are_not_found,
+    reports_filed_at_once_are_all_stored_and_a_bad_one_fails_alone,
 );
 
 async fn filed_report_reads_back_as_version_one(backend: Backend) {
@@ -206,5 +211,42 @@ async fn unknown_and_malformed_ids_are_not_found(backend: Backend) {
         let response = node.get(&format!("/api/v1/reports/{id}/versions/{version}")).send().await.unwrap();
         expect_problem(response, StatusCode::NOT_FOUND).await;
     }
+    node.stop().await;
+}
+
+/// Filings that arrive together are written in one transaction; one that cannot be written (here a
+/// report id stored already) gets its own error and the rest are stored, each with its audit entry.
+async fn reports_filed_at_once_are_all_stored_and_a_bad_one_fails_alone(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    let store = node.store();
+    let origin = OrgId::parse("se-kommun-norrkoping").unwrap();
+    let now = node.clock.now();
+    let filed = |title: String| {
+        let mut body = report(2);
+        body["title"] = json!(title);
+        let content: ReportContent = serde_json::from_value(body).unwrap();
+        Report::file(origin.clone(), content.validate(now).unwrap(), now)
+    };
+    let first = filed("Först".into());
+    let event = |r: &Report| AuditEvent::new("report.created", "it").report(r.id);
+    store.insert_report(&first, &event(&first), &[]).await.unwrap();
+    // More than one transaction's worth (256), so some wait for a second turn.
+    let mut reports: Vec<Report> = (0..300).map(|i| filed(format!("Samtidig {i}"))).collect();
+    // The eighth reuses the id already stored.
+    reports[7].id = first.id;
+    // Polled in order by one task: the first takes the turn alone, the others queue behind it and
+    // are written in batches.
+    let events: Vec<AuditEvent> = reports.iter().map(event).collect();
+    let outcomes = join_all(reports.iter().zip(&events).map(|(r, e)| store.insert_report(r, e, &[]))).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert_eq!(outcome.is_err(), i == 7, "filing {i}: {outcome:?}");
+    }
+    let picture = node.situation("?limit=1000").await;
+    let titles: Vec<&str> =
+        picture["reports"].as_array().unwrap().iter().map(|r| r["title"].as_str().unwrap()).collect();
+    assert_eq!(titles.len(), 300, "{titles:?}");
+    assert!(!titles.contains(&"Samtidig 7"));
+    let audit = node.store().verify_audit().await;
+    assert!(matches!(audit, Ok(Ok(_))), "{audit:?}");
     node.stop().await;
 }
