@@ -248,10 +248,11 @@ impl super::Store {
     }
 
     /// What `recipient` may fetch through its catch-up feed: envelopes addressed to it after
-    /// `after`, not refused or cancelled, oldest first.
+    /// `after` that it has not acknowledged yet (what it acknowledged it holds; serving that again
+    /// would have it check and store each pushed envelope twice), oldest first.
     pub async fn feed_for(&self, recipient: &OrgId, after: i64, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE recipient = $1 AND id > $2 AND state IN ('queued', 'delivered') \
+            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE recipient = $1 AND id > $2 AND state = 'queued' \
              AND envelope <> '' ORDER BY id LIMIT $3"
         );
         let rows: Vec<EntryRow> = on_pool!(self, |p| {

@@ -524,28 +524,41 @@ fn one_request_a_second(config: &mut NodeConfig) {
 }
 
 async fn each_partner_reads_only_its_own_feed_within_its_rate(backend: Backend) {
-    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER, GUARDS], |_| {}).await;
-    let [municipality, police, retailer, guards] = &nodes[..] else { unreachable!() };
-    agree(&[municipality, police, retailer], SAFETY).await;
-    agree(&[municipality, guards], GUARDING).await;
-    let id = id_of(&municipality.file(&report(1)).await);
-    picture_entry(guards, &id, |e| e.is_some()).await;
-    picture_entry(police, &id, |e| e.is_some()).await;
+    let mut nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER, GUARDS], |_| {}).await;
+    let readers = {
+        let [municipality, police, retailer, guards] = &nodes[..] else { unreachable!() };
+        agree(&[municipality, police, retailer], SAFETY).await;
+        agree(&[municipality, guards], GUARDING).await;
+        let delivered = id_of(&municipality.file(&report(1)).await);
+        picture_entry(guards, &delivered, |e| e.is_some()).await;
+        picture_entry(police, &delivered, |e| e.is_some()).await;
+        [
+            (GUARDS, client(guards, municipality).await),
+            (POLICE, client(police, municipality).await),
+            (RETAILER, client(retailer, municipality).await),
+        ]
+    };
+    // The police and the guards go offline; what is filed now waits for them.
+    nodes[1].halt().await;
+    nodes[3].halt().await;
+    let waiting = id_of(&nodes[0].file(&report(1)).await);
 
-    // The feed holds what was queued for the caller, and nothing for anyone else.
-    for (reader, org) in [(guards, GUARDS), (police, POLICE), (retailer, RETAILER)] {
-        let page = client(reader, municipality).await.feed(0, 1000).await.unwrap();
-        let expected = usize::from(org != RETAILER);
+    // The feed holds what is still owed to the caller (not what it acknowledged), and nothing
+    // for anyone else.
+    for (org, reader) in &readers {
+        let page = reader.feed(0, 1000).await.unwrap();
+        let expected = usize::from(*org != RETAILER);
         assert_eq!(page.envelopes.len(), expected, "{org}: {page:?}");
         for envelope in &page.envelopes {
             let header = jws::envelope_header(&envelope.signatures[0].protected).unwrap();
-            assert_eq!(header.recipient.as_str(), org);
+            assert_eq!(header.recipient.as_str(), *org);
+            assert_eq!(header.report.to_string(), waiting);
         }
     }
 
     // More than a delivery may hold is refused whole, before anything is looked at.
     let too_many: Vec<Jws> = (0..1001).map(|_| Jws { payload: "e30".into(), signatures: vec![] }).collect();
-    match client(municipality, guards).await.post_envelopes(&too_many).await {
+    match client(&nodes[0], &nodes[2]).await.post_envelopes(&too_many).await {
         Err(lagesbild::federation::client::ClientError::Refused { status: 422, .. }) => {}
         other => panic!("expected 422, got {other:?}"),
     }
