@@ -1,9 +1,12 @@
 //! Catch-up: this node reads each partner's feed of what was queued for it, from where it last
 //! stopped, and takes it in like a delivery. It runs at start and then every so often, so a node
 //! that was away for hours converges without anyone doing anything; a partner's outbox retrying on
-//! its own makes the same happen from the other side.
+//! its own makes the same happen from the other side. While this node reads a partner's feed, it
+//! asks that partner's pushed deliveries to come back later ([`CatchingUp`]): they carry the same
+//! envelopes, and checking and storing each twice would halve the pace of the return.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Federation;
 use super::inbox::{MAX_BATCH, receive_batch};
@@ -68,28 +71,34 @@ pub async fn catch_up(federation: &Federation, partner: &OrgId) -> Result<usize,
     let now = federation.clock.now();
     let client =
         federation.clients.get(&federation.keys.tls, &federation.trust, &record, now).map_err(|e| e.to_string())?;
+    let limit = PAGE.min(MAX_BATCH as u32);
+    let mut after = federation.store.feed_cursor(partner).await.map_err(|e| e.to_string())?;
+    let mut page = client.feed(after, limit).await.map_err(|e| e.to_string())?;
+    take_revocations(federation, partner, &page.revocations).await;
+    let _reading = (!page.envelopes.is_empty()).then(|| federation.catching_up.begin(partner));
     let mut taken = 0;
-    loop {
-        let after = federation.store.feed_cursor(partner).await.map_err(|e| e.to_string())?;
-        let page = client.feed(after, PAGE.min(MAX_BATCH as u32)).await.map_err(|e| e.to_string())?;
-        if taken == 0 {
-            take_revocations(federation, partner, &page.revocations).await;
-        }
+    while page.next_after > after {
+        // The next page is fetched while this one is checked and stored: the partner's query and
+        // the transfer overlap this node's work instead of adding to it.
+        let next = {
+            let (client, next_after) = (client.clone(), page.next_after);
+            tokio::spawn(async move { client.feed(next_after, limit).await })
+        };
         if !page.envelopes.is_empty() {
             let raw: Vec<String> = page.envelopes.iter().filter_map(|e| serde_json::to_string(e).ok()).collect();
             let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
             receive_batch(federation, partner, &raw, federation.clock.now()).await.map_err(|e| e.to_string())?;
             taken += raw.len();
         }
-        if page.next_after <= after {
-            return Ok(taken);
-        }
         federation
             .store
             .save_feed_cursor(partner, page.next_after, federation.clock.now())
             .await
             .map_err(|e| e.to_string())?;
+        after = page.next_after;
+        page = next.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     }
+    Ok(taken)
 }
 
 /// Applies the revocations a partner's feed lists that this node has not recorded yet.
@@ -112,5 +121,38 @@ async fn take_revocations(federation: &Federation, partner: &OrgId, revocations:
             Ok(_) => tracing::info!(%partner, agreement = %id, "learnt of a revocation while catching up"),
             Err(error) => tracing::warn!(%partner, agreement = %id, %error, "refused a revocation from a feed"),
         }
+    }
+}
+
+/// The partners whose feeds are being read now.
+#[derive(Debug, Default)]
+pub struct CatchingUp(Mutex<HashSet<OrgId>>);
+
+impl CatchingUp {
+    /// Whether this node is reading `partner`'s feed now.
+    pub fn includes(&self, partner: &OrgId) -> bool {
+        self.lock().contains(partner)
+    }
+
+    /// Marks `partner`'s feed as being read until the answer is dropped.
+    fn begin<'a>(&'a self, partner: &OrgId) -> Reading<'a> {
+        self.lock().insert(partner.clone());
+        Reading { set: self, partner: partner.clone() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<OrgId>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A feed being read; ends, whatever way the reading ends, when dropped.
+struct Reading<'a> {
+    set: &'a CatchingUp,
+    partner: OrgId,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.set.lock().remove(&self.partner);
     }
 }

@@ -83,7 +83,8 @@ pub enum Outcome {
         (status = 403, description = "The certificate belongs to no partner", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The delivery is larger than 16 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "More than 1000 envelopes", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "The partner sends faster than its rate limit", body = Problem, content_type = "application/problem+json"))
+        (status = 429, description = "The partner sends faster than its rate limit", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This node is reading the caller's feed to catch up; deliver again later", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn receive_envelopes(
     peer: Peer,
@@ -95,6 +96,12 @@ pub async fn receive_envelopes(
             "envelopes",
             format!("at most {MAX_BATCH} envelopes per delivery"),
         )));
+    }
+    if federation.catching_up.includes(&peer.org) {
+        return Err(ApiError::Unavailable(
+            "this node is reading your feed to catch up and takes these envelopes from there; deliver again later"
+                .into(),
+        ));
     }
     let raw: Vec<&str> = batch.envelopes.iter().map(|r| r.get()).collect();
     let results = receive_batch(&federation, &peer.org, &raw, federation.clock.now()).await?;

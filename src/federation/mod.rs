@@ -41,6 +41,8 @@ pub struct Federation {
     pub clients: client::ClientCache,
     /// Per-partner request budgets of the federation listener.
     pub limits: inbox::RateLimits,
+    /// Partners whose feed this node is reading to catch up.
+    pub catching_up: catch_up::CatchingUp,
 }
 
 /// How the exchange behaves, from `[federation]`.
@@ -101,6 +103,7 @@ impl Federation {
             outbox: delivery::Wake::default(),
             clients: client::ClientCache::default(),
             limits,
+            catching_up: catch_up::CatchingUp::default(),
         }
     }
 }
