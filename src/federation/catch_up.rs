@@ -156,3 +156,20 @@ impl Drop for Reading<'_> {
         self.set.lock().remove(&self.partner);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushes_are_paused_only_while_the_feed_is_read() {
+        let set = CatchingUp::default();
+        let police = OrgId::parse("se-polisen-ost").unwrap();
+        let guards = OrgId::parse("se-vaktbolaget-ost").unwrap();
+        let reading = set.begin(&police);
+        assert!(set.includes(&police));
+        assert!(!set.includes(&guards));
+        drop(reading);
+        assert!(!set.includes(&police));
+    }
+}
