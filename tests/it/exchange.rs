@@ -123,6 +123,21 @@ pub async fn audit(node: &TestNode, query: &str) -> Vec<Value> {
     page["entries"].as_array().unwrap().clone()
 }
 
+/// `node`'s sharing ledger of its report `id`.
+async fn ledger(node: &TestNode, id: &str) -> Vec<Value> {
+    let ledger: Value = node.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
+    ledger.as_array().unwrap().clone()
+}
+
+/// `node`'s sharing ledger of its report `id`, once every partner has acknowledged what it was sent.
+async fn acknowledged_ledger(node: &TestNode, id: &str) -> Vec<Value> {
+    until(|| async {
+        let ledger = ledger(node, id).await;
+        ledger.iter().all(|s| s["acknowledged"] == true).then_some(ledger)
+    })
+    .await
+}
+
 /// The versions of `report` that `node`'s audit trail says were stored on receipt, sorted.
 async fn stored_versions(node: &TestNode, report: &str) -> Vec<String> {
     let entries = audit(node, &format!("event=envelope.received&report={report}")).await;
@@ -199,15 +214,7 @@ async fn four_partners_each_see_a_report_in_the_form_their_agreement_allows(back
     }
 
     // The ledger says who got which version under which agreement, and that each was acknowledged.
-    let ledger = until(|| async {
-        let ledger: Value =
-            municipality.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
-        ledger.as_array().unwrap().iter().all(|s| s["acknowledged"] == true).then_some(ledger)
-    })
-    .await
-    .as_array()
-    .unwrap()
-    .clone();
+    let ledger = acknowledged_ledger(municipality, &id).await;
     assert!(ledger.len() >= 6, "{ledger:?}");
     let sent: Vec<(String, i64)> =
         ledger.iter().map(|s| (s["recipient"].as_str().unwrap().to_owned(), s["version"].as_i64().unwrap())).collect();
@@ -316,10 +323,9 @@ async fn revocation_cancels_the_queue_and_reaches_a_partner_that_was_away(backen
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::OK);
     // What waited for the guards is cancelled at once, and the ledger says so.
-    let ledger: Value =
-        municipality.get(&format!("/api/v1/reports/{queued}/shares")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ledger[0]["state"], "cancelled", "{ledger}");
-    assert!(ledger[0]["last_error"].as_str().unwrap().contains("revoked"), "{ledger}");
+    let ledger = ledger(&municipality, &queued).await;
+    assert_eq!(ledger[0]["state"], "cancelled", "{ledger:?}");
+    assert!(ledger[0]["last_error"].as_str().unwrap().contains("revoked"), "{ledger:?}");
 
     // The guards come back, learn of the revocation from the municipality's feed, and drop what
     // they received under it; the cancelled report never reaches them.
@@ -531,19 +537,9 @@ async fn each_partner_reads_only_its_own_feed_within_its_rate(backend: Backend) 
         agree(&[municipality, guards], GUARDING).await;
         let delivered = id_of(&municipality.file(&report(1)).await);
         // Acknowledged at the municipality too (stored at the partners comes a moment before).
-        until(|| async {
-            let ledger: Value = municipality
-                .get(&format!("/api/v1/reports/{delivered}/shares"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let shares = ledger.as_array().unwrap();
-            (shares.len() == 2 && shares.iter().all(|s| s["acknowledged"] == true)).then_some(())
-        })
-        .await;
+        // Both envelopes are queued with the report, so the ledger holds both from the start.
+        let shares = acknowledged_ledger(municipality, &delivered).await;
+        assert_eq!(shares.len(), 2, "{shares:?}");
         [
             (GUARDS, client(guards, municipality).await),
             (POLICE, client(police, municipality).await),
