@@ -354,7 +354,8 @@ impl NodeConfig {
             if !(1..=168).contains(&auth.session_hours) {
                 return invalid("auth.session_hours", "must be 1 to 168 hours");
             }
-            if let Some((_, bad)) = auth.role_map.iter().find(|(_, ours)| ours.parse::<crate::auth::Role>().is_err()) {
+            if let Some((_, bad)) = auth.role_map.iter().find(|(_, ours)| ours.parse::<crate::domain::Role>().is_err())
+            {
                 return Err(ConfigError::Invalid {
                     key: "auth.role_map",
                     message: format!(

@@ -8,10 +8,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::agreements::LifecycleError;
 use crate::domain::audit::AuditEvent;
 use crate::domain::report::normalise_name;
 use crate::domain::{OrgId, PersonRole, Report, ReportId, Version};
+use crate::federation::agreements::LifecycleError;
 use crate::federation::{Federation, sharing};
 use crate::store::{Store, StoreError};
 
@@ -202,7 +202,7 @@ async fn for_each_version(store: &Store, origin: &OrgId, mut visit: impl FnMut(&
 
 async fn for_each_received(
     store: &Store,
-    mut visit: impl FnMut(&crate::domain::policy::ReportView),
+    mut visit: impl FnMut(&crate::domain::view::ReportView),
 ) -> Result<(), StoreError> {
     let mut after = None;
     loop {

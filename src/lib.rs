@@ -5,18 +5,17 @@
 //!
 //! Dependencies point one way: `api` calls into `domain` and `store`; `domain` imports neither.
 
-pub mod agreement_file;
-pub mod agreements;
 pub mod api;
-pub mod audit;
+pub mod audit_retention;
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
-pub mod demo;
 pub mod domain;
 pub mod federation;
 pub mod gdpr;
+pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod server;

@@ -11,7 +11,7 @@ use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 
 use crate::api::{self, AppState, NodeIdentity, TokenCheck};
-use crate::audit;
+use crate::audit_retention;
 use crate::auth::{Login, TokenValidator};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
@@ -19,6 +19,7 @@ use crate::crypto::keys::SigningKey;
 use crate::crypto::tls::PeerTrust;
 use crate::federation::pins::PinCache;
 use crate::federation::{ExchangeSettings, Federation, announce, catch_up, delivery, listener, sweep};
+use crate::http::{self, BodyLimit};
 use crate::identity::{IdentityError, NodeKeys};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -93,6 +94,8 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     };
     // With a provider configured the static token is refused, unless explicitly kept.
     let dev_token = config.api.dev_token.as_deref().filter(|_| config.auth.as_ref().is_none_or(|a| a.allow_dev_token));
+    let metrics = Arc::new(Metrics::new());
+    let body_limit = BodyLimit(config.api.body_limit_bytes);
     let state = Data::new(AppState {
         store: store.clone(),
         clock: clock.clone(),
@@ -100,8 +103,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         tokens: TokenCheck::new(dev_token),
         validator,
         login,
-        metrics: Arc::new(Metrics::new()),
-        body_limit: config.api.body_limit_bytes,
+        metrics: metrics.clone(),
         federation: federation.as_ref().map(|(f, ..)| f.clone()),
     });
     if dev_token.is_none() && config.auth.is_none() {
@@ -111,7 +113,13 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let listener = TcpListener::bind(addr).map_err(|source| StartError::Listen { key: "api.listen", addr, source })?;
     let api_addr = listener.local_addr().map_err(|source| StartError::Listen { key: "api.listen", addr, source })?;
     let server = HttpServer::new(move || {
-        App::new().app_data(state.clone()).wrap(Compress::default()).wrap(from_fn(api::observe)).configure(api::routes)
+        App::new()
+            .app_data(state.clone())
+            .app_data(Data::from(metrics.clone()))
+            .app_data(body_limit)
+            .wrap(Compress::default())
+            .wrap(from_fn(http::observe))
+            .configure(api::routes)
     })
     .workers(workers)
     .disable_signals()
@@ -124,7 +132,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     if let Some(identity) = &config.identity {
         let key = Arc::new(SigningKey::load(&identity.signing_key).map_err(IdentityError::from)?);
         let retention = chrono::Duration::days(i64::from(config.audit.retention_days));
-        background.push(audit::spawn_retention(store.clone(), key, clock.clone(), retention));
+        background.push(audit_retention::spawn_retention(store.clone(), key, clock.clone(), retention));
     }
     let mut federation_addr = None;
     if let Some((federation, server, bound)) = federation {

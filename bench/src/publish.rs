@@ -200,7 +200,7 @@ async fn share_with(http: &reqwest::Client, node: &NodeProcess, partners: &[Abse
     let node_pin = node_pin(node)?;
     let federation = format!("{}/federation/v1/agreements", node_federation_url(node)?);
     for partner in partners {
-        document.countersign(lagesbild::agreements::AGREEMENT_TYPE, &partner.signing);
+        document.countersign(lagesbild::domain::agreement::AGREEMENT_TYPE, &partner.signing);
         let tls = client_config(&partner.tls, &PeerTrust::Pins, &node.org, vec![node_pin.clone()])?;
         let client = reqwest::Client::builder().use_preconfigured_tls(tls).build()?;
         let deadline = Instant::now() + Duration::from_secs(15);

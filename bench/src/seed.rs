@@ -7,7 +7,6 @@
 //! and envelopes.
 
 use chrono::{DateTime, Utc};
-use lagesbild::agreements::pseudonym_key;
 use lagesbild::crypto::jws::sign_envelope;
 use lagesbild::crypto::keys::SigningKey;
 use lagesbild::domain::agreement::Agreement;
@@ -15,6 +14,7 @@ use lagesbild::domain::audit::sha256_hex;
 use lagesbild::domain::envelope::EnvelopeHeader;
 use lagesbild::domain::policy::{Decision, decide};
 use lagesbild::domain::{OrgId, Report};
+use lagesbild::federation::agreements::pseudonym_key;
 use uuid::Uuid;
 
 use crate::db::Db;

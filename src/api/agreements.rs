@@ -9,13 +9,14 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{AGREEMENT_ADMINS, AGREEMENT_READERS, Caller, PREVIEWERS};
-use super::problem::{ApiError, AuthProblems, BodyProblems, Problem};
-use crate::agreements::{self, AgreementStatus, Checked, LifecycleError};
 use crate::domain::agreement::Agreement;
-use crate::domain::policy::{Decision, FieldDecision, ReportView, decide};
+use crate::domain::agreement::{AgreementStatus, RevocationRecord};
+use crate::domain::policy::{Decision, FieldDecision, decide};
+use crate::domain::view::ReportView;
 use crate::domain::{OrgId, ValidationErrors};
 use crate::federation::Federation;
-use crate::store::RevocationRecord;
+use crate::federation::agreements::{self, Checked};
+use crate::http::problem::{ApiError, AuthProblems, BodyProblems, Problem};
 
 /// An agreement as a party's admin reviews it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,11 +74,11 @@ pub async fn propose(
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(AGREEMENT_ADMINS)?;
-    let agreement: Agreement = super::body::read_body(&req, payload).await?;
+    let agreement: Agreement = crate::http::body::read_body(&req, payload).await?;
     let _ = caller;
     let federation = federation(&state)?;
     let now = state.clock.now();
-    let checked = agreements::propose(federation, agreement, now, &caller.actor).await.map_err(refused)?;
+    let checked = agreements::propose(federation, agreement, now, &caller.actor).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Created().json(view_of(checked, None, now)))
 }
 
@@ -138,7 +139,7 @@ pub async fn get(caller: Caller, state: Data<AppState>, id: Path<String>) -> Res
 pub async fn sign(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
     caller.require(AGREEMENT_ADMINS)?;
     let now = state.clock.now();
-    let checked = agreements::sign(federation(&state)?, &id, now, &caller.actor).await.map_err(refused)?;
+    let checked = agreements::sign(federation(&state)?, &id, now, &caller.actor).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(view_of(checked, None, now)))
 }
 
@@ -158,10 +159,10 @@ pub async fn revoke(
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(AGREEMENT_ADMINS)?;
-    let request: RevokeRequest = super::body::read_optional_body(&req, payload).await?;
-    super::input::check_reason(request.reason.as_ref())?;
+    let request: RevokeRequest = crate::http::body::read_optional_body(&req, payload).await?;
+    crate::http::input::check_reason(request.reason.as_ref())?;
     let now = state.clock.now();
-    agreements::revoke(federation(&state)?, &id, request.reason, now, &caller.actor).await.map_err(refused)?;
+    agreements::revoke(federation(&state)?, &id, request.reason, now, &caller.actor).await.map_err(ApiError::from)?;
     let (checked, revocation) = stored(&state, &id).await?;
     Ok(HttpResponse::Ok().json(view_of(checked, revocation.as_ref(), now)))
 }
@@ -181,7 +182,7 @@ pub async fn preview(
     query: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(PREVIEWERS)?;
-    let params: PreviewParams = super::input::query(&query)?;
+    let params: PreviewParams = crate::http::input::query(&query)?;
     let recipient = OrgId::parse(&params.recipient)
         .map_err(|e| ApiError::Validation(ValidationErrors::single("recipient", e.to_string())))?;
     let report_id = params
@@ -230,7 +231,7 @@ async fn stored(state: &AppState, id: &str) -> Result<(Checked, Option<Revocatio
     let not_found = || ApiError::NotFound("no agreement with this id".into());
     let federation = state.federation.as_deref().ok_or_else(not_found)?;
     let record = state.store.agreement(id).await?.ok_or_else(not_found)?;
-    let checked = agreements::load(&state.store, federation, &record).await.map_err(refused)?;
+    let checked = agreements::load(&state.store, federation, &record).await.map_err(ApiError::from)?;
     Ok((checked, record.revocation))
 }
 
@@ -241,25 +242,4 @@ fn view_of(
 ) -> AgreementView {
     let status = agreements::status(&checked, revocation, now);
     AgreementView { summary: checked.agreement.summary(), agreement: checked.agreement, status }
-}
-
-/// The problem for a refused lifecycle step, wherever it came from.
-pub fn refused(error: LifecycleError) -> ApiError {
-    match error {
-        LifecycleError::Invalid(errors) => ApiError::Validation(errors),
-        LifecycleError::NotFound => ApiError::NotFound(error.to_string()),
-        LifecycleError::Forbidden(_) => ApiError::Forbidden(error.to_string()),
-        LifecycleError::Store(e) => e.into(),
-        LifecycleError::Exists
-        | LifecycleError::Revoked(_)
-        | LifecycleError::AlreadySigned
-        | LifecycleError::DifferentBytes => ApiError::Conflict(error.to_string()),
-        LifecycleError::NotAParty
-        | LifecycleError::UnknownParty(_)
-        | LifecycleError::KeyMismatch(_)
-        | LifecycleError::UnknownFramework(_)
-        | LifecycleError::Signature(_) => {
-            ApiError::Validation(ValidationErrors::single("agreement", error.to_string()))
-        }
-    }
 }

@@ -9,10 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{Caller, NODE_ADMINS};
-use super::input::{parse_field, parse_time, query};
-use super::problem::{ApiError, AuthProblems, Problem};
 use crate::domain::ValidationErrors;
 use crate::domain::audit::AuditEntry;
+use crate::http::input::{parse_field, parse_time, query};
+use crate::http::problem::{ApiError, AuthProblems, Problem};
 use crate::store::AuditQuery;
 
 /// Filters of the audit trail.

@@ -13,9 +13,10 @@ use actix_web::{FromRequest, HttpRequest, http::header};
 use ring::digest::{SHA256, digest};
 
 use super::AppState;
-use super::problem::ApiError;
-use crate::auth::{Role, TokenError};
+use crate::auth::TokenError;
 use crate::domain::OrgId;
+use crate::domain::Role;
+use crate::http::problem::ApiError;
 
 /// Checks bearer tokens against the configured one.
 #[derive(Clone)]
@@ -176,7 +177,7 @@ const PERMISSIONS: &[(&str, &[Role])] = &[
 
 /// Who you are, and what you may do.
 #[utoipa::path(get, path = "/api/v1/me", tag = "operations",
-    responses((status = 200, description = "You", body = Me), super::problem::AuthProblems),
+    responses((status = 200, description = "You", body = Me), crate::http::problem::AuthProblems),
     security(("bearer" = [])))]
 pub async fn me(caller: Caller) -> actix_web::HttpResponse {
     let may = PERMISSIONS.iter().filter(|(_, roles)| caller.require(roles).is_ok()).map(|(what, _)| *what).collect();

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Caller, NODE_ADMINS};
-use super::problem::{ApiError, AuthProblems};
+use crate::http::problem::{ApiError, AuthProblems};
 
 /// One refused envelope.
 #[derive(Debug, Serialize, ToSchema)]

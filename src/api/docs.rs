@@ -8,17 +8,17 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::problem::Problem;
 use super::{agreements, audit, health, partners, reports, situation};
 use crate::crypto::jws::{Jws, JwsSignature};
-use crate::domain::policy::{
-    Effect, FieldDecision, PseudonymousPerson, ReportView, RoleCount, TimePrecision, ViewLocation, ViewPersons,
-    ViewSite,
+use crate::domain::policy::{Effect, FieldDecision};
+use crate::domain::view::{
+    PseudonymousPerson, ReportView, RoleCount, TimePrecision, ViewLocation, ViewPersons, ViewSite,
 };
 use crate::domain::{
     Action, CardPin, Category, FieldError, Location, NodeCard, Person, PersonRole, Report, ReportContent, Retraction,
     Severity, Site, SiteKind, Status, Tlp,
 };
+use crate::http::problem::Problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -65,9 +65,9 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         Report, ReportContent, Retraction, Location, Site, SiteKind, Person, PersonRole, Action, Category, Severity,
         Status, Tlp, Problem, FieldError, reports::RetractRequest, situation::SituationResponse,
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
-        partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, super::auth::Me, crate::auth::Role, audit::AuditPage, crate::domain::audit::AuditEntry,
+        partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, super::auth::Me, crate::domain::Role, audit::AuditPage, crate::domain::audit::AuditEntry,
         crate::domain::audit::AuditEvent,
-        agreements::RevokeRequest, agreements::Preview, crate::agreements::AgreementStatus, ReportView, FieldDecision,
+        agreements::RevokeRequest, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
     modifiers(&BearerAuth),

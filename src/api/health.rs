@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::problem::{ApiError, Problem};
+use crate::http::problem::{ApiError, Problem};
 
 /// A health answer.
 #[derive(Debug, Serialize, ToSchema)]

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::problem::{ApiError, Problem};
 use crate::auth::LoginError;
 use crate::domain::audit::{AuditEvent, sha256_hex};
+use crate::http::problem::{ApiError, Problem};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "lagesbild_session";

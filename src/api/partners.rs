@@ -10,12 +10,11 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{ANYONE, Caller, NODE_ADMINS};
-use super::problem::{ApiError, AuthProblems, BodyProblems, Problem};
 use crate::crypto::jws::Jws;
 use crate::domain::audit::AuditEvent;
 use crate::domain::{CardPin, NodeCard, OrgId};
-use crate::federation::listener::import_refused;
 use crate::federation::registry::{Imported, import_card};
+use crate::http::problem::{ApiError, AuthProblems, BodyProblems, Problem};
 use crate::store::{DeliveryState, PartnerRecord};
 
 /// This node, as partners see it.
@@ -120,10 +119,10 @@ pub async fn add_partner(
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(NODE_ADMINS)?;
-    let card: Jws = super::body::read_body(&req, payload).await?;
+    let card: Jws = crate::http::body::read_body(&req, payload).await?;
     let now = state.clock.now();
     let (record, outcome) =
-        import_card(&state.store, &card, &caller.org, None, now, &caller.actor).await.map_err(import_refused)?;
+        import_card(&state.store, &card, &caller.org, None, now, &caller.actor).await.map_err(ApiError::from)?;
     reload_pins(&state).await?;
     let view = PartnerView::from(record);
     Ok(match outcome {

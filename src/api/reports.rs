@@ -10,11 +10,11 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Caller, READERS, WRITERS};
-use super::problem::{ApiError, AuthProblems, BodyProblems, NotFoundProblems, Problem, VersionProblems};
 use crate::domain::audit::AuditEvent;
 use crate::domain::report::RevisionError;
 use crate::domain::{Report, ReportContent, ReportId, Version};
 use crate::federation::sharing;
+use crate::http::problem::{ApiError, AuthProblems, BodyProblems, NotFoundProblems, Problem, VersionProblems};
 use crate::store::QueuedEnvelope;
 
 /// Why a report is withdrawn.
@@ -44,7 +44,7 @@ pub async fn file_report(
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(WRITERS)?;
-    let content: ReportContent = super::body::read_body(&req, payload).await?;
+    let content: ReportContent = crate::http::body::read_body(&req, payload).await?;
     let now = state.clock.now();
     let report = Report::file(caller.org.clone(), content.validate(now)?, now).filed_by(&caller.actor);
     let envelopes = envelopes_for(&state, &report).await?;
@@ -98,7 +98,7 @@ pub async fn update_report(
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(WRITERS)?;
-    let content: ReportContent = super::body::read_body(&req, payload).await?;
+    let content: ReportContent = crate::http::body::read_body(&req, payload).await?;
     let expected = if_match(&req)?.ok_or(ApiError::PreconditionRequired)?;
     let current = own_report(&caller, &state, &id).await?;
     may_change(&caller, &current)?;
@@ -136,8 +136,8 @@ pub async fn retract_report(
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(WRITERS)?;
-    let request: RetractRequest = super::body::read_optional_body(&req, payload).await?;
-    super::input::check_reason(request.reason.as_ref())?;
+    let request: RetractRequest = crate::http::body::read_optional_body(&req, payload).await?;
+    crate::http::input::check_reason(request.reason.as_ref())?;
     let current = own_report(&caller, &state, &id).await?;
     may_change(&caller, &current)?;
     if let Some(expected) = if_match(&req)?
@@ -207,7 +207,7 @@ fn version_event(event: &str, caller: &Caller, report: &Report) -> AuditEvent {
 
 /// A coordinator changes any of the organisation's reports; a reporter only those they filed.
 fn may_change(caller: &Caller, report: &Report) -> Result<(), ApiError> {
-    if caller.roles.contains(&crate::auth::Role::Coordinator)
+    if caller.roles.contains(&crate::domain::Role::Coordinator)
         || report.filed_by.as_deref() == Some(caller.actor.as_str())
     {
         return Ok(());
@@ -257,9 +257,7 @@ fn with_etag(mut builder: actix_web::HttpResponseBuilder, report: &Report) -> ac
 /// not federate). They are queued in the transaction that stores the version.
 async fn envelopes_for(state: &AppState, report: &Report) -> Result<Vec<QueuedEnvelope>, ApiError> {
     match &state.federation {
-        Some(federation) => {
-            sharing::envelopes_for(federation, report, report.updated_at).await.map_err(super::agreement_refused)
-        }
+        Some(federation) => sharing::envelopes_for(federation, report, report.updated_at).await.map_err(ApiError::from),
         None => Ok(Vec::new()),
     }
 }

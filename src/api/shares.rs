@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Caller, READERS};
-use super::problem::{ApiError, AuthProblems, NotFoundProblems};
 use super::reports::own_report;
+use crate::http::problem::{ApiError, AuthProblems, NotFoundProblems};
 use crate::store::OutboxEntry;
 
 /// One envelope of one version to one partner.

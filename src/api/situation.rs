@@ -12,12 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{Caller, READERS};
-use super::input::{parse_field, parse_time, query};
-use super::problem::{ApiError, AuthProblems, Problem};
 use crate::domain::situation::DEFAULT_PAGE_SIZE;
 use crate::domain::{
     BBox, Category, Cursor, OrgId, PictureReport, Severity, SituationPage, SituationQuery, Status, ValidationErrors,
 };
+use crate::http::input::{parse_field, parse_time, query};
+use crate::http::problem::{ApiError, AuthProblems, Problem};
 
 /// Filters of the situation picture. Lists are comma-separated.
 #[derive(Debug, Default, Deserialize, IntoParams)]

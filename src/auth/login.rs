@@ -13,8 +13,9 @@ use openidconnect::{
     RedirectUrl, Scope, TokenResponse,
 };
 
+use super::RoleMap;
 use super::token::roles_in;
-use super::{Role, RoleMap};
+use crate::domain::Role;
 use crate::domain::audit::sha256_hex;
 use crate::store::{SessionRecord, Store, StoreError};
 

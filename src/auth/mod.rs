@@ -5,9 +5,7 @@
 //! administrators of agreements and of the node.
 
 pub mod login;
-pub mod roles;
 pub mod token;
 
 pub use login::{Login, LoginError};
-pub use roles::Role;
 pub use token::{Principal, RoleMap, TokenError, TokenValidator};

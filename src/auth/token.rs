@@ -12,9 +12,9 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::Role;
 use crate::clock::Clock;
 use crate::config::AuthSection;
+use crate::domain::Role;
 
 /// Who a valid token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

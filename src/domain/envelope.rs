@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{OrgId, ReportId, Version};
-use super::policy::ReportView;
+use super::view::ReportView;
 
 /// The JWS `typ` of an envelope.
 pub const ENVELOPE_TYPE: &str = "lagesbild-envelope+json";

@@ -11,9 +11,11 @@ pub mod policy;
 #[cfg(test)]
 mod policy_properties;
 pub mod report;
+pub mod role;
 pub mod rules;
 pub mod situation;
 pub mod validation;
+pub mod view;
 
 pub use card::{CardPin, NodeCard};
 pub use ids::{OrgId, ReportId, TlsPin, Version};
@@ -21,5 +23,6 @@ pub use report::{
     Action, Category, Location, Person, PersonRole, Report, ReportContent, Retraction, Severity, Site, SiteKind,
     Status, Tlp, ValidContent,
 };
+pub use role::Role;
 pub use situation::{BBox, Cursor, PictureReport, SituationPage, SituationQuery};
 pub use validation::{FieldError, ValidationErrors};

@@ -7,11 +7,12 @@ use proptest::prelude::*;
 
 use super::agreement::{Agreement, AgreementId, Area, Flow, Party, PartyRole};
 use super::ids::OrgId;
-use super::policy::{Decision, ReportView, ViewPersons, decide, grid_centre};
+use super::policy::{Decision, decide, grid_centre};
 use super::report::{
     Category, Location, Person, PersonRole, Report, ReportContent, Severity, Site, SiteKind, Status, Tlp,
 };
 use super::rules::{FieldRules, LocationRule, PersonsRule, SiteRule, TextRule, TimeRule};
+use super::view::{ReportView, ViewPersons};
 
 fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_795_000_000, 0).unwrap()
@@ -280,7 +281,7 @@ proptest! {
                 prop_assert!(!narrow_has || wide_has, "the narrowed view holds a field the wider one does not");
             }
             let precision = |v: &ReportView| v.time_precision.map(|p| p as u8);
-            prop_assert!(precision(n).is_none() || precision(n) >= precision(w) || w.time_precision == Some(super::policy::TimePrecision::Exact));
+            prop_assert!(precision(n).is_none() || precision(n) >= precision(w) || w.time_precision == Some(super::view::TimePrecision::Exact));
             if let (Some(nl), Some(wl)) = (&n.location, &w.location) {
                 prop_assert!(nl.lat.is_none() || wl.lat.is_some());
                 if let (Some(nc), Some(wc)) = (nl.cell_metres, wl.cell_metres) {

@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ids::{OrgId, ReportId};
-use super::policy::ReportView;
 use super::report::{Category, Report, Severity, Status};
 use super::validation::ValidationErrors;
+use super::view::ReportView;
 
 /// The most reports one page may hold, and how many it holds when the caller does not say.
 pub const MAX_PAGE_SIZE: u32 = 1_000;

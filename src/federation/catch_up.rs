@@ -9,9 +9,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Federation;
+use super::agreements;
 use super::inbox::{MAX_BATCH, receive_batch};
-use crate::agreements;
 use crate::domain::OrgId;
+use crate::domain::agreement::Revocation;
 
 /// Envelopes asked for per page.
 const PAGE: u32 = 500;
@@ -107,7 +108,7 @@ async fn take_revocations(federation: &Federation, partner: &OrgId, revocations:
         let Some(id) = statement
             .unverified_payload()
             .ok()
-            .and_then(|p| serde_json::from_slice::<agreements::Revocation>(&p).ok())
+            .and_then(|p| serde_json::from_slice::<Revocation>(&p).ok())
             .map(|r| r.agreement)
         else {
             continue;

@@ -4,9 +4,9 @@
 use utoipa::OpenApi;
 
 use super::{inbox, listener};
-use crate::api::problem::Problem;
 use crate::crypto::jws::{Jws, JwsSignature};
 use crate::domain::{CardPin, NodeCard};
+use crate::http::Problem;
 
 #[derive(OpenApi)]
 #[openapi(

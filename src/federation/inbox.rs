@@ -20,13 +20,13 @@ use super::Federation;
 use super::listener::Peer;
 use super::registry::signing_keys;
 use super::sharing::freshened;
-use crate::api::StrictJson;
-use crate::api::problem::{ApiError, Problem};
 use crate::crypto::jws::{Jws, JwsError};
 use crate::domain::OrgId;
 use crate::domain::audit::{AuditEvent, sha256_hex};
 use crate::domain::envelope::{ENVELOPE_TYPE, EnvelopeRefusal, check_addressing};
-use crate::domain::policy::{ReportView, exceeds};
+use crate::domain::policy::exceeds;
+use crate::domain::view::ReportView;
+use crate::http::{ApiError, Problem, StrictJson};
 use crate::store::{DeadLetter, ReceiveOutcome, Received};
 
 /// The most envelopes one delivery may carry, and the largest one envelope may be.

@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::{Extensions, Payload, Server};
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, Data};
 use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer};
@@ -16,16 +17,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Federation;
+use super::agreements;
 use super::inbox;
-use super::registry::{ImportError, import_card};
-use crate::agreements;
-use crate::api::problem::{ApiError, Problem};
-use crate::api::{BodyLimit, StrictJson, agreement_refused, observe};
+use super::registry::import_card;
 use crate::crypto::jws::Jws;
 use crate::crypto::tls::{PeerTrust, TrustedPeers, organisation_of_certificate, pin_of_certificate, server_config};
+use crate::domain::OrgId;
 use crate::domain::audit::AuditEvent;
-use crate::domain::{OrgId, ValidationErrors};
-use crate::identity::CardError;
+use crate::http::routes::{self, Path, on, path};
+use crate::http::{ApiError, Problem, StrictJson, observe};
 
 /// The client certificate of the connection a request came on.
 #[derive(Debug, Clone)]
@@ -64,20 +64,25 @@ fn capture_peer_certificate(connection: &dyn Any, extensions: &mut Extensions) {
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/federation/v1")
-            .route("/card", web::get().to(own_card))
-            .route("/card", web::post().to(receive_card))
-            .route("/hello", web::get().to(hello))
-            .route("/agreements", web::post().to(receive_agreement))
-            .route("/revocations", web::post().to(receive_revocation))
-            .service(
-                web::resource("/envelopes")
-                    .app_data(BodyLimit(inbox::MAX_BATCH_BYTES))
-                    .route(web::post().to(inbox::receive_envelopes)),
-            )
-            .route("/feed", web::get().to(inbox::feed)),
-    );
+    routes::register(cfg, paths());
+}
+
+/// Every path and method the listener registers: what a test holds against the federation's
+/// OpenAPI document.
+pub fn registered_routes() -> Vec<(String, Method)> {
+    routes::listing(paths())
+}
+
+fn paths() -> Vec<Path> {
+    vec![
+        path("/federation/v1/card", vec![on(Method::GET, own_card), on(Method::POST, receive_card)]),
+        path("/federation/v1/hello", vec![on(Method::GET, hello)]),
+        path("/federation/v1/agreements", vec![on(Method::POST, receive_agreement)]),
+        path("/federation/v1/revocations", vec![on(Method::POST, receive_revocation)]),
+        path("/federation/v1/envelopes", vec![on(Method::POST, inbox::receive_envelopes)])
+            .body_limit(inbox::MAX_BATCH_BYTES),
+        path("/federation/v1/feed", vec![on(Method::GET, inbox::feed)]),
+    ]
 }
 
 impl FromRequest for Peer {
@@ -162,7 +167,7 @@ pub async fn receive_card(
         }
         Err(error) => {
             refusal(&federation, &peer, "partner.card_refused", &card, &error, now).await?;
-            Err(import_refused(error))
+            Err(ApiError::from(error))
         }
     }
 }
@@ -185,7 +190,7 @@ pub async fn receive_agreement(
     let now = federation.clock.now();
     if let Err(error) = agreements::receive(&federation, &peer.org, &document, now).await {
         refusal(&federation, &peer, "agreement.refused", &document, &error, now).await?;
-        return Err(agreement_refused(error));
+        return Err(ApiError::from(error));
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -207,7 +212,7 @@ pub async fn receive_revocation(
     let now = federation.clock.now();
     if let Err(error) = agreements::receive_revocation(&federation, &peer.org, &statement, now).await {
         refusal(&federation, &peer, "agreement.revocation_refused", &statement, &error, now).await?;
-        return Err(agreement_refused(error));
+        return Err(ApiError::from(error));
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -227,17 +232,4 @@ async fn refusal(
         .object(document.to_json().as_bytes())
         .detail(error);
     Ok(federation.store.record_audit(&refused, now).await?)
-}
-
-/// The problem for a refused card, wherever it came from.
-pub fn import_refused(error: ImportError) -> ApiError {
-    match error {
-        ImportError::WrongOrganisation { .. } => ApiError::Forbidden(error.to_string()),
-        ImportError::Card(CardError::KeyChangeUnsigned | CardError::Stale) => ApiError::Conflict(error.to_string()),
-        ImportError::Card(CardError::Invalid(errors)) => ApiError::Validation(errors),
-        ImportError::Card(_) | ImportError::OwnCard => {
-            ApiError::Validation(ValidationErrors::single("card", error.to_string()))
-        }
-        ImportError::Store(e) => e.into(),
-    }
 }

@@ -3,6 +3,7 @@
 //! The partner behind a request is always the one whose pinned key presented the TLS client
 //! certificate; nothing a client sends can choose it.
 
+pub mod agreements;
 pub mod announce;
 pub mod catch_up;
 pub mod client;

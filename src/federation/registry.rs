@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::crypto::jws::Jws;
 use crate::crypto::keys::PublicKey;
 use crate::domain::audit::AuditEvent;
-use crate::domain::{NodeCard, OrgId};
+use crate::domain::{NodeCard, OrgId, ValidationErrors};
+use crate::http::ApiError;
 use crate::identity::{CardError, verify_card};
 use crate::store::{PartnerRecord, Store, StoreError};
 
@@ -96,4 +97,19 @@ pub fn signing_keys(partner: &PartnerRecord) -> Vec<PublicKey> {
         .chain(card.and_then(|c| c.previous_signing_key))
         .filter_map(|k| PublicKey::from_b64(&k))
         .collect()
+}
+
+/// The problem for a refused card, wherever it came from.
+impl From<ImportError> for ApiError {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::WrongOrganisation { .. } => ApiError::Forbidden(error.to_string()),
+            ImportError::Card(CardError::KeyChangeUnsigned | CardError::Stale) => ApiError::Conflict(error.to_string()),
+            ImportError::Card(CardError::Invalid(errors)) => ApiError::Validation(errors),
+            ImportError::Card(_) | ImportError::OwnCard => {
+                ApiError::Validation(ValidationErrors::single("card", error.to_string()))
+            }
+            ImportError::Store(e) => e.into(),
+        }
+    }
 }

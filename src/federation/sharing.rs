@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 
 use super::Federation;
-use crate::agreements::{self, Checked, LifecycleError};
+use super::agreements::{self, Checked, LifecycleError};
 use crate::crypto::jws::{self, Jws};
 use crate::domain::audit::sha256_hex;
 use crate::domain::envelope::EnvelopeHeader;
-use crate::domain::policy::{Decision, ReportView, decide};
+use crate::domain::policy::{Decision, decide};
+use crate::domain::view::ReportView;
 use crate::domain::{OrgId, Report};
 use crate::store::{AgreementRecord, AgreementsStamp, QueuedEnvelope};
 

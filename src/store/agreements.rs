@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::audit::append_audit;
 use super::{StoreError, in_write_tx, on_pool, time};
+use crate::domain::agreement::RevocationRecord;
 use crate::domain::audit::AuditEvent;
 
 /// An agreement as stored.
@@ -21,15 +22,6 @@ pub struct AgreementRecord {
 
 /// Counts, lengths and times that change whenever the stored agreements do.
 pub type AgreementsStamp = (i64, i64, i64, i64);
-
-/// Who revoked an agreement, when and why, and the signed statement that says so.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevocationRecord {
-    pub by: String,
-    pub at: DateTime<Utc>,
-    pub reason: Option<String>,
-    pub statement: String,
-}
 
 type AgreementRow = (String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>, Option<String>);
 

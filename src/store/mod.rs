@@ -21,7 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::config::{DatabaseKind, DatabaseSection};
 
-pub use agreements::{AgreementRecord, AgreementsStamp, RevocationRecord};
+pub use agreements::{AgreementRecord, AgreementsStamp};
 pub use audit::{AuditQuery, CheckpointRecord};
 pub use outbox::{DeliveryRound, DeliveryState, OutboxEntry, QueuedEnvelope};
 pub use partners::PartnerRecord;

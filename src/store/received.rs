@@ -10,7 +10,7 @@ use sqlx::types::Json;
 use super::audit::{append_audit, append_audit_all};
 use super::{StoreError, in_write_tx, on_pool};
 use crate::domain::audit::AuditEvent;
-use crate::domain::policy::ReportView;
+use crate::domain::view::ReportView;
 use crate::domain::{OrgId, ReportId};
 
 /// A verified view to store, with the partner it came from.

@@ -3,7 +3,7 @@
 //! non-parties or naming unknown parties are refused and change nothing.
 
 use chrono::Duration;
-use lagesbild::agreements::AGREEMENT_TYPE;
+use lagesbild::domain::agreement::AGREEMENT_TYPE;
 use lagesbild::clock::Clock;
 use lagesbild::crypto::jws;
 use lagesbild::domain::agreement::Agreement;

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use chrono::{DateTime, Utc};
-use lagesbild::agreement_file;
+use lagesbild::domain::agreement::file as agreement_file;
 use lagesbild::domain::agreement::Agreement;
-use lagesbild::domain::policy::{Decision, ViewPersons, decide};
+use lagesbild::domain::policy::{Decision, decide};
+use lagesbild::domain::view::ViewPersons;
 use lagesbild::domain::{OrgId, Report, ReportContent};
 use serde_json::{Value, json};
 

@@ -142,10 +142,10 @@ async fn entries_past_retention_are_pruned_behind_a_signed_checkpoint(backend: B
     node.clock.advance(Duration::days(800));
     node.file(&report(1)).await;
     let key = SigningKey::load(&node.config.identity.as_ref().unwrap().signing_key).unwrap();
-    let pruned = lagesbild::audit::prune(node.store(), &key, node.clock.now(), Duration::days(730)).await.unwrap();
+    let pruned = lagesbild::audit_retention::prune(node.store(), &key, node.clock.now(), Duration::days(730)).await.unwrap();
     assert_eq!(pruned, 3);
     // The rest of the chain (the newer report and the prune itself) verifies from the checkpoint.
-    assert_eq!(lagesbild::audit::verify(node.store(), Some(key.public())).await.unwrap(), 2);
+    assert_eq!(lagesbild::audit_retention::verify(node.store(), Some(key.public())).await.unwrap(), 2);
     let page: Value = node.get("/api/v1/audit").send().await.unwrap().json().await.unwrap();
     let events: Vec<&str> = page["entries"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["report.created", "audit.pruned"]);
@@ -156,8 +156,8 @@ async fn entries_past_retention_are_pruned_behind_a_signed_checkpoint(backend: B
     // The checkpoint holds only with this node's key.
     let dir = tempfile::tempdir().unwrap();
     let stranger = SigningKey::generate(&dir.path().join("k.pem")).unwrap();
-    assert!(lagesbild::audit::verify(node.store(), Some(stranger.public())).await.is_err());
-    assert!(lagesbild::audit::verify(node.store(), None).await.is_err());
+    assert!(lagesbild::audit_retention::verify(node.store(), Some(stranger.public())).await.is_err());
+    assert!(lagesbild::audit_retention::verify(node.store(), None).await.is_err());
     // A checkpoint moved to hide more entries no longer matches its signature.
     let guards = match backend {
         Backend::Sqlite => "DROP TRIGGER audit_checkpoints_no_update;",
@@ -165,7 +165,7 @@ async fn entries_past_retention_are_pruned_behind_a_signed_checkpoint(backend: B
     };
     node.sql(guards).await.unwrap();
     node.sql("UPDATE audit_checkpoints SET hash = 'ff' || substr(hash, 3)").await.unwrap();
-    let error = lagesbild::audit::verify(node.store(), Some(key.public())).await.unwrap_err().to_string();
+    let error = lagesbild::audit_retention::verify(node.store(), Some(key.public())).await.unwrap_err().to_string();
     assert!(error.contains("differs from what was signed"), "{error}");
     node.stop().await;
 }

@@ -12,7 +12,7 @@ use lagesbild::config::NodeConfig;
 use lagesbild::crypto::jws::{self, Jws};
 use lagesbild::domain::agreement::Agreement;
 use lagesbild::domain::envelope::EnvelopeHeader;
-use lagesbild::domain::policy::ReportView;
+use lagesbild::domain::view::ReportView;
 use lagesbild::federation::inbox::Outcome;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! The life of an agreement between nodes. One party proposes it: its node fills in every party's
+//! The life of an agreement between nodes (its pure rules are `domain::agreement`). One party proposes it: its node fills in every party's
 //! keys from the cards on record, signs, and sends it to the others. Each party's admin reviews and
 //! signs; signatures travel between the nodes and are merged. The agreement takes effect only when
 //! every party has signed the same bytes and its start date has come, and any party can revoke it,
@@ -8,23 +8,20 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
+use super::Federation;
+use super::client::PartnerClient;
+use super::registry::signing_keys;
+use super::sweep::end_sharing;
 use crate::crypto::jws::{self, Jws, JwsError};
 use crate::crypto::keys::{PublicKey, SigningKey};
-use crate::domain::agreement::{Agreement, AgreementId};
+use crate::domain::agreement::{
+    self, AGREEMENT_TYPE, Agreement, AgreementId, AgreementStatus, REVOCATION_TYPE, Revocation, RevocationRecord,
+};
 use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, ValidationErrors};
-use crate::federation::Federation;
-use crate::federation::client::PartnerClient;
-use crate::federation::registry::signing_keys;
-use crate::federation::sweep::end_sharing;
-use crate::store::{AgreementRecord, RevocationRecord, Store, StoreError};
-
-/// The JWS `typ` of an agreement and of a revocation.
-pub const AGREEMENT_TYPE: &str = "lagesbild-agreement+json";
-pub const REVOCATION_TYPE: &str = "lagesbild-revocation+json";
+use crate::http::ApiError;
+use crate::store::{AgreementRecord, Store, StoreError};
 
 /// Why an agreement, a signature or a revocation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -57,31 +54,6 @@ pub enum LifecycleError {
     Store(#[from] StoreError),
 }
 
-/// Where an agreement stands, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct AgreementStatus {
-    /// `awaiting_signatures`, `not_started`, `active`, `expired`, `revoked`, `framework_inactive`,
-    /// or (in listings) `unverifiable` when the stored document no longer checks.
-    pub state: &'static str,
-    /// Why, in a sentence.
-    pub detail: String,
-    /// Parties that have signed.
-    pub signed_by: Vec<OrgId>,
-    /// Parties whose signature is still missing.
-    pub awaiting: Vec<OrgId>,
-}
-
-/// A revocation statement, signed by the revoking party.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Revocation {
-    pub agreement: AgreementId,
-    pub by: OrgId,
-    pub at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
 /// An agreement document whose every signature is by a party's key as known here.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -105,32 +77,7 @@ pub fn status_with(
     revocation: Option<&RevocationRecord>,
     now: DateTime<Utc>,
 ) -> AgreementStatus {
-    let a = &checked.agreement;
-    let awaiting: Vec<OrgId> =
-        a.parties.iter().map(|p| p.org_id.clone()).filter(|org| !checked.signed_by.contains(org)).collect();
-    let (state, detail) = if let Some(r) = revocation {
-        (
-            "revoked",
-            format!(
-                "revoked by {} at {}{}",
-                r.by,
-                r.at,
-                r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
-            ),
-        )
-    } else if !framework_active {
-        let framework = a.framework.as_ref().map(ToString::to_string).unwrap_or_default();
-        ("framework_inactive", format!("its framework {framework} is not active"))
-    } else if !awaiting.is_empty() {
-        ("awaiting_signatures", format!("{} of {} parties have signed", checked.signed_by.len(), a.parties.len()))
-    } else if now < a.valid_from {
-        ("not_started", format!("signed by every party; takes effect at {}", a.valid_from))
-    } else if now >= a.valid_until {
-        ("expired", format!("ended at {}", a.valid_until))
-    } else {
-        ("active", format!("signed by every party; in force until {}", a.valid_until))
-    };
-    AgreementStatus { state, detail, signed_by: checked.signed_by.clone(), awaiting }
+    agreement::status(&checked.agreement, &checked.signed_by, framework_active, revocation, now)
 }
 
 /// Whether an agreement lets anything flow at `now`.
@@ -460,6 +407,29 @@ async fn distribute(federation: &Federation, agreement: &Agreement, path: &str, 
         if let Err(error) = sent {
             tracing::warn!(agreement = %agreement.id, party = %party.org_id, %error, "could not send to a party");
             let _ = federation.store.record_partner_contact(&party.org_id, now, Some(&error)).await;
+        }
+    }
+}
+
+/// The problem for a refused lifecycle step, wherever it came from.
+impl From<LifecycleError> for ApiError {
+    fn from(error: LifecycleError) -> Self {
+        match error {
+            LifecycleError::Invalid(errors) => ApiError::Validation(errors),
+            LifecycleError::NotFound => ApiError::NotFound(error.to_string()),
+            LifecycleError::Forbidden(_) => ApiError::Forbidden(error.to_string()),
+            LifecycleError::Store(e) => e.into(),
+            LifecycleError::Exists
+            | LifecycleError::Revoked(_)
+            | LifecycleError::AlreadySigned
+            | LifecycleError::DifferentBytes => ApiError::Conflict(error.to_string()),
+            LifecycleError::NotAParty
+            | LifecycleError::UnknownParty(_)
+            | LifecycleError::KeyMismatch(_)
+            | LifecycleError::UnknownFramework(_)
+            | LifecycleError::Signature(_) => {
+                ApiError::Validation(ValidationErrors::single("agreement", error.to_string()))
+            }
         }
     }
 }

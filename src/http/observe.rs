@@ -1,6 +1,7 @@
 //! Middleware around every request: it records the request's metrics and log line (route pattern,
 //! status, duration; never bodies or query strings), and it guarantees that every error leaves as
-//! problem+json, even one raised by the framework before a handler ran.
+//! problem+json, even one raised by the framework before a handler ran. Every edge wraps its app in
+//! it; an app that registers `Data<Metrics>` has its requests counted there.
 
 use std::time::Instant;
 
@@ -11,8 +12,8 @@ use actix_web::middleware::Next;
 use actix_web::web::Data;
 use actix_web::{Error, HttpResponse};
 
-use super::AppState;
 use super::problem::{PROBLEM_JSON, problem_response};
+use crate::metrics::Metrics;
 
 pub async fn observe(
     req: ServiceRequest,
@@ -25,14 +26,14 @@ pub async fn observe(
         _ => "other".to_owned(),
     };
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    let state = req.app_data::<Data<AppState>>().cloned();
+    let metrics = req.app_data::<Data<Metrics>>().cloned();
     // Handler and extractor errors arrive here as responses; only a failure of the middleware stack
     // itself would be an `Err`, and the request it needs to be answered with is gone by then.
     let response = as_problem_if_error(next.call(req).await?.map_into_boxed_body());
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
-    if let Some(state) = state {
-        state.metrics.observe_request(&method, &route, status, seconds);
+    if let Some(metrics) = metrics {
+        metrics.observe_request(&method, &route, status, seconds);
     }
     tracing::info!(%method, %route, status, ms = seconds * 1000.0, "request");
     Ok(response)

@@ -1,4 +1,6 @@
-//! The node's roles.
+//! The node's roles: what a signed-in person or system may do, named as the partners' security
+//! organisations name their people. Plain vocabulary, so configuration can check a role map and
+//! `auth` can grant roles without either importing the other.
 
 use std::fmt;
 use std::str::FromStr;

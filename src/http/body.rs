@@ -7,18 +7,21 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::web::{BytesMut, Data};
+use actix_web::web::BytesMut;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, http::header};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use super::AppState;
 use super::problem::ApiError;
 use crate::domain::ValidationErrors;
 
-/// A body limit for one route or app that differs from the node's (`app_data`).
+/// The most bytes a request body may have, as `app_data`: an edge sets its own for the whole app,
+/// and a route that takes more (or less) sets one of its own, which wins.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
+
+/// The body limit where no `BodyLimit` is set (every edge sets one).
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 
 /// A JSON body of type `T`, read within the node's body limit.
 #[derive(Debug)]
@@ -62,11 +65,7 @@ fn read_json<T: DeserializeOwned + 'static>(
     payload: &mut Payload,
     empty_allowed: bool,
 ) -> BodyFuture<Option<T>> {
-    let limit = req
-        .app_data::<BodyLimit>()
-        .map(|l| l.0)
-        .or_else(|| req.app_data::<Data<AppState>>().map(|s| s.body_limit))
-        .unwrap_or(super::DEFAULT_BODY_LIMIT);
+    let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
     let declared_len: Option<usize> =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let has_content_type = req.headers().contains_key(header::CONTENT_TYPE);

@@ -22,6 +22,30 @@ use crate::domain::agreement::Agreement;
 use crate::identity::InitOptions;
 use crate::server;
 
+/// Run four partner nodes on loopback (a municipality, the police, a retailer and a guard
+/// company) under the example agreements, with example reports, on SQLite in a folder. Prints
+/// each node's URLs and token and writes them to FOLDER/nodes.json. Run it again to resume.
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// The folder the demo keeps its nodes in.
+    #[arg(long, default_value = "demo")]
+    dir: PathBuf,
+    /// The first node's API port; the others follow it, and federation ports are ten above.
+    #[arg(long, default_value_t = 7401)]
+    base_port: u16,
+}
+
+/// `lagesbild demo`: logs warnings only (unless `RUST_LOG` says otherwise), then runs the demo.
+pub fn command(args: DemoArgs) -> anyhow::Result<()> {
+    ensure!(args.base_port <= u16::MAX - 20, "--base-port must leave room for 20 ports above it");
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    super::runtime()?.block_on(run(&args.dir, args.base_port))
+}
+
 /// The demo's organisations: id, name, and the offset of their ports from the base port.
 const ORGANISATIONS: [(&str, &str); 4] = [
     ("se-kommun-norrkoping", "Norrköpings kommun"),
@@ -32,8 +56,8 @@ const ORGANISATIONS: [(&str, &str); 4] = [
 
 /// The agreements in force, with the parties that sign them (the first proposes).
 const AGREEMENTS: [(&str, &[usize]); 2] = [
-    (include_str!("../policies/norrkoping-safety-agreement.toml"), &[0, 1, 2]),
-    (include_str!("../policies/norrkoping-municipality-guards.toml"), &[0, 3]),
+    (include_str!("../../policies/norrkoping-safety-agreement.toml"), &[0, 1, 2]),
+    (include_str!("../../policies/norrkoping-municipality-guards.toml"), &[0, 3]),
 ];
 
 /// One demo node as `nodes.json` describes it.
