@@ -57,7 +57,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.configure(docs::routes).default_service(web::to(not_found));
 }
 
-/// Every path and method registered by [`routes`], besides the documentation's own (`/docs`,
+/// Every path and method registered by [`routes()`], besides the documentation's own (`/docs`,
 /// `/openapi.json`): what a test holds against the OpenAPI document, so that no route escapes it.
 pub fn registered_routes() -> Vec<(String, Method)> {
     routes::listing(paths())

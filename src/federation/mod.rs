@@ -1,5 +1,7 @@
 //! Federation: the listener partner nodes call (mutual TLS, pinned keys only, on its own port), the
-//! client this node calls them with, and the registry of partners built from their signed cards.
+//! client this node calls them with, and the registry of partners built from their signed cards;
+//! the life of agreements between nodes (`agreements`), and the exchange under them: sharing
+//! through the outbox, delivery, receiving, catch-up and the sweep that ends sharing.
 //! The partner behind a request is always the one whose pinned key presented the TLS client
 //! certificate; nothing a client sends can choose it.
 

@@ -3,9 +3,9 @@
 //! non-parties or naming unknown parties are refused and change nothing.
 
 use chrono::Duration;
-use lagesbild::domain::agreement::AGREEMENT_TYPE;
 use lagesbild::clock::Clock;
 use lagesbild::crypto::jws;
+use lagesbild::domain::agreement::AGREEMENT_TYPE;
 use lagesbild::domain::agreement::Agreement;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

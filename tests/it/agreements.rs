@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use chrono::{DateTime, Utc};
-use lagesbild::domain::agreement::file as agreement_file;
 use lagesbild::domain::agreement::Agreement;
+use lagesbild::domain::agreement::file as agreement_file;
 use lagesbild::domain::policy::{Decision, decide};
 use lagesbild::domain::view::ViewPersons;
 use lagesbild::domain::{OrgId, Report, ReportContent};

@@ -142,7 +142,8 @@ async fn entries_past_retention_are_pruned_behind_a_signed_checkpoint(backend: B
     node.clock.advance(Duration::days(800));
     node.file(&report(1)).await;
     let key = SigningKey::load(&node.config.identity.as_ref().unwrap().signing_key).unwrap();
-    let pruned = lagesbild::audit_retention::prune(node.store(), &key, node.clock.now(), Duration::days(730)).await.unwrap();
+    let pruned =
+        lagesbild::audit_retention::prune(node.store(), &key, node.clock.now(), Duration::days(730)).await.unwrap();
     assert_eq!(pruned, 3);
     // The rest of the chain (the newer report and the prune itself) verifies from the checkpoint.
     assert_eq!(lagesbild::audit_retention::verify(node.store(), Some(key.public())).await.unwrap(), 2);

@@ -70,3 +70,32 @@ async fn node_serves_its_openapi_document_and_swagger_ui(backend: Backend) {
     assert!(config.contains("/openapi.json"), "{config}");
     node.stop().await;
 }
+
+#[test]
+fn every_registered_route_is_documented_and_every_documented_route_is_registered() {
+    for (file, registered, generated) in [
+        ("lagesbild.json", lagesbild::api::registered_routes(), lagesbild::api::docs::openapi_json()),
+        (
+            "federation.json",
+            lagesbild::federation::listener::registered_routes(),
+            lagesbild::federation::docs::openapi_json(),
+        ),
+    ] {
+        let doc: Value = serde_json::from_str(&generated).unwrap();
+        let mut documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (path.clone(), m.to_uppercase())))
+            .collect();
+        let mut registered: Vec<(String, String)> =
+            registered.into_iter().map(|(path, method)| (path, method.as_str().to_owned())).collect();
+        documented.sort();
+        registered.sort();
+        let undocumented: Vec<_> = registered.iter().filter(|r| !documented.contains(r)).collect();
+        let unregistered: Vec<_> = documented.iter().filter(|d| !registered.contains(d)).collect();
+        assert!(undocumented.is_empty(), "{file}: registered but not documented: {undocumented:?}");
+        assert!(unregistered.is_empty(), "{file}: documented but not registered: {unregistered:?}");
+        assert!(!registered.is_empty(), "{file}: no routes registered");
+    }
+}

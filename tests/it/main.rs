@@ -17,6 +17,7 @@ mod exchange;
 mod exchange_recovery;
 mod gdpr;
 mod health;
+mod layout;
 mod peering;
 mod reports;
 mod signin;
