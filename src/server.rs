@@ -44,6 +44,8 @@ pub struct RunningNode {
     /// Where the federation listener listens, if federation is configured.
     pub federation_addr: Option<SocketAddr>,
     pub store: Store,
+    /// The federation parts of the node, if federation is configured.
+    pub federation: Option<Arc<Federation>>,
     servers: Vec<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
     /// Workers: card announcement, audit retention.
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -135,6 +137,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         background.push(audit_retention::spawn_retention(store.clone(), key, clock.clone(), retention));
     }
     let mut federation_addr = None;
+    let mut running_federation = None;
     if let Some((federation, server, bound)) = federation {
         servers.push((server.handle(), tokio::spawn(server)));
         federation_addr = Some(bound);
@@ -142,9 +145,10 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         background.push(announce::spawn(federation.clone()));
         background.push(delivery::spawn(federation.clone()));
         background.push(catch_up::spawn(federation.clone()));
-        background.push(sweep::spawn(federation));
+        background.push(sweep::spawn(federation.clone()));
+        running_federation = Some(federation);
     }
-    Ok(RunningNode { api_addr, federation_addr, store, servers, background })
+    Ok(RunningNode { api_addr, federation_addr, store, federation: running_federation, servers, background })
 }
 
 impl RunningNode {

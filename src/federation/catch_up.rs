@@ -5,7 +5,7 @@
 //! asks that partner's pushed deliveries to come back later ([`CatchingUp`]): they carry the same
 //! envelopes, and checking and storing each twice would halve the pace of the return.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Federation;
@@ -125,36 +125,44 @@ async fn take_revocations(federation: &Federation, partner: &OrgId, revocations:
     }
 }
 
-/// The partners whose feeds are being read now.
+/// The partners whose feeds are being read now, each with how many readings are under way.
 #[derive(Debug, Default)]
-pub struct CatchingUp(Mutex<HashSet<OrgId>>);
+pub struct CatchingUp(Mutex<HashMap<OrgId, usize>>);
 
 impl CatchingUp {
     /// Whether this node is reading `partner`'s feed now.
     pub fn includes(&self, partner: &OrgId) -> bool {
-        self.lock().contains(partner)
+        self.lock().contains_key(partner)
     }
 
-    /// Marks `partner`'s feed as being read until the answer is dropped.
-    fn begin<'a>(&'a self, partner: &OrgId) -> Reading<'a> {
-        self.lock().insert(partner.clone());
+    /// Marks `partner`'s feed as being read until the answer is dropped. Catch-up does this while
+    /// it reads; a test may too, to hold the pause of the partner's pushes open.
+    pub fn begin<'a>(&'a self, partner: &OrgId) -> Reading<'a> {
+        *self.lock().entry(partner.clone()).or_default() += 1;
         Reading { set: self, partner: partner.clone() }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<OrgId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OrgId, usize>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// A feed being read; ends, whatever way the reading ends, when dropped.
-struct Reading<'a> {
+/// A feed being read; ends, whatever way the reading ends, when dropped. Readings of one partner
+/// may overlap: the pause lasts until the last of them ends.
+pub struct Reading<'a> {
     set: &'a CatchingUp,
     partner: OrgId,
 }
 
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
-        self.set.lock().remove(&self.partner);
+        let mut readings = self.set.lock();
+        if let Some(count) = readings.get_mut(&self.partner) {
+            *count -= 1;
+            if *count == 0 {
+                readings.remove(&self.partner);
+            }
+        }
     }
 }
 
@@ -170,7 +178,10 @@ mod tests {
         let reading = set.begin(&police);
         assert!(set.includes(&police));
         assert!(!set.includes(&guards));
+        let overlapping = set.begin(&police);
         drop(reading);
+        assert!(set.includes(&police), "a reading still under way keeps the pause");
+        drop(overlapping);
         assert!(!set.includes(&police));
     }
 }

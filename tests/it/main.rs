@@ -9,6 +9,7 @@ mod support;
 mod agreement_lifecycle;
 mod agreements;
 mod audit;
+mod catch_up_pause;
 mod auth;
 mod cli;
 mod demo;

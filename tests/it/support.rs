@@ -178,6 +178,11 @@ impl TestNode {
         &self.node.as_ref().expect("the node is running").store
     }
 
+    /// The federation parts of the running node (which must be federated).
+    pub fn federation(&self) -> &Arc<lagesbild::federation::Federation> {
+        self.node.as_ref().and_then(|node| node.federation.as_ref()).expect("the node is running and federated")
+    }
+
     /// Runs raw SQL against the node's database, as someone with access to it could.
     pub async fn sql(&self, statement: &str) -> Result<(), sqlx::Error> {
         let statement = sqlx::AssertSqlSafe(statement.to_owned());
