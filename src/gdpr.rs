@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::audit::AuditEvent;
 use crate::domain::report::normalise_name;
-use crate::domain::{OrgId, PersonRole, Report, ReportId, Version};
+use crate::domain::{Action, OrgId, Person, PersonRole, Report, ReportId, Version};
 use crate::federation::agreements::LifecycleError;
 use crate::federation::{Federation, sharing};
 use crate::store::{Store, StoreError};
@@ -22,6 +22,8 @@ pub struct Finding {
     pub version: Version,
     /// The names as written that matched, with their roles.
     pub persons: Vec<(String, PersonRole)>,
+    /// The names as written that matched as who did one of the report's actions, once per action.
+    pub acted: Vec<String>,
     /// For a report a partner shared with this node: that partner (the report's origin).
     pub received_from: Option<OrgId>,
 }
@@ -60,27 +62,20 @@ pub async fn find(
     let needle = normalise_name(needle);
     let mut findings = Vec::new();
     for_each_version(store, origin, |report| {
-        let persons: Vec<(String, PersonRole)> = report
-            .content
-            .persons
-            .iter()
-            .filter(|p| p.named_like(&needle))
-            .map(|p| (p.name.clone().unwrap_or_default(), p.role))
-            .collect();
-        if !persons.is_empty() {
-            findings.push(Finding { report: report.id, version: report.version, persons, received_from: None });
+        let content = &report.content;
+        let persons = listed(content.persons.iter().filter(|p| p.named_like(&needle)));
+        let acted = acted_by(content.actions.iter().filter(|a| a.by_like(&needle)));
+        if !persons.is_empty() || !acted.is_empty() {
+            findings.push(Finding { report: report.id, version: report.version, persons, acted, received_from: None });
         }
     })
     .await?;
     for_each_received(store, |view| {
-        let persons: Vec<(String, PersonRole)> = view
-            .named_persons()
-            .filter(|p| p.named_like(&needle))
-            .map(|p| (p.name.clone().unwrap_or_default(), p.role))
-            .collect();
-        if !persons.is_empty() {
+        let persons = listed(view.named_persons().filter(|p| p.named_like(&needle)));
+        let acted = acted_by(view.attributed_actions().filter(|a| a.by_like(&needle)));
+        if !persons.is_empty() || !acted.is_empty() {
             let received_from = Some(view.origin.clone());
-            findings.push(Finding { report: view.id, version: view.version, persons, received_from });
+            findings.push(Finding { report: view.id, version: view.version, persons, acted, received_from });
         }
     })
     .await?;
@@ -105,26 +100,26 @@ pub async fn erase(
     now: DateTime<Utc>,
 ) -> Result<Erasure, GdprError> {
     let name = normalise_name(name);
-    let named = |persons: &mut dyn Iterator<Item = &crate::domain::Person>| -> Vec<(String, PersonRole)> {
-        persons
-            .filter(|p| p.name.as_deref().is_some_and(|n| normalise_name(n) == name))
-            .map(|p| (p.name.clone().unwrap_or_default(), p.role))
-            .collect()
-    };
     let mut own: Vec<(Report, Finding)> = Vec::new();
     for_each_version(store, origin, |report| {
         if let Some(clean) = report.without_person(&name) {
-            let persons = named(&mut report.content.persons.iter());
-            own.push((clean, Finding { report: report.id, version: report.version, persons, received_from: None }));
+            let content = &report.content;
+            let persons = listed(content.persons.iter().filter(|p| p.named(&name)));
+            let acted = acted_by(content.actions.iter().filter(|a| a.by_named(&name)));
+            own.push((
+                clean,
+                Finding { report: report.id, version: report.version, persons, acted, received_from: None },
+            ));
         }
     })
     .await?;
     let mut received = Vec::new();
     for_each_received(store, |view| {
         if let Some(clean) = view.without_person(&name) {
-            let persons = named(&mut view.named_persons());
+            let persons = listed(view.named_persons().filter(|p| p.named(&name)));
+            let acted = acted_by(view.attributed_actions().filter(|a| a.by_named(&name)));
             let received_from = Some(view.origin.clone());
-            received.push((clean, Finding { report: view.id, version: view.version, persons, received_from }));
+            received.push((clean, Finding { report: view.id, version: view.version, persons, acted, received_from }));
         }
     })
     .await?;
@@ -184,6 +179,16 @@ async fn pass_on(
     }
     federation.outbox.wake();
     Ok(Some((id, next.version, envelopes.len())))
+}
+
+/// The names as written of `persons`, with their roles.
+fn listed<'a>(persons: impl Iterator<Item = &'a Person>) -> Vec<(String, PersonRole)> {
+    persons.map(|p| (p.name.clone().unwrap_or_default(), p.role)).collect()
+}
+
+/// Who did each of `actions`, as written.
+fn acted_by<'a>(actions: impl Iterator<Item = &'a Action>) -> Vec<String> {
+    actions.filter_map(|a| a.by.clone()).collect()
 }
 
 async fn for_each_version(store: &Store, origin: &OrgId, mut visit: impl FnMut(&Report)) -> Result<(), StoreError> {

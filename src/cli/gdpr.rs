@@ -81,7 +81,12 @@ fn describe_findings(findings: &[Finding], verb: &str) -> String {
     }
     let mut text = String::new();
     for finding in findings {
-        let persons: Vec<String> = finding.persons.iter().map(|(name, role)| format!("{name} ({role})")).collect();
+        let persons: Vec<String> = finding
+            .persons
+            .iter()
+            .map(|(name, role)| format!("{name} ({role})"))
+            .chain(finding.acted.iter().map(|name| format!("{name} (who acted)")))
+            .collect();
         let source = finding.received_from.as_ref().map(|org| format!(" (received from {org})")).unwrap_or_default();
         text.push_str(&format!(
             "report {}{source} version {} {verb}: {}\n",

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::agreement::{Agreement, AgreementId, Flow};
 use super::ids::OrgId;
-use super::report::{Person, PersonRole, Report, Tlp};
+use super::report::{Action, Person, PersonRole, Report, Tlp};
 use super::rules::{LocationRule, PersonsRule, SiteRule, TextRule, TimeRule};
 use super::view::{
     Always, PseudonymousPerson, ReportView, RoleCount, TimePrecision, ViewLocation, ViewPersons, ViewSite,
@@ -150,6 +150,14 @@ pub fn exceeds(view: &ReportView, flow: &Flow) -> Option<String> {
         (Some(site), SiteRule::Kind) if site.name.is_none() => {}
         (Some(_), rule) => return Some(format!("the site is finer than the flow's rule '{rule}'")),
     }
+    let by_allowed = |by: &str| match rules.persons {
+        PersonsRule::Keep => true,
+        PersonsRule::Pseudonymise => is_pseudonym(by),
+        PersonsRule::Roles | PersonsRule::Drop => false,
+    };
+    if view.actions.iter().flatten().filter_map(|a| a.by.as_deref()).any(|by| !by_allowed(by)) {
+        return Some(format!("an action says who acted more finely than the flow's persons rule '{}'", rules.persons));
+    }
     match (&view.persons, rules.persons) {
         (None, _)
         | (Some(ViewPersons::Full(_)), PersonsRule::Keep)
@@ -162,7 +170,9 @@ pub fn exceeds(view: &ReportView, flow: &Flow) -> Option<String> {
 
 /// Whether the view's times are finer than the flow's time rule allows.
 fn exceeds_in_time(view: &ReportView, rule: TimeRule) -> Option<String> {
-    let times = [view.observed_at, view.observed_until, view.updated_at, view.expires_at];
+    let acted = view.actions.iter().flatten().map(|a| a.at);
+    let times: Vec<Option<DateTime<Utc>>> =
+        [view.observed_at, view.observed_until, view.updated_at, view.expires_at].into_iter().chain(acted).collect();
     let precision = match rule {
         TimeRule::Drop if times.iter().any(Option::is_some) => {
             return Some("a time is present, but the flow drops it".into());
@@ -232,7 +242,6 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
     view.title = explain.text("title", rules.title, Some(content.title.clone()));
     view.description =
         explain.text("description", rules.description, Some(content.description.clone()).filter(|d| !d.is_empty()));
-    view.actions = explain.text("actions", rules.actions, Some(content.actions.clone()).filter(|a| !a.is_empty()));
 
     let precision = match rules.observed_at {
         TimeRule::Drop => None,
@@ -255,6 +264,8 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
             explain.push("observed_at", &rule, effect);
         }
     }
+    let actions = explain.text("actions", rules.actions, Some(content.actions.clone()).filter(|a| !a.is_empty()));
+    view.actions = actions.map(|actions| shape_actions(&mut explain, actions, flow, precision, key, &agreement.id));
 
     let location = &content.location;
     let mut view_location = ViewLocation::default();
@@ -343,6 +354,45 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
     (view, explain.0)
 }
 
+/// The actions as the flow allows them: when each was done follows the time rule and who did it
+/// the persons rule (kept, pseudonymised, or dropped where the flow gives roles or nothing), so
+/// that an action never tells more of a moment or a person than the rest of the view does.
+fn shape_actions(
+    explain: &mut Explanation,
+    mut actions: Vec<Action>,
+    flow: &Flow,
+    precision: Option<TimePrecision>,
+    key: &[u8],
+    agreement: &AgreementId,
+) -> Vec<Action> {
+    let rules = &flow.fields;
+    if actions.iter().any(|a| a.at.is_some()) {
+        let effect = match precision {
+            None => Effect::Dropped,
+            Some(TimePrecision::Exact) => Effect::Kept,
+            Some(_) => Effect::Generalised(format!("to the {}", rules.observed_at)),
+        };
+        explain.push("actions.at", &rules.observed_at.to_string(), effect);
+    }
+    if actions.iter().any(|a| a.by.is_some()) {
+        let effect = match rules.persons {
+            PersonsRule::Keep => Effect::Kept,
+            PersonsRule::Pseudonymise => Effect::Generalised("to pseudonyms".into()),
+            PersonsRule::Roles | PersonsRule::Drop => Effect::Dropped,
+        };
+        explain.push("actions.by", &rules.persons.to_string(), effect);
+    }
+    for action in &mut actions {
+        action.at = action.at.zip(precision).map(|(at, p)| truncate(at, p));
+        action.by = match rules.persons {
+            PersonsRule::Keep => action.by.take(),
+            PersonsRule::Pseudonymise => action.by.as_deref().map(|by| pseudonym(key, agreement, by)),
+            PersonsRule::Roles | PersonsRule::Drop => None,
+        };
+    }
+    actions
+}
+
 #[derive(Default)]
 struct Explanation(Vec<FieldDecision>);
 
@@ -393,6 +443,12 @@ fn role_counts(persons: &[Person]) -> Vec<RoleCount> {
         .map(|role| RoleCount { role: *role, count: persons.iter().filter(|p| p.role == *role).count() as u32 })
         .filter(|c| c.count > 0)
         .collect()
+}
+
+/// Whether `text` has the form of a [`pseudonym`]: `p-` and 16 URL-safe base64 characters.
+fn is_pseudonym(text: &str) -> bool {
+    text.strip_prefix("p-")
+        .is_some_and(|tag| tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 /// A stable pseudonym for a name within one agreement: a keyed SHA-256 HMAC, shortened.

@@ -371,21 +371,48 @@ impl Person {
     pub fn named_like(&self, needle: &str) -> bool {
         self.name.as_deref().is_some_and(|name| normalise_name(name).contains(needle))
     }
+
+    /// Whether this person's name is exactly `name` (normalised).
+    pub fn named(&self, name: &str) -> bool {
+        self.name.as_deref().is_some_and(|n| normalise_name(n) == name)
+    }
+}
+
+impl Action {
+    /// Whether who acted contains `needle` (normalised).
+    pub fn by_like(&self, needle: &str) -> bool {
+        self.by.as_deref().is_some_and(|by| normalise_name(by).contains(needle))
+    }
+
+    /// Whether who acted is exactly `name` (normalised).
+    pub fn by_named(&self, name: &str) -> bool {
+        self.by.as_deref().is_some_and(|by| normalise_name(by) == name)
+    }
+}
+
+/// Reduces every person named exactly `name` (normalised) to their role, and removes the name
+/// from every action they are said to have done; whether anything was erased.
+pub(crate) fn erase_person(persons: &mut [Person], actions: &mut [Action], name: &str) -> bool {
+    let mut erased = false;
+    for person in persons.iter_mut().filter(|p| p.named(name)) {
+        *person = Person { role: person.role, name: None, age: None, description: None };
+        erased = true;
+    }
+    for action in actions.iter_mut().filter(|a| a.by_named(name)) {
+        action.by = None;
+        erased = true;
+    }
+    erased
 }
 
 impl Report {
     /// This version with every person named exactly `name` (normalised) reduced to their role:
-    /// name, age and description removed. `None` if nobody in it has that name.
+    /// name, age and description removed, and the name removed from the actions they did. `None`
+    /// if nobody in it has that name.
     pub fn without_person(&self, name: &str) -> Option<Report> {
-        let matches = |p: &Person| p.name.as_deref().is_some_and(|n| normalise_name(n) == name);
-        if !self.content.persons.iter().any(matches) {
-            return None;
-        }
         let mut erased = self.clone();
-        for person in erased.content.persons.iter_mut().filter(|p| matches(p)) {
-            *person = Person { role: person.role, name: None, age: None, description: None };
-        }
-        Some(erased)
+        let content = &mut erased.content;
+        erase_person(&mut content.persons, &mut content.actions, name).then_some(erased)
     }
 }
 

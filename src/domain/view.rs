@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::agreement::AgreementId;
 use super::ids::{OrgId, ReportId, Version};
-use super::report::{Action, Category, Person, PersonRole, Severity, SiteKind, Status, Tlp, normalise_name};
+use super::report::{Action, Category, Person, PersonRole, Severity, SiteKind, Status, Tlp, erase_person};
 
 /// What a recipient receives of one version of a report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -126,20 +126,23 @@ impl ReportView {
         persons.iter().filter(|p| p.name.is_some())
     }
 
-    /// This view with every person named exactly `name` (normalised) reduced to their role; `None`
-    /// if nobody in it has that name.
+    /// This view with every person named exactly `name` (normalised) reduced to their role, and the
+    /// name removed from the actions they did; `None` if nobody in it has that name.
     pub fn without_person(&self, name: &str) -> Option<ReportView> {
-        let matches = |p: &Person| p.name.as_deref().is_some_and(|n| normalise_name(n) == name);
-        if !self.named_persons().any(matches) {
-            return None;
-        }
         let mut erased = self.clone();
-        if let Some(ViewPersons::Full(persons)) = &mut erased.persons {
-            for person in persons.iter_mut().filter(|p| matches(p)) {
-                *person = Person { role: person.role, name: None, age: None, description: None };
-            }
-        }
-        Some(erased)
+        let mut none = Vec::new();
+        let persons = match &mut erased.persons {
+            Some(ViewPersons::Full(persons)) => persons,
+            _ => &mut none,
+        };
+        let mut no_actions = Vec::new();
+        let actions = erased.actions.as_mut().unwrap_or(&mut no_actions);
+        erase_person(persons, actions, name).then_some(erased)
+    }
+
+    /// The actions this view says who did.
+    pub fn attributed_actions(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().flatten().filter(|a| a.by.is_some())
     }
 }
 

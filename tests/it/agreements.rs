@@ -206,3 +206,93 @@ fn agreement_check_explains_problems_by_line_and_fails() {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+/// A staff member's name and an odd second, planted in every field that can carry them.
+const STAFF_NAME: &str = "Greta Staffansdotter";
+const ODD_SECOND: &str = "21:37:12";
+
+#[test]
+fn no_template_lets_an_action_say_more_of_a_person_or_a_moment_than_its_flow() {
+    let mut shared = 0;
+    let mut cases = 0;
+    for name in [
+        "norrkoping-municipality-guards.toml",
+        "norrkoping-safety-agreement.toml",
+        "lulea-safety-agreement.toml",
+        "labour-market-staff-protected.toml",
+        "no-politi-vekter-rammeavtale.toml",
+        "no-oslo-lokal-avtale.toml",
+    ] {
+        // A local agreement is judged on its own flows here; its narrowing is tested above.
+        let agreement: Agreement = toml::from_str(&std::fs::read_to_string(policy(name)).unwrap()).unwrap();
+        for (index, flow) in agreement.flows.iter().enumerate() {
+            let (lat, lon, municipality) = match &flow.area {
+                Some(lagesbild::domain::agreement::Area::Bbox([w, s, e, n])) => ((s + n) / 2.0, (w + e) / 2.0, "0581"),
+                Some(lagesbild::domain::agreement::Area::Municipalities(codes)) => (58.6, 16.1, codes[0].as_str()),
+                _ => (58.6, 16.1, "0581"),
+            };
+            let tlp = if flow.max_tlp >= lagesbild::domain::Tlp::Green { "GREEN" } else { "CLEAR" };
+            for from in &flow.from {
+                for to in &flow.to {
+                    cases += 1;
+                    let incident = report(
+                        from.as_str(),
+                        json!({
+                            "observed_at": format!("2026-11-24T{ODD_SECOND}Z"),
+                            "category": flow.categories[0],
+                            "severity": "critical",
+                            "tlp": tlp,
+                            "location": {"lat": lat, "lon": lon, "municipality_code": municipality},
+                            "persons": [{"role": "staff", "name": STAFF_NAME}],
+                            "actions": [{"what": "Receptionist called guards", "by": STAFF_NAME,
+                                         "at": format!("2026-11-24T{ODD_SECOND}Z")}],
+                        }),
+                    );
+                    let Some(view) = view(&incident, &agreement, to.as_str()) else { continue };
+                    shared += 1;
+                    let text = view.to_string();
+                    let rules = &flow.fields;
+                    let case = format!("{name} flow {index} from {from} to {to}");
+                    if rules.persons.to_string() != "keep" {
+                        assert!(!text.contains(STAFF_NAME), "{case} names the staff member: {text}");
+                    }
+                    if rules.observed_at.to_string() != "keep" {
+                        assert!(!text.contains(ODD_SECOND), "{case} gives the exact second: {text}");
+                    }
+                }
+            }
+        }
+    }
+    println!("{shared} of {cases} template flows reached a share");
+    assert!(shared >= cases / 2, "only {shared} of {cases} template flows reached a share");
+}
+
+#[test]
+fn preview_shows_the_guards_neither_the_staff_members_name_nor_the_exact_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let body = json!({
+        "observed_at": format!("2026-11-24T{ODD_SECOND}Z"),
+        "category": "threat", "severity": "severe", "title": "Threat in the reception",
+        "location": {"lat": 58.59, "lon": 16.18},
+        "actions": [{"what": "Receptionist called guards", "by": STAFF_NAME, "at": format!("2026-11-24T{ODD_SECOND}Z")}],
+        "tlp": "AMBER"
+    });
+    std::fs::write(&report, body.to_string()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lagesbild"))
+        .args(["agreement", "preview"])
+        .arg(policy("labour-market-staff-protected.toml"))
+        .arg("--report")
+        .arg(&report)
+        .args(["--from", "se-kommun-arbetsmarknad", "--to", "se-falck-bevakning", "--at", "2026-11-25T08:00:00Z"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("se-falck-bevakning receives, under flow"), "{stdout}");
+    assert!(stdout.contains("Receptionist called guards"), "the action itself is kept: {stdout}");
+    assert!(stdout.contains("2026-11-24T21:00:00Z"), "the action's time is given to the hour: {stdout}");
+    assert!(!stdout.contains(STAFF_NAME), "{stdout}");
+    assert!(!stdout.contains(ODD_SECOND), "{stdout}");
+    assert!(stdout.contains("actions.by"), "the explanation says what became of who acted: {stdout}");
+}

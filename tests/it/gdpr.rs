@@ -14,6 +14,7 @@ use crate::support::{Backend, TestNode, report};
 on_both_backends!(
     a_person_is_found_and_erased_from_every_version_but_their_role_stays,
     an_erasure_reaches_every_partner_that_received_the_report,
+    a_person_named_as_who_acted_is_found_and_erased_from_the_actions_too,
 );
 
 fn gdpr(node: &TestNode, args: &[&str]) -> Output {
@@ -95,7 +96,9 @@ async fn an_erasure_reaches_every_partner_that_received_the_report(backend: Back
     let nodes = federation_at(backend, &[MUNICIPALITY, POLICE, RETAILER], now, |_| {}).await;
     let [municipality, police, _retailer] = &nodes[..] else { unreachable!() };
     agree(&[municipality, police, _retailer], SAFETY).await;
-    let id = municipality.file(&report(1)).await["id"].as_str().unwrap().to_owned();
+    let mut filed = report(1);
+    filed["actions"] = json!([{"what": "Called the police", "by": "Anna Andersson"}]);
+    let id = municipality.file(&filed).await["id"].as_str().unwrap().to_owned();
     let held = picture_entry(police, &id, |e| e.is_some()).await.unwrap();
     assert_eq!(held["persons"]["full"][0]["name"], "Anna Andersson");
 
@@ -122,4 +125,33 @@ async fn an_erasure_reaches_every_partner_that_received_the_report(backend: Back
     for node in nodes {
         node.stop().await;
     }
+}
+
+async fn a_person_named_as_who_acted_is_found_and_erased_from_the_actions_too(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    let mut acted = report(2);
+    acted["persons"] = json!([]);
+    acted["actions"] =
+        json!([{"what": "Called guards", "by": "Greta Staffansdotter"}, {"what": "Locked up", "by": "Patrol 2"}]);
+    let id = node.file(&acted).await["id"].as_str().unwrap().to_owned();
+
+    let found = gdpr(&node, &["find", "--name", "staffansdotter"]);
+    assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
+    let text = String::from_utf8_lossy(&found.stdout);
+    assert!(text.contains(&format!("report {id} version 1 names")), "{text}");
+    assert!(text.contains("Greta Staffansdotter (who acted)"), "{text}");
+
+    let erased = gdpr(&node, &["erase", "--name", "Greta Staffansdotter", "--yes"]);
+    assert!(erased.status.success(), "{}", String::from_utf8_lossy(&erased.stderr));
+    let versions: Vec<Value> =
+        node.get(&format!("/api/v1/reports/{id}/versions")).send().await.unwrap().json().await.unwrap();
+    for version in &versions {
+        assert_eq!(
+            version["actions"],
+            json!([{"what": "Called guards"}, {"what": "Locked up", "by": "Patrol 2"}]),
+            "{version}"
+        );
+    }
+    assert!(!node.situation("").await.to_string().contains("Staffansdotter"));
+    node.stop().await;
 }
