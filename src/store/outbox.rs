@@ -86,12 +86,28 @@ fn entry(row: EntryRow) -> OutboxEntry {
 }
 
 /// Queues `$envelopes` inside transaction `$tx`. The outbox row is the record of the queuing (the
-/// ledger); the audit trail records each envelope's outcome.
+/// ledger); the audit trail records each envelope's outcome. An envelope of a later version
+/// supersedes, in the same transaction, every older one of the report still queued for the same
+/// recipient: the newest version (or its withdrawal) is all the recipient needs, and an older one
+/// sent later would hand out what the originator has since narrowed, re-marked or withdrawn.
 macro_rules! queue_envelopes {
     ($tx:expr, $envelopes:expr, $now:expr) => {{
         let now: chrono::DateTime<chrono::Utc> = $now;
         for queued in $envelopes {
             let queued: &crate::store::QueuedEnvelope = queued;
+            if queued.version.get() > 1 {
+                sqlx::query(
+                    "UPDATE outbox SET state = 'cancelled', last_error = $4, settled_at_ms = $5, claimed_until_ms = NULL \
+                     WHERE report_id = $1 AND recipient = $2 AND version < $3 AND state = 'queued'",
+                )
+                .bind(queued.report.as_uuid())
+                .bind(queued.recipient.as_str())
+                .bind(i64::from(queued.version.get()))
+                .bind(format!("superseded by version {} before it was delivered", queued.version))
+                .bind(now.timestamp_millis())
+                .execute(&mut *$tx)
+                .await?;
+            }
             sqlx::query(
                 "INSERT INTO outbox (report_id, version, recipient, agreement_id, envelope, content_hash, state, \
                  attempts, next_attempt_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7)",

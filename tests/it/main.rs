@@ -18,6 +18,7 @@ mod exchange;
 mod exchange_recovery;
 mod gdpr;
 mod health;
+mod leaks;
 mod layout;
 mod peering;
 mod reports;

@@ -1,0 +1,107 @@
+//! What must never reach a partner, even at the edges of the exchange: a version its originator
+//! has since withdrawn or re-marked, while the partner was away.
+
+use chrono::Duration;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::exchange::{MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation, picture_entry, until};
+use crate::on_both_backends;
+use crate::support::{Backend, TestNode, report};
+
+on_both_backends!(
+    a_version_superseded_while_the_partner_blocked_its_sender_never_reaches_it,
+    a_version_superseded_while_the_partner_was_offline_never_reaches_it,
+);
+
+/// How the police are kept from receiving while the municipality changes its report.
+#[derive(Clone, Copy)]
+enum Away {
+    /// The police block the municipality, then unblock it.
+    Blocking,
+    /// The police's node is down, then starts again.
+    Offline,
+}
+
+async fn a_version_superseded_while_the_partner_blocked_its_sender_never_reaches_it(backend: Backend) {
+    superseded_while_away(backend, Away::Blocking).await;
+}
+
+async fn a_version_superseded_while_the_partner_was_offline_never_reaches_it(backend: Backend) {
+    superseded_while_away(backend, Away::Offline).await;
+}
+
+/// The municipality files a GREEN report naming a witness, then re-marks it RED, while the police
+/// cannot be reached; when they can again, they get the withdrawal only, never version 1.
+async fn superseded_while_away(backend: Backend, away: Away) {
+    let mut nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |_| {}).await;
+    let retailer = nodes.pop().unwrap();
+    let mut police = nodes.pop().unwrap();
+    let municipality = nodes.pop().unwrap();
+    agree(&[&municipality, &police, &retailer], SAFETY).await;
+    match away {
+        Away::Blocking => set_blocked(&police, MUNICIPALITY, true).await,
+        Away::Offline => police.halt().await,
+    }
+
+    let mut green = report(1);
+    green["tlp"] = json!("GREEN");
+    let id = municipality.file(&green).await["id"].as_str().unwrap().to_owned();
+    let mut red = green.clone();
+    red["tlp"] = json!("RED");
+    let remarked = municipality
+        .request(Method::PUT, &format!("/api/v1/reports/{id}"))
+        .header("If-Match", "\"1\"")
+        .json(&red)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(remarked.status(), StatusCode::OK, "{}", remarked.text().await.unwrap());
+
+    // The sender has cancelled version 1 for the police: the withdrawal is all they need.
+    let ledger = shares(&municipality, &id).await;
+    let first = ledger.iter().find(|s| s["version"] == 1 && s["recipient"] == POLICE).expect("version 1 was queued");
+    assert_eq!(first["state"], "cancelled", "{ledger:?}");
+    assert!(first["last_error"].as_str().unwrap().contains("superseded by version 2"), "{first}");
+
+    let police = match away {
+        Away::Blocking => {
+            set_blocked(&police, MUNICIPALITY, false).await;
+            police
+        }
+        Away::Offline => police.restart().await,
+    };
+    // Retries come due as time passes (these clocks move only when told).
+    until(|| async {
+        for node in [&municipality, &police] {
+            node.clock.advance(Duration::minutes(1));
+        }
+        let ledger = shares(&municipality, &id).await;
+        ledger.iter().all(|s| s["state"] != "queued").then_some(())
+    })
+    .await;
+    picture_entry(&police, &id, |entry| entry.is_none()).await;
+    let received = audit(&police, &format!("event=envelope.received&report={id}")).await;
+    assert!(!received.is_empty(), "the withdrawal reached the police");
+    for entry in &received {
+        assert!(entry["detail"].as_str().unwrap().starts_with("version 2"), "{entry}");
+    }
+    let trail =
+        police.get(&format!("/api/v1/audit?limit=1000&report={id}")).send().await.unwrap().text().await.unwrap();
+    assert!(!trail.contains("version 1"), "the police's trail shows version 1: {trail}");
+    assert!(!police.situation("?limit=1000").await.to_string().contains("Anna Andersson"));
+    for node in [municipality, police, retailer] {
+        node.stop().await;
+    }
+}
+
+async fn set_blocked(node: &TestNode, partner: &str, blocked: bool) {
+    let action = if blocked { "block" } else { "unblock" };
+    let answer = node.request(Method::POST, &format!("/api/v1/partners/{partner}/{action}")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "{}", answer.text().await.unwrap());
+}
+
+async fn shares(node: &TestNode, id: &str) -> Vec<Value> {
+    let ledger: Value = node.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
+    ledger.as_array().unwrap().clone()
+}
