@@ -133,15 +133,17 @@ pub async fn erase(
         };
         for (clean, _) in &own {
             store.erase_in_version(clean, &event(clean.id, clean.version), now).await?;
-            store.scrub_envelopes(clean.id, now).await?;
+        }
+        let mut reports: Vec<ReportId> = own.iter().map(|(r, _)| r.id).collect();
+        reports.dedup();
+        for id in &reports {
+            scrub_shares(store, federation, *id, &name, now).await?;
         }
         for (clean, _) in &received {
             let audit = event(clean.id, clean.version).partner(&clean.origin);
             store.erase_in_received(clean, &audit, now).await?;
         }
         if let Some(federation) = federation {
-            let mut reports: Vec<ReportId> = own.iter().map(|(r, _)| r.id).collect();
-            reports.dedup();
             for id in reports {
                 if let Some(passed) = pass_on(store, federation, origin, id, actor, now).await? {
                     erasure.passed_on.push(passed);
@@ -151,6 +153,34 @@ pub async fn erase(
     }
     erasure.findings = own.into_iter().map(|(_, f)| f).chain(received.into_iter().map(|(_, f)| f)).collect();
     Ok(erasure)
+}
+
+/// Scrubs the envelopes of own report `id` that name the person `name`; the others (withdrawals
+/// and retractions among them, which name nobody) are left to go out, so that a partner owed one
+/// still gets it. A delivered envelope is replaced, given the node's `federation` to sign with, by
+/// one of only what always travels: what the partner knew of the report besides its content, from
+/// which a later withdrawal is made.
+async fn scrub_shares(
+    store: &Store,
+    federation: Option<&Federation>,
+    id: ReportId,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for share in store.shares_of(id).await? {
+        let Some(view) = sharing::payload_of(&share.envelope) else { continue };
+        if view.without_person(name).is_none() {
+            continue;
+        }
+        let replacement = match (share.state.as_str(), federation, OrgId::parse(&share.recipient)) {
+            ("delivered", Some(federation), Ok(recipient)) => {
+                sharing::seal(federation, &view.bare(), &recipient, now).envelope
+            }
+            _ => String::new(),
+        };
+        store.scrub_envelope(share.id, &replacement, now).await?;
+    }
+    Ok(())
 }
 
 /// Re-issues an own report, erased in place, as its next version, if partners received it and it

@@ -58,15 +58,21 @@ impl ReportView {
     /// longer reach it (changed out of the flow's scope, or retracted): the report withdrawn,
     /// saying nothing the recipient did not already know.
     pub fn withdrawn(&self, version: Version) -> ReportView {
+        ReportView { version, retracted: true, ..self.bare() }
+    }
+
+    /// Only what always travels (which report, which version, under which agreement, its
+    /// classification and marking): what a recipient knew of the report besides its content.
+    pub fn bare(&self) -> ReportView {
         Always {
             id: self.id,
             origin: self.origin.clone(),
-            version,
+            version: self.version,
             agreement: self.agreement.clone(),
             category: self.category,
             severity: self.severity,
             tlp: self.tlp,
-            retracted: true,
+            retracted: self.retracted,
             onward_sharing: self.onward_sharing,
         }
         .into()

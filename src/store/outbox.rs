@@ -222,25 +222,26 @@ impl super::Store {
         Ok(())
     }
 
-    /// Empties the stored envelopes of a report whose personal data was erased: queued ones are
-    /// cancelled (the erased version goes out instead), delivered ones keep their place and hash in
-    /// the ledger but no longer their content, so neither the feed nor a retry can hand it out.
-    pub async fn scrub_envelopes(&self, report: ReportId, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let scrubbed = in_write_tx!(self, |tx| {
+    /// Replaces the stored envelope `id`, which named a person since erased, with `replacement`
+    /// (empty, or an envelope without the person). A queued one is cancelled (the erased version
+    /// goes out instead); a delivered one keeps its place and hash in the ledger but no longer its
+    /// content, so neither the feed nor a retry can hand it out.
+    pub async fn scrub_envelope(&self, id: i64, replacement: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
             sqlx::query(
-                "UPDATE outbox SET envelope = '', \
+                "UPDATE outbox SET envelope = $2, \
                  last_error = CASE WHEN state = 'queued' THEN 'superseded by a data-protection erasure' ELSE last_error END, \
-                 settled_at_ms = CASE WHEN state = 'queued' THEN $2 ELSE settled_at_ms END, \
+                 settled_at_ms = CASE WHEN state = 'queued' THEN $3 ELSE settled_at_ms END, \
                  state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END, claimed_until_ms = NULL \
-                 WHERE report_id = $1 AND envelope <> ''",
+                 WHERE id = $1",
             )
-            .bind(report.as_uuid())
+            .bind(id)
+            .bind(replacement)
             .bind(now.timestamp_millis())
             .execute(&mut *tx)
-            .await?
-            .rows_affected()
+            .await?;
         });
-        Ok(scrubbed)
+        Ok(())
     }
 
     /// The sharing ledger of one report: every envelope of every version, oldest first.

@@ -1,17 +1,24 @@
-//! What must never reach a partner, even at the edges of the exchange: a version its originator
-//! has since withdrawn or re-marked, while the partner was away.
+//! What must never reach a partner, or stay with it, even at the edges of the exchange: a version
+//! its originator has since withdrawn or re-marked while the partner was away; a person erased for
+//! data protection while the partner was away and still owed a withdrawal.
+
+use std::process::Command;
 
 use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::exchange::{MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation, picture_entry, until};
+use crate::exchange::{
+    MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation, federation_at, picture_entry, until,
+};
 use crate::on_both_backends;
 use crate::support::{Backend, TestNode, report};
 
 on_both_backends!(
     a_version_superseded_while_the_partner_blocked_its_sender_never_reaches_it,
     a_version_superseded_while_the_partner_was_offline_never_reaches_it,
+    an_erasure_while_a_withdrawal_is_owed_still_withdraws_the_report,
+    an_erasure_while_a_retraction_is_owed_still_retracts_the_report,
 );
 
 /// How the police are kept from receiving while the municipality changes its report.
@@ -104,4 +111,69 @@ async fn set_blocked(node: &TestNode, partner: &str, blocked: bool) {
 async fn shares(node: &TestNode, id: &str) -> Vec<Value> {
     let ledger: Value = node.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
     ledger.as_array().unwrap().clone()
+}
+
+async fn an_erasure_while_a_withdrawal_is_owed_still_withdraws_the_report(backend: Backend) {
+    erased_while_owed(backend, |report| {
+        let mut red = report.clone();
+        red["tlp"] = json!("RED");
+        (Method::PUT, "", red)
+    })
+    .await;
+}
+
+async fn an_erasure_while_a_retraction_is_owed_still_retracts_the_report(backend: Backend) {
+    erased_while_owed(backend, |_| (Method::POST, "/retract", json!({"reason": "filed by mistake"}))).await;
+}
+
+/// The police hold version 1, which names a witness; while they are offline the municipality
+/// withdraws the report from them (`change`: a re-marking or a retraction) and then erases the
+/// witness. Back online, the police must end without the witness's name: the withdrawal they were
+/// owed still reaches them.
+async fn erased_while_owed(backend: Backend, change: fn(&Value) -> (Method, &'static str, Value)) {
+    // The command-line tool signs by the real clock, so these nodes keep real time too.
+    let now = lagesbild::clock::Clock::now(&lagesbild::clock::SystemClock);
+    let mut nodes = federation_at(backend, &[MUNICIPALITY, POLICE, RETAILER], now, |_| {}).await;
+    let retailer = nodes.pop().unwrap();
+    let mut police = nodes.pop().unwrap();
+    let municipality = nodes.pop().unwrap();
+    agree(&[&municipality, &police, &retailer], SAFETY).await;
+    let filed = report(1);
+    let id = municipality.file(&filed).await["id"].as_str().unwrap().to_owned();
+    let held = picture_entry(&police, &id, |e| e.is_some()).await.unwrap();
+    assert_eq!(held["persons"]["full"][0]["name"], "Anna Andersson");
+
+    police.halt().await;
+    let (method, suffix, body) = change(&filed);
+    let changed = municipality
+        .request(method, &format!("/api/v1/reports/{id}{suffix}"))
+        .header("If-Match", "\"1\"")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK, "{}", changed.text().await.unwrap());
+    let config = municipality.identity_dir.as_ref().unwrap().path().join("node.toml");
+    let erased = Command::new(env!("CARGO_BIN_EXE_lagesbild"))
+        .args(["gdpr", "erase", "--name", "Anna Andersson", "--yes", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(erased.status.success(), "{}", String::from_utf8_lossy(&erased.stderr));
+
+    let police = police.restart().await;
+    until(|| async {
+        for node in [&municipality, &police] {
+            node.clock.advance(Duration::minutes(1));
+        }
+        let ledger = shares(&municipality, &id).await;
+        ledger.iter().filter(|s| s["recipient"] == POLICE).all(|s| s["state"] != "queued").then_some(())
+    })
+    .await;
+    picture_entry(&police, &id, |entry| entry.is_none()).await;
+    let picture = police.situation("?limit=1000").await.to_string();
+    assert!(!picture.contains("Anna Andersson"), "{picture}");
+    for node in [municipality, police, retailer] {
+        node.stop().await;
+    }
 }
