@@ -2,6 +2,8 @@
 //! party signed the same bytes, revoked by any party for all; documents over other bytes, from
 //! non-parties or naming unknown parties are refused and change nothing.
 
+use std::time::Duration as StdDuration;
+
 use chrono::Duration;
 use lagesbild::clock::Clock;
 use lagesbild::crypto::jws;
@@ -10,9 +12,10 @@ use lagesbild::domain::agreement::Agreement;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::exchange::picture_entry;
 use crate::on_both_backends;
 use crate::peering::{client, partners};
-use crate::support::{Backend, TestNode, expect_problem, problem_fields, report};
+use crate::support::{Backend, TestNode, expect_problem, problem_fields, report, until_within};
 
 on_both_backends!(
     an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when_one_revokes,
@@ -222,11 +225,11 @@ async fn a_party_that_was_offline_hears_of_signatures_and_revocation_when_the_ot
     // When the guards' node restarts, it announces what it has; the municipality hears of it.
     guards.halt().await;
     let guards = guards.restart().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while status(&municipality).await["state"] != "revoked" {
-        assert!(std::time::Instant::now() < deadline, "the revocation never reached the municipality");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    until_within("the revocation never reached the municipality", StdDuration::from_secs(20), || async {
+        let state = status(&municipality).await["state"].clone();
+        if state == "revoked" { Ok(()) } else { Err(format!("it is {state}")) }
+    })
+    .await;
     municipality.stop().await;
     guards.stop().await;
 }
@@ -240,12 +243,13 @@ async fn agreements_survive_a_key_rotation(backend: Backend) {
     guards.clock.advance(Duration::minutes(5));
     lagesbild::identity::rotate(&municipality.config, municipality.clock.now()).unwrap();
     let municipality = municipality.restart().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let org = lagesbild::domain::OrgId::parse("se-kommun-norrkoping").unwrap();
-    while guards.store().partner(&org).await.unwrap().unwrap().signing_key != municipality.keys().card.signing_key {
-        assert!(std::time::Instant::now() < deadline, "the guards never learnt the new card");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let new_key = municipality.keys().card.signing_key;
+    until_within("the guards never learnt the new card", StdDuration::from_secs(20), || async {
+        let known = guards.store().partner(&org).await.unwrap().unwrap().signing_key;
+        if known == new_key { Ok(()) } else { Err(format!("they still hold {known}")) }
+    })
+    .await;
     // Signatures made with the old key still count on both sides.
     assert_eq!(status(&municipality).await["state"], "active");
     assert_eq!(status(&guards).await["state"], "active");
@@ -270,13 +274,36 @@ async fn a_local_agreement_flows_only_while_its_framework_is_active(backend: Bac
     assert_eq!(propose(&local).await.unwrap().status(), StatusCode::CREATED);
     let sign = |id: &str| guards.request(Method::POST, &format!("/api/v1/agreements/{id}/sign")).send();
     assert_eq!(sign(ID).await.unwrap().status(), StatusCode::OK);
+    // Envelopes are queued in the transaction that files the report: an empty ledger right after
+    // filing means nothing will ever go out for it.
+    let at_municipality = &municipality;
+    let queued_for = |id: String| async move {
+        let ledger: Value =
+            at_municipality.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
+        ledger.as_array().unwrap().len()
+    };
     // Signed by both, but its framework is not: nothing flows.
     assert_eq!(status(&municipality).await["state"], "framework_inactive");
+    let before = municipality.file(&report(3)).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(queued_for(before.clone()).await, 0, "a report was queued under an inactive framework");
+
+    // The framework in force: a report flows, under the local agreement (the first by id), with its
+    // narrower rules.
     assert_eq!(sign("se-ramavtal-bevakning").await.unwrap().status(), StatusCode::OK);
     assert_eq!(status(&municipality).await["state"], "active");
+    let during = municipality.file(&report(2)).await["id"].as_str().unwrap().to_owned();
+    let received = picture_entry(&guards, &during, |e| e.is_some()).await.unwrap();
+    assert_eq!(received["agreement"], ID, "{received}");
+    assert!(received.get("persons").is_none(), "the local agreement drops persons: {received}");
+
+    // The framework revoked: the local agreement stops at once, on both sides.
     guards.request(Method::POST, "/api/v1/agreements/se-ramavtal-bevakning/revoke").send().await.unwrap();
     assert_eq!(status(&municipality).await["state"], "framework_inactive");
     assert_eq!(status(&guards).await["state"], "framework_inactive");
+    let after = municipality.file(&report(1)).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(queued_for(after.clone()).await, 0, "a report was queued after the framework was revoked");
+    let picture = guards.situation("?limit=1000").await.to_string();
+    assert!(!picture.contains(&before) && !picture.contains(&after), "{picture}");
     municipality.stop().await;
     guards.stop().await;
 }

@@ -88,7 +88,8 @@ async fn verify_finds_a_changed_a_deleted_a_reordered_and_a_cut_off_entry(backen
         (
             "UPDATE audit_log SET seq = -1 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = -1",
             2,
-            "",
+            // The entry now at 2 was written after the original 2, and holds that one's hash.
+            "does not hold the hash of the entry before it",
         ),
         ("DELETE FROM audit_log WHERE seq = 4", 4, "cut off"),
     ];

@@ -6,9 +6,9 @@ use lagesbild::domain::OrgId;
 use lagesbild::federation::client::ClientError;
 use serde_json::Value;
 
-use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, agree, federation, picture_entry, until};
+use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, agree, federation, picture_entry};
 use crate::on_both_backends;
-use crate::support::{Backend, report};
+use crate::support::{Backend, report, until};
 
 on_both_backends!(a_push_into_a_catch_up_under_way_gets_503_and_stays_queued_until_it_ends);
 

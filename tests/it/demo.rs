@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::exchange::until;
+use crate::support::until;
 
 fn ports_free_from(base: u16) -> bool {
     (0..4).chain(10..14).all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok())
@@ -50,6 +50,17 @@ async fn picture(node: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Every node's picture, each sorted.
+async fn pictures(nodes: &[Value]) -> Vec<Vec<(String, String)>> {
+    let mut all = Vec::new();
+    for node in nodes {
+        let mut seen = picture(node).await;
+        seen.sort();
+        all.push(seen);
+    }
+    all
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_four_partners_and_resumes() {
     let base = (0..50).map(|_| crate::support::free_port()).find(|p| *p < 60_000 && ports_free_from(*p)).unwrap();
@@ -73,11 +84,18 @@ async fn the_demo_runs_four_partners_and_resumes() {
     })
     .await;
     assert!(!at_shop.contains(&broken_windows), "{at_shop:?}");
+    // Every node's picture once the exchange has settled (two reads in a row agree), to hold the
+    // resumed demo to.
+    let before = until(|| async {
+        let first = pictures(&nodes).await;
+        (first.iter().all(|p| !p.is_empty()) && pictures(&nodes).await == first).then_some(first)
+    })
+    .await;
     terminate(&mut demo);
 
     let mut again = start(dir.path(), base);
-    let resumed = until(|| async { Some(picture(police).await).filter(|p| p.contains(&broken_windows)) }).await;
-    assert_eq!(resumed.len(), picture(police).await.len());
+    let resumed = until(|| async { Some(pictures(&nodes).await).filter(|p| p.iter().all(|p| !p.is_empty())) }).await;
+    assert_eq!(resumed, before, "the resumed demo shows each partner the picture it had before the stop");
     let listing_after: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&listing).unwrap()).unwrap();
     assert_eq!(listing_after, nodes, "a resumed demo keeps its nodes and tokens");
     terminate(&mut again);

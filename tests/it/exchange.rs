@@ -4,8 +4,6 @@
 //! revocation, expiry and retention end what was shared. Forged, replayed, stale and foreign
 //! envelopes are refused one by one into the dead-letter table.
 
-use std::time::{Duration as StdDuration, Instant};
-
 use chrono::Duration;
 use lagesbild::clock::Clock;
 use lagesbild::config::NodeConfig;
@@ -19,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::on_both_backends;
 use crate::peering::{client, import, signed_card};
-use crate::support::{Backend, TestNode, report};
+use crate::support::{Backend, TestNode, report, until};
 
 on_both_backends!(
     four_partners_each_see_a_report_in_the_form_their_agreement_allows,
@@ -88,22 +86,6 @@ pub async fn agree(nodes: &[&TestNode], file: &str) -> String {
         assert_eq!(state, "active");
     }
     id
-}
-
-/// Polls `probe` until it answers, for at most 30 seconds.
-pub async fn until<T, F, Fut>(probe: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + StdDuration::from_secs(30);
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "the condition did not come true within 30 s");
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-    }
 }
 
 /// The report with `id` in `node`'s picture, once `check` holds for it (or for its absence).

@@ -8,11 +8,9 @@ use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::exchange::{
-    MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation, federation_at, picture_entry, until,
-};
+use crate::exchange::{MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation, federation_at, picture_entry};
 use crate::on_both_backends;
-use crate::support::{Backend, TestNode, report};
+use crate::support::{Backend, TestNode, report, until};
 
 on_both_backends!(
     a_version_superseded_while_the_partner_blocked_its_sender_never_reaches_it,

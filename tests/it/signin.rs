@@ -135,8 +135,24 @@ async fn me_says_who_you_are_and_what_you_may_do() {
     assert_eq!(me["roles"], json!(["analyst"]));
     assert_eq!(me["actor"], "client:analyst-app");
     assert_eq!(me["may"], json!(["read reports and the situation picture"]));
-    // What the analyst reads is audited under its name.
-    node.client.get(node.url("/api/v1/situation")).bearer_auth(&analyst).send().await.unwrap();
+    // A report the analyst reads is audited under its name.
+    let reporter = provider.token("reporter-app").await;
+    let id = file_as(&node, &reporter).await["id"].as_str().unwrap().to_owned();
+    let read = node.client.get(node.url(&format!("/api/v1/reports/{id}"))).bearer_auth(&analyst).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let admin = provider.token("everything-app").await;
+    let trail: Value = node
+        .client
+        .get(node.url(&format!("/api/v1/audit?event=report.read&report={id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let readers: Vec<&Value> = trail["entries"].as_array().unwrap().iter().map(|e| &e["actor"]).collect();
+    assert_eq!(readers, [&json!("client:analyst-app")], "{trail}");
     let filed =
         node.client.post(node.url("/api/v1/reports")).bearer_auth(&analyst).json(&report(1)).send().await.unwrap();
     expect_problem(filed, StatusCode::FORBIDDEN).await;

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use lagesbild::clock::{Clock, FixedClock};
@@ -261,6 +262,38 @@ fn node_env(org: &str, db: &TestDatabase) -> HashMap<String, String> {
 /// A loopback port nobody listens on now. The federation URL goes into the node card before the
 /// listener binds, so the port is chosen first; another process taking it in between is unlikely on
 /// a test machine and would fail the test loudly, not wrongly.
+/// Polls `probe` until it answers, for at most 30 seconds.
+pub async fn until<T, F, Fut>(probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    until_within("the condition did not come true", StdDuration::from_secs(30), || {
+        let answer = probe();
+        async move { answer.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// Polls `probe` until it answers `Ok`, for at most `limit`; otherwise fails with `what` and the
+/// last reason the probe gave.
+pub async fn until_within<T, F, Fut>(what: &str, limit: StdDuration, probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        let why = match probe().await {
+            Ok(found) => return found,
+            Err(why) => why,
+        };
+        let because = if why.is_empty() { String::new() } else { format!(": {why}") };
+        assert!(Instant::now() < deadline, "{what} within {} s{because}", limit.as_secs());
+        tokio::time::sleep(StdDuration::from_millis(25)).await;
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
