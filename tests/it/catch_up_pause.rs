@@ -4,9 +4,8 @@
 
 use lagesbild::domain::OrgId;
 use lagesbild::federation::client::ClientError;
-use serde_json::Value;
 
-use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, agree, federation, picture_entry};
+use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, agree, federation, ledger, picture_entry};
 use crate::on_both_backends;
 use crate::support::{Backend, report, until};
 
@@ -36,9 +35,7 @@ async fn a_push_into_a_catch_up_under_way_gets_503_and_stays_queued_until_it_end
     let id = filed["id"].as_str().unwrap().to_owned();
     // The sender tried, was told 503, and keeps the envelope queued.
     let share = until(|| async {
-        let ledger: Value =
-            municipality.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
-        let share = ledger.as_array().unwrap().iter().find(|s| s["recipient"] == GUARDS).cloned()?;
+        let share = ledger(municipality, &id).await.into_iter().find(|s| s["recipient"] == GUARDS)?;
         (share["attempts"].as_i64().unwrap() >= 1).then_some(share)
     })
     .await;
@@ -53,12 +50,7 @@ async fn a_push_into_a_catch_up_under_way_gets_503_and_stays_queued_until_it_end
     drop(reading);
     municipality.clock.advance(chrono::Duration::seconds(2));
     picture_entry(guards, &id, |entry| entry.is_some()).await;
-    until(|| async {
-        let ledger: Value =
-            municipality.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
-        ledger.as_array().unwrap().iter().all(|s| s["state"] == "delivered").then_some(())
-    })
-    .await;
+    until(|| async { ledger(municipality, &id).await.iter().all(|s| s["state"] == "delivered").then_some(()) }).await;
     for node in nodes {
         node.stop().await;
     }

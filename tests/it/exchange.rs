@@ -106,7 +106,7 @@ pub async fn audit(node: &TestNode, query: &str) -> Vec<Value> {
 }
 
 /// `node`'s sharing ledger of its report `id`.
-async fn ledger(node: &TestNode, id: &str) -> Vec<Value> {
+pub async fn ledger(node: &TestNode, id: &str) -> Vec<Value> {
     let ledger: Value = node.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
     ledger.as_array().unwrap().clone()
 }

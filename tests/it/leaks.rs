@@ -8,7 +8,9 @@ use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::exchange::{MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation, federation_at, picture_entry};
+use crate::exchange::{
+    MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation, federation_at, ledger, picture_entry,
+};
 use crate::on_both_backends;
 use crate::support::{Backend, TestNode, report, until};
 
@@ -64,9 +66,9 @@ async fn superseded_while_away(backend: Backend, away: Away) {
     assert_eq!(remarked.status(), StatusCode::OK, "{}", remarked.text().await.unwrap());
 
     // The sender has cancelled version 1 for the police: the withdrawal is all they need.
-    let ledger = shares(&municipality, &id).await;
-    let first = ledger.iter().find(|s| s["version"] == 1 && s["recipient"] == POLICE).expect("version 1 was queued");
-    assert_eq!(first["state"], "cancelled", "{ledger:?}");
+    let shares = ledger(&municipality, &id).await;
+    let first = shares.iter().find(|s| s["version"] == 1 && s["recipient"] == POLICE).expect("version 1 was queued");
+    assert_eq!(first["state"], "cancelled", "{shares:?}");
     assert!(first["last_error"].as_str().unwrap().contains("superseded by version 2"), "{first}");
 
     let police = match away {
@@ -81,8 +83,7 @@ async fn superseded_while_away(backend: Backend, away: Away) {
         for node in [&municipality, &police] {
             node.clock.advance(Duration::minutes(1));
         }
-        let ledger = shares(&municipality, &id).await;
-        ledger.iter().all(|s| s["state"] != "queued").then_some(())
+        ledger(&municipality, &id).await.iter().all(|s| s["state"] != "queued").then_some(())
     })
     .await;
     picture_entry(&police, &id, |entry| entry.is_none()).await;
@@ -104,11 +105,6 @@ async fn set_blocked(node: &TestNode, partner: &str, blocked: bool) {
     let action = if blocked { "block" } else { "unblock" };
     let answer = node.request(Method::POST, &format!("/api/v1/partners/{partner}/{action}")).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK, "{}", answer.text().await.unwrap());
-}
-
-async fn shares(node: &TestNode, id: &str) -> Vec<Value> {
-    let ledger: Value = node.get(&format!("/api/v1/reports/{id}/shares")).send().await.unwrap().json().await.unwrap();
-    ledger.as_array().unwrap().clone()
 }
 
 async fn an_erasure_while_a_withdrawal_is_owed_still_withdraws_the_report(backend: Backend) {
@@ -164,8 +160,12 @@ async fn erased_while_owed(backend: Backend, change: fn(&Value) -> (Method, &'st
         for node in [&municipality, &police] {
             node.clock.advance(Duration::minutes(1));
         }
-        let ledger = shares(&municipality, &id).await;
-        ledger.iter().filter(|s| s["recipient"] == POLICE).all(|s| s["state"] != "queued").then_some(())
+        ledger(&municipality, &id)
+            .await
+            .iter()
+            .filter(|s| s["recipient"] == POLICE)
+            .all(|s| s["state"] != "queued")
+            .then_some(())
     })
     .await;
     picture_entry(&police, &id, |entry| entry.is_none()).await;
