@@ -11,6 +11,7 @@ use super::AppState;
 use super::auth::{AGREEMENT_ADMINS, AGREEMENT_READERS, Caller, PREVIEWERS};
 use crate::domain::agreement::Agreement;
 use crate::domain::agreement::{AgreementStatus, RevocationRecord};
+use crate::domain::audit::AuditEvent;
 use crate::domain::policy::{Decision, FieldDecision, decide};
 use crate::domain::view::ReportView;
 use crate::domain::{OrgId, ValidationErrors};
@@ -212,6 +213,15 @@ pub async fn preview(
     let key = agreements::pseudonym_key(&federation.keys.signing, &checked.agreement.id);
     let preview = match decide(&report, &checked.agreement, &recipient, now, &key) {
         Decision::Share { view, flow, explanation } => {
+            // The preview shows the report's content: it is a read like any other.
+            let read = AuditEvent::new("report.read", &caller.actor)
+                .report(report.id)
+                .agreement(&checked.agreement.id)
+                .detail(format!(
+                    "version {}, previewed as {recipient} would receive it under {}",
+                    report.version, checked.agreement.id
+                ));
+            state.store.record_audit(&read, now).await?;
             Preview { decision: "share", reason: None, flow: Some(flow), view: Some(*view), explanation }
         }
         Decision::Withhold { reason } => {

@@ -1,6 +1,7 @@
 //! What must never reach a partner, or stay with it, even at the edges of the exchange: a version
 //! its originator has since withdrawn or re-marked while the partner was away; a person erased for
-//! data protection while the partner was away and still owed a withdrawal.
+//! data protection while the partner was away and still owed a withdrawal; a report shown through an
+//! agreement's preview without a trace of who looked.
 
 use std::process::Command;
 
@@ -19,6 +20,7 @@ on_both_backends!(
     a_version_superseded_while_the_partner_was_offline_never_reaches_it,
     an_erasure_while_a_withdrawal_is_owed_still_withdraws_the_report,
     an_erasure_while_a_retraction_is_owed_still_retracts_the_report,
+    a_preview_of_a_report_is_audited_as_a_read,
 );
 
 /// How the police are kept from receiving while the municipality changes its report.
@@ -171,6 +173,25 @@ async fn erased_while_owed(backend: Backend, change: fn(&Value) -> (Method, &'st
     picture_entry(&police, &id, |entry| entry.is_none()).await;
     let picture = police.situation("?limit=1000").await.to_string();
     assert!(!picture.contains("Anna Andersson"), "{picture}");
+    for node in [municipality, police, retailer] {
+        node.stop().await;
+    }
+}
+
+async fn a_preview_of_a_report_is_audited_as_a_read(backend: Backend) {
+    let mut nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |_| {}).await;
+    let retailer = nodes.pop().unwrap();
+    let police = nodes.pop().unwrap();
+    let municipality = nodes.pop().unwrap();
+    let agreement = agree(&[&municipality, &police, &retailer], SAFETY).await;
+    let id = municipality.file(&report(1)).await["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/agreements/{agreement}/preview?report={id}&recipient={POLICE}");
+    let preview: Value = municipality.get(&path).send().await.unwrap().json().await.unwrap();
+    assert_eq!(preview["view"]["persons"]["full"][0]["name"], "Anna Andersson", "{preview}");
+    let reads = audit(&municipality, &format!("event=report.read&report={id}")).await;
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    let detail = reads[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("preview") && detail.contains(POLICE) && detail.contains(&agreement), "{detail}");
     for node in [municipality, police, retailer] {
         node.stop().await;
     }
