@@ -35,6 +35,9 @@ pub struct Stored {
     pub record: AgreementRecord,
     /// Whether its framework, if it sits under one, is active now.
     pub framework_active: bool,
+    /// Whether its framework, if it sits under one, has ended for good (revoked, or past its end):
+    /// one merely not in force yet (awaiting signatures, not started) has not.
+    pub framework_ended: bool,
 }
 
 /// The stored agreements that check, by id, with their records.
@@ -66,10 +69,17 @@ impl ActiveAgreements {
                 f.agreement.framework.is_none() && agreements::is_active(f, r.revocation.as_ref(), now)
             }),
         };
+        let framework_ended = |checked: &Checked| match &checked.agreement.framework {
+            None => false,
+            Some(framework) => loaded
+                .get(framework.as_str())
+                .is_some_and(|(f, r)| r.revocation.is_some() || now >= f.agreement.valid_until),
+        };
         let mut all: Vec<Stored> = loaded
             .values()
             .map(|(checked, record)| Stored {
                 framework_active: framework_active(checked),
+                framework_ended: framework_ended(checked),
                 checked: checked.clone(),
                 record: record.clone(),
             })

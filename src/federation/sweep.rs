@@ -1,5 +1,5 @@
 //! The sweep: ends sharing under agreements that ended (revoked, past their end date, or under a
-//! framework that is no longer active) by cancelling their queued envelopes and deleting what was
+//! framework that was revoked or is past its end) by cancelling their queued envelopes and deleting what was
 //! received under them, and deletes received reports whose agreement's retention period is over.
 //! Revocations end sharing at once when they happen; the sweep also catches one whose follow-up
 //! was interrupted, and expiry, which nobody announces. Refused envelopes are kept 30 days.
@@ -34,14 +34,16 @@ pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
     federation.store.prune_dead_letters(now - DEAD_LETTER_DAYS).await?;
     // The agreements as the sharing side knows them: checked once per document, not every sweep.
     let stored = federation.agreements.all(federation, now).await.map_err(|e| StoreError::NotReady(e.to_string()))?;
-    for Stored { checked, record, framework_active } in stored {
+    for Stored { checked, record, framework_ended, .. } in stored {
         let agreement = &checked.agreement;
         let ended = if record.revocation.is_some() {
             Some(("agreement.sharing_ended", "the agreement was revoked"))
         } else if now >= agreement.valid_until {
             Some(("agreement.expired", "the agreement ended"))
-        } else if !framework_active {
-            Some(("agreement.sharing_ended", "its framework is not active"))
+        } else if framework_ended {
+            // Ending is for good: a framework merely not in force yet ends nothing (nothing flows
+            // under the local agreement meanwhile, and it takes effect with its framework).
+            Some(("agreement.sharing_ended", "its framework ended"))
         } else {
             None
         };
