@@ -303,6 +303,11 @@ impl NodeConfig {
                     *file = dir.join(&*file);
                 }
             }
+            // A SQLite path in the file is relative to the file too, like the keys; one from the
+            // environment is the shell's, relative to the working directory.
+            if !applied.iter().any(|var| var.ends_with("DATABASE_URL")) {
+                config.database.url = sqlite_beside(&config.database.url, dir);
+            }
         }
         Ok(config)
     }
@@ -401,6 +406,19 @@ impl DatabaseKind {
             None
         }
     }
+}
+
+/// `url` with a relative SQLite path made relative to `dir`; any other URL as it is.
+fn sqlite_beside(url: &str, dir: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_owned();
+    };
+    let (file, query) = rest.split_once('?').map_or((rest, None), |(file, query)| (file, Some(query)));
+    if file.is_empty() || file.starts_with(':') || Path::new(file).is_absolute() {
+        return url.to_owned();
+    }
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("sqlite://{}{query}", dir.join(file).display())
 }
 
 /// Applies the overrides present in `env` and returns the variables it applied.

@@ -52,6 +52,10 @@ fn verify(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     };
     with_store(config_path.as_deref(), async |store| {
         let count = crate::audit_retention::verify(store, key).await?;
+        anyhow::ensure!(
+            count > 0,
+            "the audit trail is empty: there is nothing to verify; check that database.url is the node's database"
+        );
         say(format!("the audit chain is intact: {count} entries\n"))
     })
 }

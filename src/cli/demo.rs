@@ -149,7 +149,8 @@ fn prepare(dir: &Path, node: &DemoNode, fresh: bool, now: DateTime<Utc>) -> anyh
             api_listen: address(&node.api_url).parse()?,
             federation_listen: address(&node.federation_url).parse()?,
             federation_url: node.federation_url.clone(),
-            database_url: Some(format!("sqlite://{}/node.db", node_dir.display())),
+            // Beside the node's configuration, wherever the demo is run from.
+            database_url: Some("sqlite://node.db".to_owned()),
         };
         crate::identity::init(&options, now)?
     } else {

@@ -33,7 +33,7 @@ pub struct InitArgs {
     /// The URL partners reach the federation listener at (default: https://FEDERATION_LISTEN).
     #[arg(long)]
     federation_url: Option<String>,
-    /// The database (default: SQLite in the folder).
+    /// The database (default: SQLite in the folder; a relative SQLite path is read from the folder).
     #[arg(long)]
     database_url: Option<String>,
 }

@@ -112,11 +112,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("cannot start the async runtime")
 }
 
-/// Runs `work` against the store of the node configured at `config_path`, closing it afterwards.
+/// Runs `work` against the store of the node configured at `config_path`, which must exist
+/// already, closing it afterwards.
 fn with_store<T>(config_path: Option<&Path>, work: impl AsyncFnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let config = load_config(config_path)?;
     runtime()?.block_on(async {
-        let store = Store::open(&config.database).await?;
+        let store = Store::open_existing(&config.database).await?;
         let result = work(&store).await;
         store.close().await;
         result

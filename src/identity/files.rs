@@ -128,8 +128,7 @@ pub fn init(options: &InitOptions, now: DateTime<Utc>) -> Result<PathBuf, Identi
     };
     card.check(now).map_err(|e| IdentityError::Invalid(format!("the card would be invalid: {e}")))?;
     write_new(&section.card, sign_card(&card, &[&signing]).to_json().as_bytes(), false)?;
-    let database_url =
-        options.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.join("lagesbild.db").display()));
+    let database_url = options.database_url.clone().unwrap_or_else(|| "sqlite://lagesbild.db".to_owned());
     let config = config_text(options, &database_url);
     write_new(&config_path, config.as_bytes(), true)?;
     Ok(config_path)

@@ -125,6 +125,24 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a database that must exist already, as the commands that read a node's data do: a
+    /// SQLite file that is not there is an error naming it, never a new empty database.
+    pub async fn open_existing(config: &DatabaseSection) -> Result<Self, StoreError> {
+        if DatabaseKind::of(&config.url) == Some(DatabaseKind::Sqlite) {
+            let options = SqliteConnectOptions::from_str(&config.url)
+                .map_err(|e| StoreError::Open(format!("database.url is not a SQLite URL: {e}")))?;
+            let file = options.get_filename();
+            if !file.exists() {
+                return Err(StoreError::Open(format!(
+                    "the database {} does not exist: check database.url (a relative path is read from beside \
+                     the configuration file), or start the node once to create it",
+                    file.display()
+                )));
+            }
+        }
+        Self::open(config).await
+    }
+
     async fn open_sqlite(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Open(format!("database.url is not a SQLite URL: {e}")))?

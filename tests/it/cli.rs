@@ -37,3 +37,72 @@ fn openapi_command_prints_the_committed_document() {
     assert!(output.status.success());
     assert_eq!(String::from_utf8(output.stdout).unwrap(), lagesbild::api::docs::openapi_json());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_sqlite_path_is_read_from_beside_the_configuration_wherever_the_command_runs() {
+    use lagesbild::clock::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("node");
+    std::fs::create_dir_all(node.join("data")).unwrap();
+    let config = node.join("node.toml");
+    std::fs::write(&config, "[node]\norg_id = \"se-x\"\nname = \"X\"\n[database]\nurl = \"sqlite://data/x.db\"\n")
+        .unwrap();
+    // The database beside the file holds one entry.
+    let url = format!("sqlite://{}", node.join("data/x.db").display());
+    let section = lagesbild::config::DatabaseSection { url, max_connections: 1 };
+    let store = lagesbild::store::Store::open(&section).await.unwrap();
+    let event = lagesbild::domain::audit::AuditEvent::new("test.entry", "it");
+    store.record_audit(&event, lagesbild::clock::SystemClock.now()).await.unwrap();
+    store.close().await;
+    // From the node's own folder, its parent and elsewhere: the same database, and nothing created.
+    for cwd in [node.clone(), dir.path().to_owned(), std::env::temp_dir()] {
+        let output = lagesbild()
+            .args(["audit", "verify", "--config"])
+            .arg(&config)
+            .current_dir(&cwd)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "from {}: {}", cwd.display(), String::from_utf8_lossy(&output.stderr));
+        assert_eq!(stdout, "the audit chain is intact: 1 entries\n", "from {}", cwd.display());
+    }
+    assert!(!node.join("node/data").exists() && !dir.path().join("data").exists(), "a stray database was made");
+}
+
+#[test]
+fn commands_that_read_refuse_a_database_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "[node]\norg_id = \"se-x\"\nname = \"X\"\n[database]\nurl = \"sqlite://missing.db\"\n")
+        .unwrap();
+    for args in [
+        &["audit", "verify"][..],
+        &["audit", "export"],
+        &["gdpr", "find", "--name", "Anna Andersson"],
+        &["gdpr", "erase", "--name", "Anna Andersson"],
+    ] {
+        let output = lagesbild().args(args).arg("--config").arg(&config).env_remove("DATABASE_URL").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded on a missing database");
+        assert!(stderr.contains("missing.db") && stderr.contains("does not exist"), "{args:?}: {stderr}");
+        assert!(!dir.path().join("missing.db").exists(), "{args:?} created the database");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifying_an_empty_audit_trail_says_there_is_nothing_to_verify_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("empty.db").display());
+    let section = lagesbild::config::DatabaseSection { url: url.clone(), max_connections: 1 };
+    lagesbild::store::Store::open(&section).await.unwrap().close().await;
+    let output = lagesbild()
+        .args(["audit", "verify"])
+        .env("LAGESBILD_DATABASE_URL", &url)
+        .env("LAGESBILD_NODE_ORG_ID", "se-x")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nothing to verify"), "{stderr}");
+}
