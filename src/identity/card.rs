@@ -1,6 +1,7 @@
 //! Signing and verifying node cards. A card is valid when it is self-signed by the key it names;
 //! a card that changes the signing key of a partner already known must also be signed by the key
-//! known for it, so a stranger cannot take over a partner's identity by sending a new card.
+//! known for it, so a stranger cannot take over a partner's identity by sending a new card; and a
+//! card that names a previous key must be signed by that key too.
 
 use chrono::{DateTime, Utc};
 
@@ -55,6 +56,16 @@ pub fn verify_card(signed: &Jws, known_key: Option<PublicKey>, now: DateTime<Utc
     let verified = signed.verify(CARD_TYPE, trusted)?;
     if !verified.signers.contains(&card_key) {
         return Err(CardError::NotSelfSigned);
+    }
+    // A previous key is trusted for what it signed before (agreements, cards), so a card may name
+    // one only with that key's own signature: otherwise a partner could claim another's key.
+    if let Some(previous) = previous_key
+        && !verified.signers.contains(&previous)
+    {
+        return Err(CardError::Invalid(ValidationErrors::single(
+            "previous_signing_key",
+            "the card is not signed by the key it names as its previous one; a rotated card is signed by both",
+        )));
     }
     if let Some(known) = known_key
         && known != card_key

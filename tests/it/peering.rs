@@ -26,6 +26,7 @@ on_both_backends!(
     blocked_partner_is_refused_until_unblocked,
     card_for_another_organisation_is_refused_on_a_partners_connection,
     card_claiming_another_partners_tls_key_is_refused,
+    card_naming_another_organisations_key_as_its_previous_is_refused_unless_that_key_signed_it,
     tampered_cards_are_refused,
     key_rotation_keeps_the_partnership_working,
     node_with_an_exposed_key_or_a_foreign_card_does_not_start,
@@ -282,6 +283,32 @@ async fn card_claiming_another_partners_tls_key_is_refused(backend: Backend) {
     let problem = expect_problem(import(&b, &signed).await, StatusCode::CONFLICT).await;
     assert!(problem["detail"].as_str().unwrap().contains("another partner"), "{problem}");
     assert!(b.store().partner(&OrgId::parse("se-falsk").unwrap()).await.unwrap().is_none());
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn card_naming_another_organisations_key_as_its_previous_is_refused_unless_that_key_signed_it(backend: Backend) {
+    let (a, b) = partnered(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let signing = SigningKey::generate(&dir.path().join("signing.pem")).unwrap();
+    let org = OrgId::parse("se-falsk").unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("tls.pem"));
+    let hosts = ["127.0.0.1".to_owned()];
+    let tls =
+        TlsIdentity::generate(&org, &hosts, start_time(), start_time() + Duration::days(365), &cert, &key).unwrap();
+    // The card claims the municipality's signing key as the key it replaced, signed by its own only.
+    let mut card = card_for(&org, &signing, &tls, "https://127.0.0.1:9");
+    card.previous_signing_key = Some(a.keys().signing.public().to_b64());
+    let claimed = serde_json::to_value(sign_card(&card, &[&signing])).unwrap();
+    let problem = expect_problem(import(&b, &claimed).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(problem["detail"].as_str().unwrap().contains("previous_signing_key"), "{problem}");
+    assert!(b.store().partner(&org).await.unwrap().is_none());
+    // Signed by the key it names as its previous one too (as a rotation signs), it is accepted.
+    let mut rotated = card_for(&org, &signing, &tls, "https://127.0.0.1:9");
+    let old = SigningKey::generate(&dir.path().join("old.pem")).unwrap();
+    rotated.previous_signing_key = Some(old.public().to_b64());
+    let proven = serde_json::to_value(sign_card(&rotated, &[&signing, &old])).unwrap();
+    assert_eq!(import(&b, &proven).await.status(), StatusCode::CREATED);
     a.stop().await;
     b.stop().await;
 }
