@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
+use lagesbild::clock::SystemClock;
 use lagesbild::crypto::tls::{PeerTrust, TlsIdentity, TrustedPeers, client_config, server_config};
 use lagesbild::domain::{OrgId, TlsPin};
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
@@ -237,9 +238,10 @@ async fn empty_handler(tls: Option<&TlsIdentity>, clients: usize, span: Duration
     let (server, http, url) = match tls {
         Some(identity) => {
             let peers: Arc<dyn TrustedPeers> = Arc::new(OnePin(identity.pin.clone()));
-            let config = server_config(identity, &PeerTrust::Pins, peers)?;
+            let config = server_config(identity, &PeerTrust::Pins, peers, Arc::new(SystemClock))?;
             let org = OrgId::parse("se-bench-ceiling").map_err(|e| anyhow::anyhow!("{e}"))?;
-            let client = client_config(identity, &PeerTrust::Pins, &org, vec![identity.pin.clone()])?;
+            let client =
+                client_config(identity, &PeerTrust::Pins, &org, vec![identity.pin.clone()], Arc::new(SystemClock))?;
             let http = reqwest::Client::builder().use_preconfigured_tls(client).build()?;
             (server.listen_rustls_0_23(listener, config)?.run(), http, format!("https://{addr}/"))
         }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use lagesbild::clock::SystemClock;
 use lagesbild::crypto::jws::Jws;
 use lagesbild::crypto::keys::SigningKey;
 use lagesbild::crypto::tls::{PeerTrust, TlsIdentity, client_config};
@@ -201,7 +202,8 @@ async fn share_with(http: &reqwest::Client, node: &NodeProcess, partners: &[Abse
     let federation = format!("{}/federation/v1/agreements", node_federation_url(node)?);
     for partner in partners {
         document.countersign(lagesbild::domain::agreement::AGREEMENT_TYPE, &partner.signing);
-        let tls = client_config(&partner.tls, &PeerTrust::Pins, &node.org, vec![node_pin.clone()])?;
+        let tls =
+            client_config(&partner.tls, &PeerTrust::Pins, &node.org, vec![node_pin.clone()], Arc::new(SystemClock))?;
         let client = reqwest::Client::builder().use_preconfigured_tls(tls).build()?;
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {

@@ -20,6 +20,8 @@ use rustls::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
+use crate::clock::Clock;
+
 use super::{KeyFileError, read_secret, write_new};
 use crate::domain::{OrgId, TlsPin};
 
@@ -172,11 +174,31 @@ pub trait TrustedPeers: Send + Sync + std::fmt::Debug {
     fn refused(&self, _pin: Option<&TlsPin>, _reason: &str) {}
 }
 
+/// The node's clock as rustls's source of time: a certificate's validity is judged by the same
+/// clock as everything else the node does (the real one in production, a fixed one in tests, so a
+/// test's certificates never expire under it).
+#[derive(Clone)]
+struct NodeTime(Arc<dyn Clock>);
+
+impl std::fmt::Debug for NodeTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeTime")
+    }
+}
+
+impl rustls::time_provider::TimeProvider for NodeTime {
+    fn current_time(&self) -> Option<UnixTime> {
+        let seconds = u64::try_from(self.0.now().timestamp()).ok()?;
+        Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds)))
+    }
+}
+
 /// A listener's TLS: client certificates are mandatory and must belong to a partner under `trust`.
 pub fn server_config(
     identity: &TlsIdentity,
     trust: &PeerTrust,
     peers: Arc<dyn TrustedPeers>,
+    clock: Arc<dyn Clock>,
 ) -> Result<ServerConfig, Error> {
     let provider = provider();
     let verifier: Arc<dyn ClientCertVerifier> = match trust {
@@ -188,7 +210,7 @@ pub fn server_config(
             Arc::new(AuthorityClients { webpki, peers, provider: provider.clone() })
         }
     };
-    ServerConfig::builder_with_provider(provider)
+    ServerConfig::builder_with_details(provider, Arc::new(NodeTime(clock)))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
@@ -202,6 +224,7 @@ pub fn client_config(
     trust: &PeerTrust,
     org: &OrgId,
     server_pins: Vec<TlsPin>,
+    clock: Arc<dyn Clock>,
 ) -> Result<ClientConfig, Error> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match trust {
@@ -213,7 +236,7 @@ pub fn client_config(
             Arc::new(AuthorityServer { webpki, org: org.clone(), provider: provider.clone() })
         }
     };
-    ClientConfig::builder_with_provider(provider)
+    ClientConfig::builder_with_details(provider, Arc::new(NodeTime(clock)))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)

@@ -397,10 +397,12 @@ async fn distribute(federation: &Federation, agreement: &Agreement, path: &str, 
     let now = federation.clock.now();
     for party in agreement.parties.iter().filter(|p| p.org_id != federation.keys.card.org_id) {
         let sent = match federation.store.partner(&party.org_id).await {
-            Ok(Some(partner)) => match PartnerClient::new(&federation.keys.tls, &federation.trust, &partner, now) {
-                Ok(client) => client.post(path, body).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
+            Ok(Some(partner)) => {
+                match PartnerClient::new(&federation.keys.tls, &federation.trust, &partner, &federation.clock) {
+                    Ok(client) => client.post(path, body).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             Ok(None) => Err("no card on record".to_owned()),
             Err(e) => Err(e.to_string()),
         };

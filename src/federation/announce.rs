@@ -46,7 +46,7 @@ async fn announce_to(federation: &Federation, partner: &PartnerRecord) -> bool {
     let identities = std::iter::once(&federation.keys.tls).chain(federation.keys.previous_tls.as_ref());
     let mut last_error = String::new();
     for identity in identities {
-        let attempt = match PartnerClient::new(identity, &federation.trust, partner, now) {
+        let attempt = match PartnerClient::new(identity, &federation.trust, partner, &federation.clock) {
             Ok(client) => client.push_card(&federation.keys.signed_card).await,
             Err(error) => Err(error),
         };
@@ -75,7 +75,7 @@ async fn send_agreements(
     partner: &PartnerRecord,
 ) -> Result<(), String> {
     let client =
-        PartnerClient::new(identity, &federation.trust, partner, federation.clock.now()).map_err(|e| e.to_string())?;
+        PartnerClient::new(identity, &federation.trust, partner, &federation.clock).map_err(|e| e.to_string())?;
     for record in federation.store.agreements().await.map_err(|e| e.to_string())? {
         let Ok(document) = Jws::parse(record.document.as_bytes()) else { continue };
         let parties: Vec<OrgId> = document

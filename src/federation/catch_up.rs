@@ -69,9 +69,10 @@ pub async fn catch_up(federation: &Federation, partner: &OrgId) -> Result<usize,
     if record.blocked {
         return Ok(0);
     }
-    let now = federation.clock.now();
-    let client =
-        federation.clients.get(&federation.keys.tls, &federation.trust, &record, now).map_err(|e| e.to_string())?;
+    let client = federation
+        .clients
+        .get(&federation.keys.tls, &federation.trust, &record, &federation.clock)
+        .map_err(|e| e.to_string())?;
     let limit = PAGE.min(MAX_BATCH as u32);
     let mut after = federation.store.feed_cursor(partner).await.map_err(|e| e.to_string())?;
     let mut page = client.feed(after, limit).await.map_err(|e| e.to_string())?;

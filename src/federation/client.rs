@@ -1,12 +1,12 @@
 //! Calling a partner's federation listener: this node presents its TLS certificate and accepts only
 //! a server whose key is pinned in the partner's card. One client per partner and identity.
 
+use std::sync::Arc;
 use std::time::Duration;
-
-use chrono::{DateTime, Utc};
 
 use super::inbox::{EnvelopeResult, EnvelopeResults, FeedPage};
 use super::listener::Hello;
+use crate::clock::Clock;
 use crate::crypto::jws::Jws;
 use crate::crypto::tls::{PeerTrust, TlsIdentity, client_config};
 use crate::store::PartnerRecord;
@@ -46,8 +46,9 @@ impl ClientCache {
         identity: &TlsIdentity,
         trust: &PeerTrust,
         partner: &PartnerRecord,
-        now: DateTime<Utc>,
+        clock: &Arc<dyn Clock>,
     ) -> Result<PartnerClient, ClientError> {
+        let now = clock.now();
         let live: Vec<String> = partner
             .pins
             .iter()
@@ -61,7 +62,7 @@ impl ClientCache {
         {
             return Ok(client.clone());
         }
-        let client = PartnerClient::new(identity, trust, partner, now)?;
+        let client = PartnerClient::new(identity, trust, partner, clock)?;
         clients.insert(partner.org_id.to_string(), (version, client.clone()));
         Ok(client)
     }
@@ -77,18 +78,20 @@ pub struct PartnerClient {
 
 impl PartnerClient {
     /// A client that presents `identity` and trusts `partner`'s server under `trust` (by the pins
-    /// it may present at `now`, or by the authority).
+    /// it may present now, or by the authority), judging certificates by `clock`.
     pub fn new(
         identity: &TlsIdentity,
         trust: &PeerTrust,
         partner: &PartnerRecord,
-        now: DateTime<Utc>,
+        clock: &Arc<dyn Clock>,
     ) -> Result<Self, ClientError> {
+        let now = clock.now();
         let name = partner.org_id.to_string();
         let setup = |reason: String| ClientError::Setup { partner: name.clone(), reason };
         let pins =
             partner.pins.iter().filter(|(_, until)| until.is_none_or(|u| u > now)).map(|(p, _)| p.clone()).collect();
-        let tls = client_config(identity, trust, &partner.org_id, pins).map_err(|e| setup(e.to_string()))?;
+        let tls =
+            client_config(identity, trust, &partner.org_id, pins, clock.clone()).map_err(|e| setup(e.to_string()))?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(Duration::from_secs(5))

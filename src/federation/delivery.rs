@@ -136,8 +136,10 @@ async fn send(
     if partner.blocked {
         return Err("the partner is blocked here".into());
     }
-    let client =
-        federation.clients.get(&federation.keys.tls, &federation.trust, &partner, now).map_err(|e| e.to_string())?;
+    let client = federation
+        .clients
+        .get(&federation.keys.tls, &federation.trust, &partner, &federation.clock)
+        .map_err(|e| e.to_string())?;
     let half_window = federation.settings.window / 2;
     let envelopes: Vec<Jws> = entries.iter().map(|e| freshened(federation, &e.envelope, now, half_window)).collect();
     // One delivery stays well inside the receiver's body limit, however large the envelopes.

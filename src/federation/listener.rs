@@ -39,7 +39,7 @@ pub struct Peer {
 
 /// Binds the federation listener and returns the server (not yet polled) and its address.
 pub fn bind(federation: Arc<Federation>, listen: SocketAddr, workers: usize) -> std::io::Result<(Server, SocketAddr)> {
-    let tls = server_config(&federation.keys.tls, &federation.trust, federation.pins.clone())
+    let tls = server_config(&federation.keys.tls, &federation.trust, federation.pins.clone(), federation.clock.clone())
         .map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;

@@ -69,9 +69,13 @@ pub fn template(file: &str) -> Value {
 
 /// Puts a template in force: proposed at the first node, signed at the others.
 pub async fn agree(nodes: &[&TestNode], file: &str) -> String {
-    let agreement = template(file);
+    agree_on(nodes, &template(file)).await
+}
+
+/// Puts `agreement` in force: proposed at the first node, signed at the others.
+pub async fn agree_on(nodes: &[&TestNode], agreement: &Value) -> String {
     let id = agreement["id"].as_str().unwrap().to_owned();
-    let proposed = nodes[0].request(Method::POST, "/api/v1/agreements").json(&agreement).send().await.unwrap();
+    let proposed = nodes[0].request(Method::POST, "/api/v1/agreements").json(agreement).send().await.unwrap();
     assert_eq!(proposed.status(), StatusCode::CREATED, "{}", proposed.text().await.unwrap());
     for node in &nodes[1..] {
         let signed = node.request(Method::POST, &format!("/api/v1/agreements/{id}/sign")).send().await.unwrap();

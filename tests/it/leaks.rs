@@ -10,7 +10,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::exchange::{
-    MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation, federation_at, ledger, picture_entry,
+    MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, agree_on, audit, federation, federation_at, ledger, picture_entry,
+    template,
 };
 use crate::on_both_backends;
 use crate::support::{Backend, TestNode, report, until};
@@ -21,6 +22,7 @@ on_both_backends!(
     an_erasure_while_a_withdrawal_is_owed_still_withdraws_the_report,
     an_erasure_while_a_retraction_is_owed_still_retracts_the_report,
     a_preview_of_a_report_is_audited_as_a_read,
+    partners_whose_clocks_are_years_ahead_still_shake_hands_and_share,
 );
 
 /// How the police are kept from receiving while the municipality changes its report.
@@ -192,6 +194,29 @@ async fn a_preview_of_a_report_is_audited_as_a_read(backend: Backend) {
     assert_eq!(reads.len(), 1, "{reads:?}");
     let detail = reads[0]["detail"].as_str().unwrap();
     assert!(detail.contains("preview") && detail.contains(POLICE) && detail.contains(&agreement), "{detail}");
+    for node in [municipality, police, retailer] {
+        node.stop().await;
+    }
+}
+
+/// Certificates follow the node's clock, as everything else does: nodes whose clock stands years
+/// from the real time (tests fix it; so could an operator's mistake) make and check certificates
+/// by that clock, so the suite has no date at which it starts to fail.
+async fn partners_whose_clocks_are_years_ahead_still_shake_hands_and_share(backend: Backend) {
+    let ahead = crate::support::start_time() + Duration::days(5 * 365);
+    let mut nodes = federation_at(backend, &[MUNICIPALITY, POLICE, RETAILER], ahead, |_| {}).await;
+    let retailer = nodes.pop().unwrap();
+    let police = nodes.pop().unwrap();
+    let municipality = nodes.pop().unwrap();
+    let mut agreement = template(SAFETY);
+    agreement["valid_from"] = json!((ahead - Duration::days(30)).to_rfc3339());
+    agreement["valid_until"] = json!((ahead + Duration::days(365)).to_rfc3339());
+    agreement["evaluation_date"] = json!((ahead + Duration::days(180)).to_rfc3339());
+    agree_on(&[&municipality, &police, &retailer], &agreement).await;
+    let mut filed = report(1);
+    filed["observed_at"] = json!((ahead - Duration::hours(1)).to_rfc3339());
+    let id = municipality.file(&filed).await["id"].as_str().unwrap().to_owned();
+    picture_entry(&police, &id, |e| e.is_some()).await;
     for node in [municipality, police, retailer] {
         node.stop().await;
     }

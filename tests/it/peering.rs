@@ -64,7 +64,7 @@ pub async fn client(from: &TestNode, to: &TestNode) -> PartnerClient {
 
 async fn client_with(identity: &TlsIdentity, from: &TestNode, to: &TestNode) -> PartnerClient {
     let partner = from.store().partner(&OrgId::parse(&to.org).unwrap()).await.unwrap().expect("partner known");
-    PartnerClient::new(identity, &PeerTrust::Pins, &partner, from.clock.now()).unwrap()
+    PartnerClient::new(identity, &PeerTrust::Pins, &partner, &from.time()).unwrap()
 }
 
 /// Asserts the call failed at the TLS handshake, for the reason `alert` names: the alert the other
@@ -170,7 +170,7 @@ async fn strangers_and_certificate_less_clients_are_refused_at_the_handshake(bac
     let mut wrong = a.store().partner(&OrgId::parse("se-polisen-ost").unwrap()).await.unwrap().unwrap();
     wrong.pins = vec![(stranger.keys().tls.pin.clone(), None)];
     refused_at_handshake(
-        || async { PartnerClient::new(&a.keys().tls, &PeerTrust::Pins, &wrong, a.clock.now()).unwrap().hello().await },
+        || async { PartnerClient::new(&a.keys().tls, &PeerTrust::Pins, &wrong, &a.time()).unwrap().hello().await },
         SERVER_NOT_PINNED,
     )
     .await;
@@ -200,7 +200,9 @@ async fn expired_certificate_is_refused_even_when_pinned(backend: Backend) {
     assert_eq!(import(&b, &signed).await.status(), StatusCode::CREATED);
     let partner_of_guard = guard_view_of(&b).await;
     refused_at_handshake(
-        || async { PartnerClient::new(&expired, &PeerTrust::Pins, &partner_of_guard, now).unwrap().hello().await },
+        || async {
+            PartnerClient::new(&expired, &PeerTrust::Pins, &partner_of_guard, &b.time()).unwrap().hello().await
+        },
         EXPIRED,
     )
     .await;
@@ -498,11 +500,11 @@ async fn under_a_certificate_authority_partners_talk_and_others_are_refused(back
     let trust = PeerTrust::load_authority(&a.config.federation.as_ref().unwrap().ca_bundle.clone().unwrap()).unwrap();
     let client = |from: &TestNode, identity: TlsIdentity, to: &str| {
         let store = from.store().clone();
-        let (trust, now) = (trust.clone(), from.clock.now());
+        let (trust, time) = (trust.clone(), from.time());
         let to = OrgId::parse(to).unwrap();
         async move {
             let partner = store.partner(&to).await.unwrap().unwrap();
-            PartnerClient::new(&identity, &trust, &partner, now).unwrap()
+            PartnerClient::new(&identity, &trust, &partner, &time).unwrap()
         }
     };
     let hello = client(&a, a.keys().tls, "se-polisen-ost").await.hello().await.unwrap();
@@ -551,7 +553,7 @@ async fn a_partner_added_through_one_replica_is_known_to_the_others() {
     assert_eq!(import(&b, &signed_card(&a).await).await.status(), StatusCode::CREATED);
     let mut at_b2 = a.store().partner(&OrgId::parse("se-polisen-ost").unwrap()).await.unwrap().unwrap();
     at_b2.federation_url = format!("https://{}", b2.federation_addr());
-    let client = PartnerClient::new(&a.keys().tls, &PeerTrust::Pins, &at_b2, a.clock.now()).unwrap();
+    let client = PartnerClient::new(&a.keys().tls, &PeerTrust::Pins, &at_b2, &a.time()).unwrap();
     // Each attempt gets a few seconds of its own, so one slow handshake cannot eat the deadline.
     until_within("the second replica never learnt of the new partner", StdDuration::from_secs(30), || async {
         match tokio::time::timeout(StdDuration::from_secs(3), client.hello()).await {

@@ -179,6 +179,11 @@ impl TestNode {
         &self.node.as_ref().expect("the node is running").store
     }
 
+    /// The node's clock, as the library's functions take it.
+    pub fn time(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// The federation parts of the running node (which must be federated).
     pub fn federation(&self) -> &Arc<lagesbild::federation::Federation> {
         self.node.as_ref().and_then(|node| node.federation.as_ref()).expect("the node is running and federated")
