@@ -15,9 +15,14 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// All the values of one request that were refused, in the order they were found.
+/// All the values of one request that were refused, in the order they were found: at most
+/// [`MAX_ERRORS`] of them, then one entry saying how many more there were, so that neither the
+/// answer nor the work of building it grows with what a client sends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ValidationErrors(Vec<FieldError>);
+pub struct ValidationErrors(Vec<FieldError>, usize);
+
+/// The most refused values listed one by one.
+pub const MAX_ERRORS: usize = 100;
 
 impl ValidationErrors {
     pub fn new() -> Self {
@@ -31,7 +36,17 @@ impl ValidationErrors {
     }
 
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        if self.0.len() < MAX_ERRORS {
+            self.0.push(FieldError { field: field.into(), message: message.into() });
+            return;
+        }
+        self.1 += 1;
+        let more = FieldError { field: "(more)".into(), message: format!("and {} more problems", self.1) };
+        if self.0.len() == MAX_ERRORS {
+            self.0.push(more);
+        } else if let Some(last) = self.0.last_mut() {
+            *last = more;
+        }
     }
 
     /// Adds an error for `field` unless `ok` holds.

@@ -23,6 +23,7 @@ on_both_backends!(
     an_erasure_while_a_retraction_is_owed_still_retracts_the_report,
     a_preview_of_a_report_is_audited_as_a_read,
     partners_whose_clocks_are_years_ahead_still_shake_hands_and_share,
+    a_proposal_with_thousands_of_overlapping_flows_is_refused_with_a_bounded_answer,
 );
 
 /// How the police are kept from receiving while the municipality changes its report.
@@ -218,6 +219,33 @@ async fn partners_whose_clocks_are_years_ahead_still_shake_hands_and_share(backe
     let id = municipality.file(&filed).await["id"].as_str().unwrap().to_owned();
     picture_entry(&police, &id, |e| e.is_some()).await;
     for node in [municipality, police, retailer] {
+        node.stop().await;
+    }
+}
+
+/// A proposal of many identical flows (each pair of them overlaps) is refused for its size, with
+/// a short list of problems, not one error per pair.
+async fn a_proposal_with_thousands_of_overlapping_flows_is_refused_with_a_bounded_answer(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |config| {
+        config.api.body_limit_bytes = 4 * 1024 * 1024;
+    })
+    .await;
+    let node = &nodes[0];
+    let mut agreement = template(SAFETY);
+    let flow = agreement["flows"][0].clone();
+    agreement["flows"] = Value::Array(vec![flow; 2_900]);
+    let answer = node.request(Method::POST, "/api/v1/agreements").json(&agreement).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = answer.text().await.unwrap();
+    assert!(text.len() < 64 * 1024, "the answer has {} bytes", text.len());
+    let problem: Value = serde_json::from_str(&text).unwrap();
+    let errors = problem["errors"].as_array().unwrap();
+    assert!(errors.len() <= 101, "{} errors", errors.len());
+    assert!(
+        errors.iter().any(|e| e["field"] == "flows" && e["message"].as_str().unwrap().contains("at most 100")),
+        "{text}"
+    );
+    for node in nodes {
         node.stop().await;
     }
 }

@@ -180,6 +180,11 @@ fn least_severity() -> Severity {
     Severity::Minor
 }
 
+/// The most parties and flows an agreement may have: far above any real one, and low enough that
+/// checking every pair of flows stays cheap for a document a partner sends.
+pub const MAX_PARTIES: usize = 100;
+pub const MAX_FLOWS: usize = 100;
+
 impl Agreement {
     /// Checks the agreement's own consistency: every problem, each with its path.
     pub fn check(&self) -> Result<(), ValidationErrors> {
@@ -194,7 +199,20 @@ impl Agreement {
             "framework",
             "an agreement cannot be its own framework",
         );
-        errors.check((2..=100).contains(&self.parties.len()), "parties", "an agreement has 2 to 100 parties");
+        errors.check(
+            (2..=MAX_PARTIES).contains(&self.parties.len()),
+            "parties",
+            format!("an agreement has 2 to {MAX_PARTIES} parties"),
+        );
+        errors.check(
+            self.flows.len() <= MAX_FLOWS,
+            "flows",
+            format!("an agreement has at most {MAX_FLOWS} flows; this one has {}", self.flows.len()),
+        );
+        if self.parties.len() > MAX_PARTIES || self.flows.len() > MAX_FLOWS {
+            // Checked no further: the work of comparing every flow with every other must stay small.
+            return errors.into_result(());
+        }
         let mut seen = HashSet::new();
         for (i, party) in self.parties.iter().enumerate() {
             errors.check(seen.insert(&party.org_id), format!("parties[{i}].org_id"), "names a party twice");
