@@ -49,8 +49,10 @@ pub async fn catch_up_all(federation: &Federation) {
             return;
         }
     };
-    for partner in senders {
-        match catch_up(federation, &partner).await {
+    // Each partner's feed is read on its own: a slow or endless one holds up no other.
+    let rounds = senders.iter().map(|partner| async move { (partner, catch_up(federation, partner).await) });
+    for (partner, outcome) in futures_util::future::join_all(rounds).await {
+        match outcome {
             Ok(0) => {}
             Ok(taken) => tracing::info!(%partner, envelopes = taken, "caught up with a partner"),
             Err(error) => tracing::info!(%partner, %error, "catch-up with a partner failed; will try again"),
@@ -58,7 +60,13 @@ pub async fn catch_up_all(federation: &Federation) {
     }
 }
 
-/// Reads one partner's feed to its end; answers how many envelopes it held.
+/// The most pages, and the longest time, one round reads of one partner's feed; the rest waits
+/// for the next round, so a feed that always says there is more cannot keep catch-up busy.
+const MAX_PAGES_PER_ROUND: usize = 400;
+const MAX_ROUND: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads one partner's feed to its end, or for one round's pages and time; answers how many
+/// envelopes it held.
 pub async fn catch_up(federation: &Federation, partner: &OrgId) -> Result<usize, String> {
     let record = federation
         .store
@@ -79,7 +87,13 @@ pub async fn catch_up(federation: &Federation, partner: &OrgId) -> Result<usize,
     take_revocations(federation, partner, &page.revocations).await;
     let _reading = (!page.envelopes.is_empty()).then(|| federation.catching_up.begin(partner));
     let mut taken = 0;
+    let (started, mut pages) = (std::time::Instant::now(), 0);
     while page.next_after > after {
+        pages += 1;
+        if pages > MAX_PAGES_PER_ROUND || started.elapsed() > MAX_ROUND {
+            tracing::info!(%partner, pages, "catch-up read a round's worth of a partner's feed; the rest waits");
+            break;
+        }
         // The next page is fetched while this one is checked and stored: the partner's query and
         // the transfer overlap this node's work instead of adding to it.
         let next = {

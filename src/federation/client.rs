@@ -25,6 +25,10 @@ pub enum ClientError {
 /// The largest answer to a delivery, and the largest feed page, this node reads.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 const MAX_FEED_PAGE_BYTES: usize = 64 * 1024 * 1024;
+/// The largest `hello` answer, and the most of an error answer read (its first 500 characters are
+/// kept as the detail).
+const MAX_SMALL_ANSWER_BYTES: usize = 64 * 1024;
+const MAX_ERROR_BYTES: usize = 16 * 1024;
 
 /// The body of an envelope delivery, as sent.
 #[derive(serde::Serialize)]
@@ -111,7 +115,7 @@ impl PartnerClient {
             .await
             .map_err(|e| self.unreachable(e))?;
         let response = self.check(response).await?;
-        response.json().await.map_err(|e| self.unreachable(e))
+        self.read_json(response, MAX_SMALL_ANSWER_BYTES).await
     }
 
     /// Sends this node's card to the partner.
@@ -154,14 +158,25 @@ impl PartnerClient {
         mut response: reqwest::Response,
         max: usize,
     ) -> Result<T, ClientError> {
+        let (body, whole) = self.read_capped(&mut response, max).await?;
+        if !whole {
+            return Err(self.bad_answer(format!("the answer is larger than {max} bytes")));
+        }
+        serde_json::from_slice(&body).map_err(|e| self.bad_answer(format!("the answer is not what was expected: {e}")))
+    }
+
+    /// Reads at most `max` bytes of the answer; also whether that was all of it. What lies past
+    /// the cap is never read.
+    async fn read_capped(&self, response: &mut reqwest::Response, max: usize) -> Result<(Vec<u8>, bool), ClientError> {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(e))? {
             if body.len() + chunk.len() > max {
-                return Err(self.bad_answer(format!("the answer is larger than {max} bytes")));
+                body.extend_from_slice(&chunk[..max - body.len()]);
+                return Ok((body, false));
             }
             body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&body).map_err(|e| self.bad_answer(format!("the answer is not what was expected: {e}")))
+        Ok((body, true))
     }
 
     fn bad_answer(&self, detail: String) -> ClientError {
@@ -191,7 +206,9 @@ impl PartnerClient {
             return Ok(response);
         }
         let status = response.status().as_u16();
-        let detail = response.text().await.unwrap_or_default().chars().take(500).collect();
+        let mut response = response;
+        let (body, _) = self.read_capped(&mut response, MAX_ERROR_BYTES).await.unwrap_or_default();
+        let detail = String::from_utf8_lossy(&body).chars().take(500).collect();
         Err(ClientError::Refused { partner: self.partner.clone(), status, detail })
     }
 }

@@ -18,6 +18,7 @@ mod exchange;
 mod exchange_recovery;
 mod gdpr;
 mod health;
+mod hostile_partner;
 mod layout;
 mod leaks;
 mod peering;

@@ -264,9 +264,6 @@ fn node_env(org: &str, db: &TestDatabase) -> HashMap<String, String> {
     .collect()
 }
 
-/// A loopback port nobody listens on now. The federation URL goes into the node card before the
-/// listener binds, so the port is chosen first; another process taking it in between is unlikely on
-/// a test machine and would fail the test loudly, not wrongly.
 /// Polls `probe` until it answers, for at most 30 seconds.
 pub async fn until<T, F, Fut>(probe: F) -> T
 where
@@ -299,6 +296,9 @@ where
     }
 }
 
+/// A loopback port nobody listens on now. The federation URL goes into the node card before the
+/// listener binds, so the port is chosen first; another process taking it in between is unlikely on
+/// a test machine and would fail the test loudly, not wrongly.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
