@@ -249,21 +249,15 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
         TimeRule::Hour => Some(TimePrecision::Hour),
         TimeRule::Keep => Some(TimePrecision::Exact),
     };
-    let rule = rules.observed_at.to_string();
-    match precision {
-        None => explain.push("observed_at", &rule, Effect::Dropped),
-        Some(p) => {
-            view.time_precision = Some(p);
-            view.observed_at = Some(truncate(content.observed_at, p));
-            view.observed_until = content.observed_until.map(|t| truncate(t, p));
-            view.updated_at = Some(truncate(report.updated_at, p));
-            // The expiry could give away when the report was filed: it follows the same rule.
-            view.expires_at = content.expires_at.map(|t| truncate(t, p));
-            let effect =
-                if p == TimePrecision::Exact { Effect::Kept } else { Effect::Generalised(format!("to the {}", rule)) };
-            explain.push("observed_at", &rule, effect);
-        }
+    if let Some(p) = precision {
+        view.time_precision = Some(p);
+        view.observed_at = Some(truncate(content.observed_at, p));
+        view.observed_until = content.observed_until.map(|t| truncate(t, p));
+        view.updated_at = Some(truncate(report.updated_at, p));
+        // The expiry could give away when the report was filed: it follows the same rule.
+        view.expires_at = content.expires_at.map(|t| truncate(t, p));
     }
+    explain.push("observed_at", &rules.observed_at.to_string(), time_effect(precision, rules.observed_at));
     let actions = explain.text("actions", rules.actions, Some(content.actions.clone()).filter(|a| !a.is_empty()));
     view.actions = actions.map(|actions| shape_actions(&mut explain, actions, flow, precision, key, &agreement.id));
 
@@ -367,12 +361,7 @@ fn shape_actions(
 ) -> Vec<Action> {
     let rules = &flow.fields;
     if actions.iter().any(|a| a.at.is_some()) {
-        let effect = match precision {
-            None => Effect::Dropped,
-            Some(TimePrecision::Exact) => Effect::Kept,
-            Some(_) => Effect::Generalised(format!("to the {}", rules.observed_at)),
-        };
-        explain.push("actions.at", &rules.observed_at.to_string(), effect);
+        explain.push("actions.at", &rules.observed_at.to_string(), time_effect(precision, rules.observed_at));
     }
     if actions.iter().any(|a| a.by.is_some()) {
         let effect = match rules.persons {
@@ -443,6 +432,15 @@ fn role_counts(persons: &[Person]) -> Vec<RoleCount> {
         .map(|role| RoleCount { role: *role, count: persons.iter().filter(|p| p.role == *role).count() as u32 })
         .filter(|c| c.count > 0)
         .collect()
+}
+
+/// What the time rule `rule`, giving times to `precision` (none: dropped), does to a time.
+fn time_effect(precision: Option<TimePrecision>, rule: TimeRule) -> Effect {
+    match precision {
+        None => Effect::Dropped,
+        Some(TimePrecision::Exact) => Effect::Kept,
+        Some(_) => Effect::Generalised(format!("to the {rule}")),
+    }
 }
 
 /// Whether `text` has the form of a [`pseudonym`]: `p-` and 16 URL-safe base64 characters.
