@@ -61,22 +61,16 @@ pub async fn find(
 ) -> Result<Vec<Finding>, StoreError> {
     let needle = normalise_name(needle);
     let mut findings = Vec::new();
+    let like = |name: &str| normalise_name(name).contains(&needle);
     for_each_version(store, origin, |report| {
         let content = &report.content;
-        let persons = listed(content.persons.iter().filter(|p| p.named_like(&needle)));
-        let acted = acted_by(content.actions.iter().filter(|a| a.by_like(&needle)));
-        if !persons.is_empty() || !acted.is_empty() {
-            findings.push(Finding { report: report.id, version: report.version, persons, acted, received_from: None });
-        }
+        let found = naming(report.id, report.version, None, content.persons.iter(), content.actions.iter(), like);
+        findings.extend(found);
     })
     .await?;
     for_each_received(store, |view| {
-        let persons = listed(view.named_persons().filter(|p| p.named_like(&needle)));
-        let acted = acted_by(view.attributed_actions().filter(|a| a.by_like(&needle)));
-        if !persons.is_empty() || !acted.is_empty() {
-            let received_from = Some(view.origin.clone());
-            findings.push(Finding { report: view.id, version: view.version, persons, acted, received_from });
-        }
+        let from = Some(view.origin.clone());
+        findings.extend(naming(view.id, view.version, from, view.named_persons(), view.attributed_actions(), like));
     })
     .await?;
     let event = AuditEvent::new("gdpr.searched", actor)
@@ -100,26 +94,24 @@ pub async fn erase(
     now: DateTime<Utc>,
 ) -> Result<Erasure, GdprError> {
     let name = normalise_name(name);
+    let exactly = |named: &str| normalise_name(named) == name;
     let mut own: Vec<(Report, Finding)> = Vec::new();
     for_each_version(store, origin, |report| {
-        if let Some(clean) = report.without_person(&name) {
-            let content = &report.content;
-            let persons = listed(content.persons.iter().filter(|p| p.named(&name)));
-            let acted = acted_by(content.actions.iter().filter(|a| a.by_named(&name)));
-            own.push((
-                clean,
-                Finding { report: report.id, version: report.version, persons, acted, received_from: None },
-            ));
+        let content = &report.content;
+        if let Some(found) =
+            naming(report.id, report.version, None, content.persons.iter(), content.actions.iter(), exactly)
+        {
+            own.extend(report.without_person(&name).map(|clean| (clean, found)));
         }
     })
     .await?;
     let mut received = Vec::new();
     for_each_received(store, |view| {
-        if let Some(clean) = view.without_person(&name) {
-            let persons = listed(view.named_persons().filter(|p| p.named(&name)));
-            let acted = acted_by(view.attributed_actions().filter(|a| a.by_named(&name)));
-            let received_from = Some(view.origin.clone());
-            received.push((clean, Finding { report: view.id, version: view.version, persons, acted, received_from }));
+        let from = Some(view.origin.clone());
+        if let Some(found) =
+            naming(view.id, view.version, from, view.named_persons(), view.attributed_actions(), exactly)
+        {
+            received.extend(view.without_person(&name).map(|clean| (clean, found)));
         }
     })
     .await?;
@@ -211,14 +203,20 @@ async fn pass_on(
     Ok(Some((id, next.version, envelopes.len())))
 }
 
-/// The names as written of `persons`, with their roles.
-fn listed<'a>(persons: impl Iterator<Item = &'a Person>) -> Vec<(String, PersonRole)> {
-    persons.map(|p| (p.name.clone().unwrap_or_default(), p.role)).collect()
-}
-
-/// Who did each of `actions`, as written.
-fn acted_by<'a>(actions: impl Iterator<Item = &'a Action>) -> Vec<String> {
-    actions.filter_map(|a| a.by.clone()).collect()
+/// The finding for version `version` of `report`: the persons and the doers of actions whose
+/// names `matches`, as written; `None` if there is nobody.
+fn naming<'a>(
+    report: ReportId,
+    version: Version,
+    received_from: Option<OrgId>,
+    persons: impl Iterator<Item = &'a Person>,
+    actions: impl Iterator<Item = &'a Action>,
+    matches: impl Fn(&str) -> bool,
+) -> Option<Finding> {
+    let persons: Vec<(String, PersonRole)> =
+        persons.filter_map(|p| p.name.clone().filter(|n| matches(n)).map(|n| (n, p.role))).collect();
+    let acted: Vec<String> = actions.filter_map(|a| a.by.clone().filter(|by| matches(by))).collect();
+    (!persons.is_empty() || !acted.is_empty()).then_some(Finding { report, version, persons, acted, received_from })
 }
 
 async fn for_each_version(store: &Store, origin: &OrgId, mut visit: impl FnMut(&Report)) -> Result<(), StoreError> {

@@ -367,11 +367,6 @@ pub fn normalise_name(name: &str) -> String {
 }
 
 impl Person {
-    /// Whether this person's name contains `needle` (normalised).
-    pub fn named_like(&self, needle: &str) -> bool {
-        self.name.as_deref().is_some_and(|name| normalise_name(name).contains(needle))
-    }
-
     /// Whether this person's name is exactly `name` (normalised).
     pub fn named(&self, name: &str) -> bool {
         self.name.as_deref().is_some_and(|n| normalise_name(n) == name)
@@ -379,11 +374,6 @@ impl Person {
 }
 
 impl Action {
-    /// Whether who acted contains `needle` (normalised).
-    pub fn by_like(&self, needle: &str) -> bool {
-        self.by.as_deref().is_some_and(|by| normalise_name(by).contains(needle))
-    }
-
     /// Whether who acted is exactly `name` (normalised).
     pub fn by_named(&self, name: &str) -> bool {
         self.by.as_deref().is_some_and(|by| normalise_name(by) == name)
