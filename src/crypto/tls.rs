@@ -20,9 +20,8 @@ use rustls::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::clock::Clock;
-
 use super::{KeyFileError, read_secret, write_new};
+use crate::clock::Clock;
 use crate::domain::{OrgId, TlsPin};
 
 /// The pin of the certificate `der`: SHA-256 of its public key (SPKI).
@@ -177,7 +176,6 @@ pub trait TrustedPeers: Send + Sync + std::fmt::Debug {
 /// The node's clock as rustls's source of time: a certificate's validity is judged by the same
 /// clock as everything else the node does (the real one in production, a fixed one in tests, so a
 /// test's certificates never expire under it).
-#[derive(Clone)]
 struct NodeTime(Arc<dyn Clock>);
 
 impl std::fmt::Debug for NodeTime {

@@ -1,9 +1,10 @@
-//! The life of an agreement between nodes (its pure rules are `domain::agreement`). One party proposes it: its node fills in every party's
-//! keys from the cards on record, signs, and sends it to the others. Each party's admin reviews and
-//! signs; signatures travel between the nodes and are merged. The agreement takes effect only when
-//! every party has signed the same bytes and its start date has come, and any party can revoke it,
-//! at once, with a signed statement. Documents from partners are checked like our own: every
-//! signature by a party's known key, the payload identical to the one on record.
+//! The life of an agreement between nodes (its pure rules are `domain::agreement`). One party
+//! proposes it: its node fills in every party's keys from the cards on record, signs, and sends it
+//! to the others. Each party's admin reviews and signs; signatures travel between the nodes and are
+//! merged. The agreement takes effect only when every party has signed the same bytes and its start
+//! date has come, and any party can revoke it, at once, with a signed statement. Documents from
+//! partners are checked like our own: every signature by a party's known key, the payload identical
+//! to the one on record.
 
 use std::collections::HashMap;
 

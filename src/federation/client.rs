@@ -201,12 +201,11 @@ impl PartnerClient {
         ClientError::Unreachable { partner: self.partner.clone(), reason }
     }
 
-    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    async fn check(&self, mut response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
         if response.status().is_success() {
             return Ok(response);
         }
         let status = response.status().as_u16();
-        let mut response = response;
         let (body, _) = self.read_capped(&mut response, MAX_ERROR_BYTES).await.unwrap_or_default();
         let detail = String::from_utf8_lossy(&body).chars().take(500).collect();
         Err(ClientError::Refused { partner: self.partner.clone(), status, detail })

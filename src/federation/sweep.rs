@@ -1,6 +1,7 @@
 //! The sweep: ends sharing under agreements that ended (revoked, past their end date, or under a
-//! framework that was revoked or is past its end) by cancelling their queued envelopes and deleting what was
-//! received under them, and deletes received reports whose agreement's retention period is over.
+//! framework that was revoked or is past its end) by cancelling their queued envelopes and deleting
+//! what was received under them, and deletes received reports whose agreement's retention period
+//! is over.
 //! Revocations end sharing at once when they happen; the sweep also catches one whose follow-up
 //! was interrupted, and expiry, which nobody announces. Refused envelopes are kept 30 days.
 

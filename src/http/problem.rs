@@ -1,6 +1,6 @@
-//! One error type for every HTTP edge of the node, rendered as RFC 9457
-//! `application/problem+json` with a title, a status and a detail a person can act on. A 500 is logged with its cause and never shows
-//! it to the client. The store's typed errors are mapped here, at the edge.
+//! One error type for every HTTP edge of the node, rendered as RFC 9457 `application/problem+json`
+//! with a title, a status and a detail a person can act on. A 500 is logged with its cause and
+//! never shows it to the client. The store's typed errors are mapped here, at the edge.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

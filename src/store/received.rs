@@ -130,8 +130,9 @@ fn classify(held: Option<(i64, bool)>, version: i64) -> ReceiveOutcome {
 
 impl super::Store {
     /// Stores a batch of verified views and dead letters in one transaction, each with its audit
-    /// entry (and `other_audit`, about envelopes deferred); answers, per view, what storing it did. A view whose agreement ended (revoked, or its
-    /// sharing ended here) while the batch was being checked is not stored.
+    /// entry (and `other_audit`, about envelopes deferred); answers, per view, what storing it did.
+    /// A view whose agreement ended (revoked, or its sharing ended here) while the batch was being
+    /// checked is not stored.
     pub async fn store_received(
         &self,
         accepted: &[Received],
