@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::on_both_backends;
 use crate::peering::{client, import, signed_card};
-use crate::support::{Backend, TestNode, report, until};
+use crate::support::{Backend, TestNode, report, until, until_advancing};
 
 on_both_backends!(
     four_partners_each_see_a_report_in_the_form_their_agreement_allows,
@@ -271,11 +271,8 @@ async fn a_partner_that_was_down_gets_every_version_exactly_once_when_it_returns
     let guards = guards.restart().await;
     picture_entry(&guards, &kept, |e| e.is_some_and(|e| e["version"] == 2 && e["severity"] == "severe")).await;
     picture_entry(&guards, &withdrawn, |e| e.is_none()).await;
-    // The outbox's retries come due as time passes (these clocks move only when told).
-    until(|| async {
-        for node in [&municipality, &guards] {
-            node.clock.advance(Duration::minutes(1));
-        }
+    // The outbox's retries come due as time passes.
+    until_advancing(&[&municipality, &guards], Duration::minutes(1), || async {
         let partners: Value = municipality.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
         let row = partners.as_array().unwrap().iter().find(|p| p["org_id"] == GUARDS).unwrap().clone();
         (row["delivery"]["queued"] == 0).then_some(())

@@ -14,7 +14,7 @@ use crate::exchange::{
     template,
 };
 use crate::on_both_backends;
-use crate::support::{Backend, TestNode, report, until};
+use crate::support::{Backend, TestNode, report, until_advancing};
 
 on_both_backends!(
     a_version_superseded_while_the_partner_blocked_its_sender_never_reaches_it,
@@ -83,11 +83,8 @@ async fn superseded_while_away(backend: Backend, away: Away) {
         }
         Away::Offline => police.restart().await,
     };
-    // Retries come due as time passes (these clocks move only when told).
-    until(|| async {
-        for node in [&municipality, &police] {
-            node.clock.advance(Duration::minutes(1));
-        }
+    // Retries come due as time passes.
+    until_advancing(&[&municipality, &police], Duration::minutes(1), || async {
         ledger(&municipality, &id).await.iter().all(|s| s["state"] != "queued").then_some(())
     })
     .await;
@@ -161,10 +158,7 @@ async fn erased_while_owed(backend: Backend, change: fn(&Value) -> (Method, &'st
     assert!(erased.status.success(), "{}", String::from_utf8_lossy(&erased.stderr));
 
     let police = police.restart().await;
-    until(|| async {
-        for node in [&municipality, &police] {
-            node.clock.advance(Duration::minutes(1));
-        }
+    until_advancing(&[&municipality, &police], Duration::minutes(1), || async {
         ledger(&municipality, &id)
             .await
             .iter()

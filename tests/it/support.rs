@@ -277,6 +277,22 @@ where
     .await
 }
 
+/// Like [`until`], moving every one of `nodes`' clocks on by `step` before each try, so that the
+/// retries they scheduled come due (these clocks move only when told).
+pub async fn until_advancing<T, F, Fut>(nodes: &[&TestNode], step: Duration, probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    until(|| {
+        for node in nodes {
+            node.clock.advance(step);
+        }
+        probe()
+    })
+    .await
+}
+
 /// Polls `probe` until it answers `Ok`, for at most `limit`; otherwise fails with `what` and the
 /// last reason the probe gave.
 pub async fn until_within<T, F, Fut>(what: &str, limit: StdDuration, probe: F) -> T
