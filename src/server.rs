@@ -18,6 +18,7 @@ use crate::config::NodeConfig;
 use crate::crypto::keys::SigningKey;
 use crate::crypto::tls::PeerTrust;
 use crate::federation::pins::PinCache;
+use crate::federation::refusals::RefusalTally;
 use crate::federation::{ExchangeSettings, Federation, announce, catch_up, delivery, listener, sweep};
 use crate::http::{self, BodyLimit};
 use crate::identity::{IdentityError, NodeKeys};
@@ -58,14 +59,16 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let federation = match &config.federation {
         Some(section) => {
             let keys = NodeKeys::load(config, clock.now())?;
-            let pins = Arc::new(PinCache::new(clock.clone()).auditing_refusals(store.clone()));
+            let refusals = Arc::new(RefusalTally::new(clock.clone()));
+            let pins = Arc::new(PinCache::new(clock.clone()).auditing_refusals(refusals.clone()));
             pins.reload(&store).await?;
             let trust = match &section.ca_bundle {
                 Some(bundle) => PeerTrust::load_authority(bundle).map_err(IdentityError::from)?,
                 None => PeerTrust::Pins,
             };
             let settings = ExchangeSettings::from_config(section);
-            let federation = Arc::new(Federation::new(keys, trust, pins, store.clone(), clock.clone(), settings));
+            let federation =
+                Arc::new(Federation::new(keys, trust, (pins, refusals), store.clone(), clock.clone(), settings));
             let addr = section.listen;
             let (server, bound) = listener::bind(federation.clone(), addr, workers)
                 .map_err(|source| StartError::Listen { key: "federation.listen", addr, source })?;
@@ -142,6 +145,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         servers.push((server.handle(), tokio::spawn(server)));
         federation_addr = Some(bound);
         background.push(federation.pins.clone().spawn_reload(store.clone()));
+        background.push(federation.refusals.clone().spawn_writer(store.clone()));
         background.push(announce::spawn(federation.clone()));
         background.push(delivery::spawn(federation.clone()));
         background.push(catch_up::spawn(federation.clone()));
@@ -156,6 +160,9 @@ impl RunningNode {
     pub async fn stop(self) {
         for worker in self.background {
             worker.abort();
+        }
+        if let Some(federation) = &self.federation {
+            federation.refusals.flush(&self.store).await;
         }
         for (handle, task) in self.servers {
             handle.stop(true).await;

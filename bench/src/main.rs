@@ -13,6 +13,7 @@ mod catch_up;
 mod ceilings;
 mod db;
 mod federation;
+mod flood;
 mod memory;
 mod nodes;
 mod peer;
@@ -77,6 +78,7 @@ enum Step {
     Federation,
     Query,
     Peer,
+    Flood,
 }
 
 /// The sizes of one mode.
@@ -88,6 +90,7 @@ struct Plan {
     query_sizes: &'static [usize],
     query_samples: usize,
     peer: peer::Sizes,
+    flood: flood::Sizes,
 }
 
 impl Plan {
@@ -106,6 +109,7 @@ impl Plan {
                 request_timeout: Duration::from_secs(8),
                 budget: Duration::from_secs(25),
             },
+            flood: flood::Sizes { handshakes: 2_000, strangers: 30, concurrency: 4, reports: 200 },
         }
     }
 
@@ -124,6 +128,7 @@ impl Plan {
                 request_timeout: Duration::from_secs(15),
                 budget: Duration::from_secs(150),
             },
+            flood: flood::Sizes { handshakes: 10_000, strangers: 30, concurrency: 4, reports: 1_000 },
         }
     }
 }
@@ -235,6 +240,15 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             match query::run(&mut results, http, work, logs, backend, plan.query_sizes, plan.query_samples).await {
                 Ok(measured) => ours.queries.extend(measured),
                 Err(e) => failed(&mut results, &format!("the situation query on {}", backend.name()), &e),
+            }
+            results.write(&cli.out)?;
+        }
+    }
+    if wanted(Step::Flood) {
+        step("8. A flood of refused handshakes");
+        for &backend in &backends {
+            if let Err(e) = flood::run(&mut results, http, work, logs, backend, plan.flood).await {
+                failed(&mut results, &format!("the flood on {}", backend.name()), &e);
             }
             results.write(&cli.out)?;
         }

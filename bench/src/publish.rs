@@ -227,13 +227,13 @@ async fn share_with(http: &reqwest::Client, node: &NodeProcess, partners: &[Abse
 }
 
 /// The TLS pin in the node's own card.
-fn node_pin(node: &NodeProcess) -> anyhow::Result<lagesbild::domain::TlsPin> {
+pub fn node_pin(node: &NodeProcess) -> anyhow::Result<lagesbild::domain::TlsPin> {
     let config = node.node_config()?;
     let identity = config.identity.context("the node has no identity")?;
     Ok(TlsIdentity::load(&identity.tls_cert, &identity.tls_key)?.pin)
 }
 
-fn node_federation_url(node: &NodeProcess) -> anyhow::Result<String> {
+pub fn node_federation_url(node: &NodeProcess) -> anyhow::Result<String> {
     Ok(node.federation_url.trim_end_matches('/').to_owned())
 }
 

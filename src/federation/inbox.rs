@@ -157,7 +157,8 @@ pub async fn receive_batch(
                     .partner(peer)
                     .object(raw.as_bytes())
                     .detail(format!("{}: {refusal}", refusal.kind()));
-                deferred.push(audit);
+                // Before the signature is checked, so counted: a flood of them adds few entries.
+                deferred.extend(federation.refusals.note(peer.as_str(), refusal.kind(), audit));
                 results[index] = Some(EnvelopeResult { outcome: Outcome::Deferred, reason: Some(refusal.to_string()) });
             }
             Err(refusal) => {

@@ -14,6 +14,7 @@ pub mod docs;
 pub mod inbox;
 pub mod listener;
 pub mod pins;
+pub mod refusals;
 pub mod registry;
 pub mod sharing;
 pub mod sweep;
@@ -46,6 +47,8 @@ pub struct Federation {
     pub limits: inbox::RateLimits,
     /// Partners whose feed this node is reading to catch up.
     pub catching_up: catch_up::CatchingUp,
+    /// Refused handshakes and deferred envelopes, counted so a flood adds few audit entries.
+    pub refusals: Arc<refusals::RefusalTally>,
 }
 
 /// How the exchange behaves, from `[federation]`.
@@ -82,14 +85,17 @@ impl Federation {
         let Some(section) = &config.federation else { return Ok(None) };
         let keys = NodeKeys::load(config, clock.now())?;
         let pins = Arc::new(pins::PinCache::new(clock.clone()));
+        let refusals = Arc::new(refusals::RefusalTally::new(clock.clone()));
         let settings = ExchangeSettings::from_config(section);
-        Ok(Some(Self::new(keys, crate::crypto::tls::PeerTrust::Pins, pins, store, clock, settings)))
+        let trust = crate::crypto::tls::PeerTrust::Pins;
+        Ok(Some(Self::new(keys, trust, (pins, refusals), store, clock, settings)))
     }
 
+    /// `pins` must audit its refused handshakes through `refusals` (see [`pins::PinCache::auditing_refusals`]).
     pub fn new(
         keys: NodeKeys,
         trust: crate::crypto::tls::PeerTrust,
-        pins: Arc<pins::PinCache>,
+        (pins, refusals): (Arc<pins::PinCache>, Arc<refusals::RefusalTally>),
         store: Store,
         clock: Arc<dyn Clock>,
         settings: ExchangeSettings,
@@ -107,6 +113,7 @@ impl Federation {
             clients: client::ClientCache::default(),
             limits,
             catching_up: catch_up::CatchingUp::default(),
+            refusals,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
+use super::refusals::RefusalTally;
 use crate::clock::Clock;
 use crate::crypto::tls::TrustedPeers;
 use crate::domain::audit::AuditEvent;
@@ -24,8 +25,9 @@ type PinEntry = (OrgId, Option<DateTime<Utc>>);
 pub struct PinCache {
     pins: RwLock<HashMap<TlsPin, PinEntry>>,
     clock: Arc<dyn Clock>,
-    /// Where refused handshakes go to be audited; bounded, so a flood of strangers costs no memory.
-    refusals: Option<tokio::sync::mpsc::Sender<(Option<TlsPin>, String)>>,
+    /// Where refused handshakes are counted to be audited (a flood of strangers costs a bounded
+    /// number of entries and no memory).
+    refusals: Option<Arc<RefusalTally>>,
 }
 
 impl std::fmt::Debug for PinCache {
@@ -40,23 +42,9 @@ impl PinCache {
         Self { pins: RwLock::default(), clock, refusals: None }
     }
 
-    /// Audits refused handshakes in `store`, from a task of its own (the handshake cannot wait for
-    /// a database).
-    pub fn auditing_refusals(mut self, store: Store) -> Self {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<TlsPin>, String)>(1_000);
-        let clock = self.clock.clone();
-        tokio::spawn(async move {
-            while let Some((pin, reason)) = receiver.recv().await {
-                let mut event = AuditEvent::new("federation.handshake_refused", "unknown").detail(&reason);
-                if let Some(pin) = pin {
-                    event = event.object(pin.as_str().as_bytes());
-                }
-                if let Err(error) = store.record_audit(&event, clock.now()).await {
-                    tracing::warn!(%error, "could not audit a refused handshake");
-                }
-            }
-        });
-        self.refusals = Some(sender);
+    /// Audits refused handshakes through `tally` (the handshake cannot wait for a database).
+    pub fn auditing_refusals(mut self, tally: Arc<RefusalTally>) -> Self {
+        self.refusals = Some(tally);
         self
     }
 
@@ -100,10 +88,12 @@ impl TrustedPeers for PinCache {
     }
 
     fn refused(&self, pin: Option<&TlsPin>, reason: &str) {
-        if let Some(sender) = &self.refusals
-            && sender.try_send((pin.cloned(), reason.to_owned())).is_err()
-        {
-            tracing::warn!("too many refused handshakes at once to audit each");
+        let Some(tally) = &self.refusals else { return };
+        let mut event = AuditEvent::new("federation.handshake_refused", "unknown").detail(reason);
+        if let Some(pin) = pin {
+            event = event.object(pin.as_str().as_bytes());
         }
+        let source = pin.map_or("a client without a readable certificate", TlsPin::as_str);
+        tally.note_and_write(source, reason, event);
     }
 }

@@ -155,6 +155,14 @@ impl super::Store {
         Ok(())
     }
 
+    /// Records events that come with no other write, in order, in one transaction.
+    pub async fn record_audits(&self, events: &[AuditEvent], at: DateTime<Utc>) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            append_audit_all!(tx, events, at);
+        });
+        Ok(())
+    }
+
     /// The last entry older than `before`: where a prune would end.
     pub async fn audit_prune_point(&self, before: DateTime<Utc>) -> Result<Option<(i64, String)>, StoreError> {
         Ok(on_pool!(self, |p| {

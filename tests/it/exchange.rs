@@ -135,7 +135,7 @@ async fn stored_versions(node: &TestNode, report: &str) -> Vec<String> {
     versions
 }
 
-fn id_of(filed: &Value) -> String {
+pub fn id_of(filed: &Value) -> String {
     filed["id"].as_str().unwrap().to_owned()
 }
 
@@ -330,7 +330,7 @@ async fn revocation_cancels_the_queue_and_reaches_a_partner_that_was_away(backen
 }
 
 /// The envelopes the municipality queued for `report`, oldest first, as JWS.
-async fn queued_envelopes(node: &TestNode, report: &str) -> Vec<Jws> {
+pub async fn queued_envelopes(node: &TestNode, report: &str) -> Vec<Jws> {
     let id: lagesbild::domain::ReportId = report.parse().unwrap();
     let shares = node.store().shares_of(id).await.unwrap();
     shares.iter().map(|s| Jws::parse(s.envelope.as_bytes()).unwrap()).collect()
@@ -374,7 +374,7 @@ async fn reordered_and_duplicated_deliveries_converge_on_the_latest_version(back
 }
 
 /// `envelope`'s view, changed by `change`, signed again with `key` at `at`, for `recipient`.
-fn resigned(
+pub fn resigned(
     envelope: &Jws,
     key: &lagesbild::crypto::keys::SigningKey,
     recipient: &str,

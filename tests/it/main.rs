@@ -16,6 +16,7 @@ mod demo;
 mod docs;
 mod exchange;
 mod exchange_recovery;
+mod floods;
 mod gdpr;
 mod health;
 mod hostile_partner;

@@ -44,7 +44,7 @@ pub async fn import(into: &TestNode, card: &Value) -> reqwest::Response {
 }
 
 /// Two nodes that imported each other's cards.
-async fn partnered(backend: Backend) -> (TestNode, TestNode) {
+pub async fn partnered(backend: Backend) -> (TestNode, TestNode) {
     partners(backend, "se-kommun-norrkoping", "se-polisen-ost").await
 }
 
@@ -62,7 +62,7 @@ pub async fn client(from: &TestNode, to: &TestNode) -> PartnerClient {
     client_with(&from.keys().tls, from, to).await
 }
 
-async fn client_with(identity: &TlsIdentity, from: &TestNode, to: &TestNode) -> PartnerClient {
+pub async fn client_with(identity: &TlsIdentity, from: &TestNode, to: &TestNode) -> PartnerClient {
     let partner = from.store().partner(&OrgId::parse(&to.org).unwrap()).await.unwrap().expect("partner known");
     PartnerClient::new(identity, &PeerTrust::Pins, &partner, &from.time()).unwrap()
 }
