@@ -21,8 +21,8 @@ use crate::domain::{OrgId, Report};
 use crate::store::{AgreementRecord, AgreementsStamp, QueuedEnvelope};
 
 /// The agreements in force, their signatures verified once per document. The stored agreements
-/// are read again only when they changed (any replica may change them: the check is a cheap query
-/// of counts and lengths); whether each is in force is judged again at every call.
+/// are read again only when they changed (any replica may change them: the check reads the one row
+/// of their revision); whether each is in force is judged again at every call.
 #[derive(Default)]
 pub struct ActiveAgreements {
     checked: Mutex<HashMap<String, Arc<Checked>>>,

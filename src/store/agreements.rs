@@ -20,8 +20,8 @@ pub struct AgreementRecord {
     pub revocation: Option<RevocationRecord>,
 }
 
-/// Counts, lengths and times that change whenever the stored agreements do.
-pub type AgreementsStamp = (i64, i64, i64, i64);
+/// A revision that moves whenever the stored agreements change (a trigger counts every write).
+pub type AgreementsStamp = i64;
 
 type AgreementRow = (String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>, Option<String>);
 
@@ -126,16 +126,11 @@ impl super::Store {
         Ok(())
     }
 
-    /// A cheap fingerprint of the stored agreements that changes whenever one is added, gains a
-    /// signature (its document grows) or is revoked.
+    /// The agreements' revision: one row, which changes whenever one is added, gains a signature
+    /// or is revoked, on any replica.
     pub async fn agreements_stamp(&self) -> Result<AgreementsStamp, StoreError> {
         Ok(on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(document)), 0) AS BIGINT), COUNT(revoked_by), \
-                 CAST(COALESCE(MAX(updated_at_ms), 0) AS BIGINT) FROM agreements",
-            )
-            .fetch_one(p)
-            .await?
+            sqlx::query_scalar("SELECT revision FROM agreements_revision WHERE id = 1").fetch_one(p).await?
         }))
     }
 
