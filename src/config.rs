@@ -129,6 +129,10 @@ pub struct FederationSection {
     /// many are absorbed).
     #[serde(default = "default_requests_per_second")]
     pub requests_per_second: u32,
+    /// Envelopes per second each partner may deliver (bursts of twice as many, and always one
+    /// full delivery): each costs a signature check, so a delivery is charged per envelope.
+    #[serde(default = "default_envelopes_per_second")]
+    pub envelopes_per_second: u32,
     /// How often partners' catch-up feeds are read (also once at start).
     #[serde(default = "default_catch_up_seconds")]
     pub catch_up_seconds: u32,
@@ -147,6 +151,7 @@ impl FederationSection {
             claim_seconds: default_claim_seconds(),
             envelope_window_minutes: default_window_minutes(),
             requests_per_second: default_requests_per_second(),
+            envelopes_per_second: default_envelopes_per_second(),
             catch_up_seconds: default_catch_up_seconds(),
             sweep_seconds: default_sweep_seconds(),
         }
@@ -469,6 +474,10 @@ fn default_claim_seconds() -> u32 {
 
 fn default_window_minutes() -> u32 {
     10
+}
+
+fn default_envelopes_per_second() -> u32 {
+    5_000
 }
 
 fn default_requests_per_second() -> u32 {

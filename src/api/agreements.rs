@@ -1,6 +1,7 @@
 //! Agreements through the user API: propose one (from the same document as a `policies/` file, in
-//! JSON), read it with a plain-language summary and its status, sign it, revoke it, and preview
-//! exactly what a recipient would receive of one of your reports under it.
+//! JSON), read it with a plain-language summary and its status, sign it, decline it while it awaits
+//! signatures, revoke it, and preview exactly what a recipient would receive of one of your reports
+//! under it.
 
 use actix_web::HttpResponse;
 use actix_web::web::{Data, Path};
@@ -29,7 +30,7 @@ pub struct AgreementView {
     pub status: AgreementStatus,
 }
 
-/// Why an agreement is revoked.
+/// Why an agreement is revoked or declined.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
@@ -159,11 +160,53 @@ pub async fn revoke(
     req: actix_web::HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    end(caller, state, id, req, payload, agreements::revoke).await
+}
+
+/// Decline an agreement that awaits signatures (a partner's proposal this organisation will not
+/// sign): every party is told, and it can no longer take effect. An agreement every party has
+/// signed is revoked instead.
+#[utoipa::path(post, path = "/api/v1/agreements/{id}/decline", tag = "agreements",
+    params(("id" = String, Path, description = "The agreement's id")),
+    request_body(content = Option<RevokeRequest>, description = "Optional: why"),
+    responses((status = 200, description = "Declined", body = AgreementView),
+        (status = 404, description = "No such agreement", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Every party has signed it (revoke it instead), or it is revoked already", body = Problem, content_type = "application/problem+json"), BodyProblems, AuthProblems),
+    security(("bearer" = ["agreement-admin"])))]
+pub async fn decline(
+    caller: Caller,
+    state: Data<AppState>,
+    id: Path<String>,
+    req: actix_web::HttpRequest,
+    payload: actix_web::web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    end(caller, state, id, req, payload, agreements::decline).await
+}
+
+/// Ends an agreement as `how` does (revoking or declining it), for an agreement-admin, with the
+/// optional reason of the body; answers the agreement as it stands then.
+async fn end<F>(
+    caller: Caller,
+    state: Data<AppState>,
+    id: Path<String>,
+    req: actix_web::HttpRequest,
+    payload: actix_web::web::Payload,
+    how: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: AsyncFnOnce(
+        &Federation,
+        &str,
+        Option<String>,
+        chrono::DateTime<chrono::Utc>,
+        &str,
+    ) -> Result<RevocationRecord, agreements::LifecycleError>,
+{
     caller.require(AGREEMENT_ADMINS)?;
     let request: RevokeRequest = crate::http::body::read_optional_body(&req, payload).await?;
     crate::http::input::check_reason(request.reason.as_ref())?;
     let now = state.clock.now();
-    agreements::revoke(federation(&state)?, &id, request.reason, now, &caller.actor).await.map_err(ApiError::from)?;
+    how(federation(&state)?, &id, request.reason, now, &caller.actor).await.map_err(ApiError::from)?;
     let (checked, revocation) = stored(&state, &id).await?;
     Ok(HttpResponse::Ok().json(view_of(checked, revocation.as_ref(), now)))
 }

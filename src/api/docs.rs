@@ -46,6 +46,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         agreements::get,
         agreements::sign,
         agreements::revoke,
+        agreements::decline,
         agreements::preview,
         partners::node,
         partners::add_partner,

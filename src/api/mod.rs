@@ -83,6 +83,7 @@ fn paths() -> Vec<Path> {
         path("/api/v1/agreements/{id}", vec![on(Method::GET, agreements::get)]),
         path("/api/v1/agreements/{id}/sign", vec![on(Method::POST, agreements::sign)]),
         path("/api/v1/agreements/{id}/revoke", vec![on(Method::POST, agreements::revoke)]),
+        path("/api/v1/agreements/{id}/decline", vec![on(Method::POST, agreements::decline)]),
         path("/api/v1/agreements/{id}/preview", vec![on(Method::GET, agreements::preview)]),
         path(
             "/api/v1/partners",

@@ -49,6 +49,13 @@ pub enum LifecycleError {
     Revoked(String),
     #[error("this node has signed the agreement already")]
     AlreadySigned,
+    #[error("every party has signed the agreement: it can no longer be declined, only revoked")]
+    NotPending,
+    #[error(
+        "{0} has {MAX_PENDING_PROPOSALS} proposals awaiting signatures here already; an agreement-admin of this \
+         node must sign or decline one before another is taken"
+    )]
+    TooManyPending(OrgId),
     #[error("{0}")]
     Forbidden(String),
     #[error(transparent)]
@@ -166,6 +173,10 @@ pub async fn sign(
 /// How often a merge that lost a race is tried again.
 const MERGE_ATTEMPTS: usize = 10;
 
+/// How many proposals from one partner may await signatures here at once: what a partner can make
+/// this node store without any admin's consent.
+pub const MAX_PENDING_PROPOSALS: usize = 20;
+
 /// Takes a document a partner sent: new, or with signatures to merge into the one on record.
 pub async fn receive(
     federation: &Federation,
@@ -192,6 +203,9 @@ pub async fn receive(
                 }
             }
             None => {
+                if pending_from(federation, peer, now).await? >= MAX_PENDING_PROPOSALS {
+                    return Err(LifecycleError::TooManyPending(peer.clone()));
+                }
                 if insert(&federation.store, &incoming, peer.as_str(), now, event()).await? {
                     return Ok(incoming);
                 }
@@ -209,11 +223,45 @@ pub async fn revoke(
     now: DateTime<Utc>,
     actor: &str,
 ) -> Result<RevocationRecord, LifecycleError> {
+    let checked = unrevoked(federation, id).await?;
+    end(federation, &checked, reason, now, AuditEvent::new("agreement.revoked", actor)).await
+}
+
+/// Declines an agreement not every party has signed yet (a proposal this node will not sign, or
+/// one it no longer wants): a revocation like any other, so every party stops waiting for it, and
+/// the proposer's count of proposals awaiting signatures here goes down.
+pub async fn decline(
+    federation: &Federation,
+    id: &str,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<RevocationRecord, LifecycleError> {
+    let checked = unrevoked(federation, id).await?;
+    if checked.agreement.parties.iter().all(|p| checked.signed_by.contains(&p.org_id)) {
+        return Err(LifecycleError::NotPending);
+    }
+    end(federation, &checked, reason, now, AuditEvent::new("agreement.declined", actor)).await
+}
+
+/// The stored agreement `id`, checked, if no party has revoked it.
+async fn unrevoked(federation: &Federation, id: &str) -> Result<Checked, LifecycleError> {
     let record = federation.store.agreement(id).await?.ok_or(LifecycleError::NotFound)?;
     if let Some(r) = &record.revocation {
         return Err(LifecycleError::Revoked(r.by.clone()));
     }
-    let checked = load(&federation.store, federation, &record).await?;
+    load(&federation.store, federation, &record).await
+}
+
+/// Ends `checked` for every party with a signed revocation, recorded as `event`.
+async fn end(
+    federation: &Federation,
+    checked: &Checked,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+    event: AuditEvent,
+) -> Result<RevocationRecord, LifecycleError> {
+    let id = checked.agreement.id.as_str();
     let statement = Revocation {
         agreement: checked.agreement.id.clone(),
         by: federation.keys.card.org_id.clone(),
@@ -228,12 +276,22 @@ pub async fn revoke(
         reason: statement.reason,
         statement: signed.to_json(),
     };
-    let event = AuditEvent::new("agreement.revoked", actor).agreement(id).object(revocation.statement.as_bytes());
+    let event = event.agreement(id).object(revocation.statement.as_bytes());
     federation.store.revoke_agreement(id, &revocation, &event).await?;
     end_sharing(federation, id, "agreement.sharing_ended", "the agreement was revoked", now).await?;
     distribute(federation, &checked.agreement, "/federation/v1/revocations", &signed).await;
-    tracing::info!(agreement = %checked.agreement.id, "agreement revoked");
+    tracing::info!(agreement = %checked.agreement.id, event = %event.event, "agreement ended");
     Ok(revocation)
+}
+
+/// How many proposals `peer` sent that await signatures here and no party has revoked.
+async fn pending_from(federation: &Federation, peer: &OrgId, now: DateTime<Utc>) -> Result<usize, LifecycleError> {
+    let all = federation.agreements.all(federation, now).await?;
+    Ok(all
+        .iter()
+        .filter(|s| s.record.proposed_by == peer.as_str() && s.record.revocation.is_none())
+        .filter(|s| s.checked.agreement.parties.iter().any(|p| !s.checked.signed_by.contains(&p.org_id)))
+        .count())
 }
 
 /// Takes a revocation a partner sent: it must be signed by a party to the agreement.
@@ -425,6 +483,8 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::Exists
             | LifecycleError::Revoked(_)
             | LifecycleError::AlreadySigned
+            | LifecycleError::NotPending
+            | LifecycleError::TooManyPending(_)
             | LifecycleError::DifferentBytes => ApiError::Conflict(error.to_string()),
             LifecycleError::NotAParty
             | LifecycleError::UnknownParty(_)

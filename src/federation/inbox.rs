@@ -83,7 +83,7 @@ pub enum Outcome {
         (status = 403, description = "The certificate belongs to no partner", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The delivery is larger than 16 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "More than 1000 envelopes", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "The partner sends faster than its rate limit", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The partner sends faster than its rate limit (requests, or envelopes)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "This node is reading the caller's feed to catch up; deliver again later", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn receive_envelopes(
@@ -103,6 +103,7 @@ pub async fn receive_envelopes(
                 .into(),
         ));
     }
+    federation.limits.take_envelopes(&peer.org, batch.envelopes.len())?;
     let raw: Vec<&str> = batch.envelopes.iter().map(|r| r.get()).collect();
     let results = receive_batch(&federation, &peer.org, &raw, federation.clock.now()).await?;
     Ok(HttpResponse::Ok().json(EnvelopeResults { results }))
@@ -304,29 +305,55 @@ pub async fn feed(
     Ok(HttpResponse::Ok().json(FeedPage { envelopes, next_after, revocations }))
 }
 
-/// Token buckets, one per partner: `rate` requests a second, bursts of twice that.
+/// Per-partner budgets: requests, and envelopes delivered (each costs a signature check, so one
+/// request of a thousand envelopes is charged a thousand).
 pub struct RateLimits {
-    rate: f64,
-    buckets: Mutex<HashMap<OrgId, (f64, Instant)>>,
+    requests: Buckets,
+    envelopes: Buckets,
 }
 
 impl RateLimits {
-    pub fn new(per_second: u32) -> Self {
-        Self { rate: f64::from(per_second), buckets: Mutex::new(HashMap::new()) }
+    pub fn new(requests_per_second: u32, envelopes_per_second: u32) -> Self {
+        Self { requests: Buckets::new(requests_per_second), envelopes: Buckets::new(envelopes_per_second) }
     }
 
     /// Takes one request from `peer`'s budget; the error says when to retry.
     pub fn take(&self, peer: &OrgId) -> Result<(), ApiError> {
+        self.requests.take(peer, 1.0)
+    }
+
+    /// Takes a delivery of `count` envelopes from `peer`'s envelope budget.
+    pub fn take_envelopes(&self, peer: &OrgId, count: usize) -> Result<(), ApiError> {
+        self.envelopes.take(peer, count as f64)
+    }
+}
+
+/// Token buckets, one per partner: `rate` tokens a second, bursts of twice that.
+struct Buckets {
+    rate: f64,
+    buckets: Mutex<HashMap<OrgId, (f64, Instant)>>,
+}
+
+impl Buckets {
+    fn new(per_second: u32) -> Self {
+        Self { rate: f64::from(per_second), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes `cost` tokens from `peer`'s bucket. A cost above the burst is taken from a full bucket,
+    /// which then owes the rest: a large delivery waits for its turn but is never refused for good.
+    fn take(&self, peer: &OrgId, cost: f64) -> Result<(), ApiError> {
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         let burst = self.rate * 2.0;
         let (tokens, last) = buckets.entry(peer.clone()).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(burst);
         *last = now;
-        if *tokens < 1.0 {
-            return Err(ApiError::TooManyRequests { retry_after: 1 });
+        let needed = cost.min(burst);
+        if *tokens < needed {
+            let retry_after = ((needed - *tokens) / self.rate).ceil().max(1.0) as u64;
+            return Err(ApiError::TooManyRequests { retry_after });
         }
-        *tokens -= 1.0;
+        *tokens -= cost;
         Ok(())
     }
 }

@@ -43,7 +43,7 @@ pub struct Federation {
     pub outbox: delivery::Wake,
     /// Clients for partners, kept so connections are reused.
     pub clients: client::ClientCache,
-    /// Per-partner request budgets of the federation listener.
+    /// Per-partner budgets of the federation listener: requests, and envelopes delivered.
     pub limits: inbox::RateLimits,
     /// Partners whose feed this node is reading to catch up.
     pub catching_up: catch_up::CatchingUp,
@@ -57,6 +57,7 @@ pub struct ExchangeSettings {
     pub claim_lease: Duration,
     pub window: Duration,
     pub requests_per_second: u32,
+    pub envelopes_per_second: u32,
     pub catch_up_every: std::time::Duration,
     pub sweep_every: std::time::Duration,
 }
@@ -67,6 +68,7 @@ impl ExchangeSettings {
             claim_lease: Duration::seconds(i64::from(section.claim_seconds.max(1))),
             window: Duration::minutes(i64::from(section.envelope_window_minutes.max(1))),
             requests_per_second: section.requests_per_second.max(1),
+            envelopes_per_second: section.envelopes_per_second.max(1),
             catch_up_every: std::time::Duration::from_secs(u64::from(section.catch_up_seconds.max(1))),
             sweep_every: std::time::Duration::from_secs(u64::from(section.sweep_seconds.max(1))),
         }
@@ -100,7 +102,7 @@ impl Federation {
         clock: Arc<dyn Clock>,
         settings: ExchangeSettings,
     ) -> Self {
-        let limits = inbox::RateLimits::new(settings.requests_per_second);
+        let limits = inbox::RateLimits::new(settings.requests_per_second, settings.envelopes_per_second);
         Self {
             keys,
             trust,

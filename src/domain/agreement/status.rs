@@ -17,8 +17,9 @@ pub const REVOCATION_TYPE: &str = "lagesbild-revocation+json";
 /// Where an agreement stands, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AgreementStatus {
-    /// `awaiting_signatures`, `not_started`, `active`, `expired`, `revoked`, `framework_inactive`,
-    /// or (in listings) `unverifiable` when the stored document no longer checks.
+    /// `awaiting_signatures`, `not_started`, `active`, `expired`, `revoked`, `declined` (revoked
+    /// before every party had signed), `framework_inactive`, or (in listings) `unverifiable` when
+    /// the stored document no longer checks.
     pub state: &'static str,
     /// Why, in a sentence.
     pub detail: String,
@@ -61,15 +62,9 @@ pub fn status(
     let awaiting: Vec<OrgId> =
         agreement.parties.iter().map(|p| p.org_id.clone()).filter(|org| !signed_by.contains(org)).collect();
     let (state, detail) = if let Some(r) = revocation {
-        (
-            "revoked",
-            format!(
-                "revoked by {} at {}{}",
-                r.by,
-                r.at,
-                r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
-            ),
-        )
+        let state = if awaiting.is_empty() { "revoked" } else { "declined" };
+        let why = r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default();
+        (state, format!("{state} by {} at {}{why}", r.by, r.at))
     } else if !framework_active {
         let framework = agreement.framework.as_ref().map(ToString::to_string).unwrap_or_default();
         ("framework_inactive", format!("its framework {framework} is not active"))
