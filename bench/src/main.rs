@@ -68,6 +68,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Makes refused handshakes against a node's federation port (the flood step starts it).
+    #[command(hide = true)]
+    FloodClient {
+        #[command(flatten)]
+        flood: flood::ClientArgs,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,6 +143,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Some(Command::Node { config }) => nodes::serve_child(config),
+        Some(Command::FloodClient { flood }) => flood::client_child(flood),
         None => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(run(&cli))),
