@@ -334,12 +334,21 @@ pub async fn load(store: &Store, federation: &Federation, record: &AgreementReco
     check_document(store, federation, &Jws::parse(record.document.as_bytes())?).await
 }
 
-/// Checks a document: a valid agreement (within its framework, if it names one), this node a
-/// party, every party's key the one on record, and every signature by a party.
+/// Checks a document: every signature by a party's key as known here (and each such key the one
+/// the agreement names), this node a party, and a valid agreement (within its framework, if it
+/// names one). The signatures come before the content, once the numbers of parties and flows are
+/// known to be small: a document no party signed costs no more than that.
 async fn check_document(store: &Store, federation: &Federation, document: &Jws) -> Result<Checked, LifecycleError> {
     let payload = document.unverified_payload()?;
     let agreement: Agreement = serde_json::from_slice(&payload)
         .map_err(|e| LifecycleError::Invalid(ValidationErrors::single("agreement", e.to_string())))?;
+    agreement.check_bounds().map_err(LifecycleError::Invalid)?;
+    if agreement.party(&federation.keys.card.org_id).is_none() {
+        return Err(LifecycleError::NotAParty);
+    }
+    let keys = party_keys(store, federation, &agreement).await?;
+    let verified =
+        document.verify(AGREEMENT_TYPE, |kid| keys.values().flatten().copied().find(|k| k.key_id() == kid))?;
     agreement.check().map_err(LifecycleError::Invalid)?;
     // The framework counts only as verified here (its own parties' signatures) and active now; a
     // document that merely carries the framework's id proves nothing.
@@ -353,12 +362,6 @@ async fn check_document(store: &Store, federation: &Federation, document: &Jws) 
         agreement.check_within(&framework.agreement).map_err(LifecycleError::Invalid)?;
         framework_active = is_active(&framework, record.revocation.as_ref(), federation.clock.now());
     }
-    if agreement.party(&federation.keys.card.org_id).is_none() {
-        return Err(LifecycleError::NotAParty);
-    }
-    let keys = party_keys(store, federation, &agreement).await?;
-    let verified =
-        document.verify(AGREEMENT_TYPE, |kid| keys.values().flatten().copied().find(|k| k.key_id() == kid))?;
     let mut signed_by: Vec<OrgId> = verified
         .signers
         .iter()

@@ -24,6 +24,7 @@ on_both_backends!(
     a_preview_of_a_report_is_audited_as_a_read,
     partners_whose_clocks_are_years_ahead_still_shake_hands_and_share,
     a_proposal_with_thousands_of_overlapping_flows_is_refused_with_a_bounded_answer,
+    a_partners_proposal_signed_by_no_party_is_refused_before_its_content_is_checked,
 );
 
 /// How the police are kept from receiving while the municipality changes its report.
@@ -239,6 +240,30 @@ async fn a_proposal_with_thousands_of_overlapping_flows_is_refused_with_a_bounde
         errors.iter().any(|e| e["field"] == "flows" && e["message"].as_str().unwrap().contains("at most 100")),
         "{text}"
     );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+async fn a_partners_proposal_signed_by_no_party_is_refused_before_its_content_is_checked(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |_| {}).await;
+    let [municipality, police, _] = &nodes[..] else { unreachable!() };
+    // Content the checks would refuse (no title, a hundred flows that overlap each other), signed
+    // by a key no party owns.
+    let mut agreement = template(SAFETY);
+    let flow = agreement["flows"][0].clone();
+    agreement["flows"] = Value::Array(vec![flow; 100]);
+    agreement["title"] = json!("");
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = lagesbild::crypto::keys::SigningKey::generate(&dir.path().join("stranger.key")).unwrap();
+    let payload = serde_json::to_vec(&agreement).unwrap();
+    let document = lagesbild::crypto::jws::sign(&payload, lagesbild::domain::agreement::AGREEMENT_TYPE, &[&stranger]);
+    match crate::peering::client(municipality, police).await.post("/federation/v1/agreements", &document).await {
+        Err(lagesbild::federation::client::ClientError::Refused { status: 422, detail, .. }) => {
+            assert!(detail.contains("not trusted here") && !detail.contains("overlaps"), "{detail}");
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
     for node in nodes {
         node.stop().await;
     }
