@@ -336,13 +336,20 @@ pub async fn queued_envelopes(node: &TestNode, report: &str) -> Vec<Jws> {
     shares.iter().map(|s| Jws::parse(s.envelope.as_bytes()).unwrap()).collect()
 }
 
-async fn reordered_and_duplicated_deliveries_converge_on_the_latest_version(backend: Backend) {
+/// The municipality and the guards under their agreement, the guards blocked at the municipality:
+/// what the municipality files stays queued there, for a test to deliver by hand.
+pub async fn guarding_held_back(backend: Backend) -> Vec<TestNode> {
     let nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
-    let [municipality, guards] = &nodes[..] else { unreachable!() };
-    agree(&[municipality, guards], GUARDING).await;
-    // The municipality's own worker is kept out of the way: the test delivers by hand.
-    let blocked = municipality.request(Method::POST, &format!("/api/v1/partners/{GUARDS}/block")).send().await.unwrap();
+    agree(&[&nodes[0], &nodes[1]], GUARDING).await;
+    let blocked = nodes[0].request(Method::POST, &format!("/api/v1/partners/{GUARDS}/block")).send().await.unwrap();
     assert_eq!(blocked.status(), StatusCode::OK);
+    nodes
+}
+
+async fn reordered_and_duplicated_deliveries_converge_on_the_latest_version(backend: Backend) {
+    // The municipality's own worker is kept out of the way: the test delivers by hand.
+    let nodes = guarding_held_back(backend).await;
+    let [municipality, guards] = &nodes[..] else { unreachable!() };
     let id = id_of(&municipality.file(&report(2)).await);
     for version in 1..=2 {
         let mut body = report(2);
