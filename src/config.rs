@@ -183,6 +183,9 @@ pub struct ApiSection {
     /// HTTP worker threads; by default one per CPU core.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// How many live streams (`/api/v1/situation/stream`) the node serves at once.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: usize,
 }
 
 /// Where reports are kept.
@@ -331,6 +334,9 @@ impl NodeConfig {
         }
         if self.api.workers.is_some_and(|w| !(1..=64).contains(&w)) {
             return invalid("api.workers", "must be between 1 and 64");
+        }
+        if !(1..=10_000).contains(&self.api.max_streams) {
+            return invalid("api.max_streams", "must be between 1 and 10000");
         }
         if !(1..=200).contains(&self.database.max_connections) {
             return invalid("database.max_connections", "must be between 1 and 200");
@@ -496,6 +502,10 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
+fn default_max_streams() -> usize {
+    200
+}
+
 fn default_body_limit() -> usize {
     256 * 1024
 }
@@ -514,7 +524,13 @@ fn default_log_filter() -> String {
 
 impl Default for ApiSection {
     fn default() -> Self {
-        Self { listen: default_listen(), dev_token: None, body_limit_bytes: default_body_limit(), workers: None }
+        Self {
+            listen: default_listen(),
+            dev_token: None,
+            body_limit_bytes: default_body_limit(),
+            workers: None,
+            max_streams: default_max_streams(),
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 //!   nodes, sharing through the outbox, delivery, receiving, catch-up and the sweep.
 //! - `http`: what every HTTP edge shares: problem+json, body limits, strict JSON, query input,
 //!   request observation, routes as data. It imports no edge.
+//! - `picture_feed`: the picture's changes as they happen, read once per node for every follower
+//!   of the live stream.
 //! - `gdpr` and `audit_retention`: the data-protection duties and keeping the audit trail.
 //! - `auth`: tokens from the organisation's identity provider, and browser sessions.
 //! - `identity`: the node's keys and card on disk, making and rotating them.
@@ -39,5 +41,6 @@ pub mod gdpr;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod picture_feed;
 pub mod server;
 pub mod store;

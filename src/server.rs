@@ -23,6 +23,7 @@ use crate::federation::{ExchangeSettings, Federation, announce, catch_up, delive
 use crate::http::{self, BodyLimit};
 use crate::identity::{IdentityError, NodeKeys};
 use crate::metrics::Metrics;
+use crate::picture_feed::PictureFeed;
 use crate::store::{Store, StoreError};
 
 /// Why a node could not start.
@@ -50,6 +51,8 @@ pub struct RunningNode {
     servers: Vec<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
     /// Workers: card announcement, audit retention.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// The picture's changes, which the live streams follow.
+    feed: Arc<PictureFeed>,
 }
 
 /// Opens the store, applies migrations and starts serving.
@@ -100,6 +103,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     // With a provider configured the static token is refused, unless explicitly kept.
     let dev_token = config.api.dev_token.as_deref().filter(|_| config.auth.as_ref().is_none_or(|a| a.allow_dev_token));
     let metrics = Arc::new(Metrics::new());
+    let feed = PictureFeed::start(store.clone(), config.api.max_streams).await?;
     let body_limit = BodyLimit(config.api.body_limit_bytes);
     let state = Data::new(AppState {
         store: store.clone(),
@@ -110,6 +114,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         login,
         metrics: metrics.clone(),
         federation: federation.as_ref().map(|(f, ..)| f.clone()),
+        feed: feed.clone(),
     });
     if dev_token.is_none() && config.auth.is_none() {
         tracing::warn!("neither [auth] nor api.dev_token is set: every /api/v1 route will refuse requests");
@@ -133,7 +138,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     .map_err(|source| StartError::Listen { key: "api.listen", addr, source })?
     .run();
     let mut servers = vec![(server.handle(), tokio::spawn(server))];
-    let mut background = Vec::new();
+    let mut background = vec![feed.clone().spawn()];
     if let Some(identity) = &config.identity {
         let key = Arc::new(SigningKey::load(&identity.signing_key).map_err(IdentityError::from)?);
         let retention = chrono::Duration::days(i64::from(config.audit.retention_days));
@@ -152,12 +157,13 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         background.push(sweep::spawn(federation.clone()));
         running_federation = Some(federation);
     }
-    Ok(RunningNode { api_addr, federation_addr, store, federation: running_federation, servers, background })
+    Ok(RunningNode { api_addr, federation_addr, store, federation: running_federation, servers, background, feed })
 }
 
 impl RunningNode {
     /// Stops accepting, lets requests in flight finish, and closes the database.
     pub async fn stop(self) {
+        self.feed.close();
         for worker in self.background {
             worker.abort();
         }

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{agreements, audit, health, partners, reports, situation};
+use super::{agreements, audit, health, partners, reports, situation, stream};
 use crate::crypto::jws::{Jws, JwsSignature};
 use crate::domain::policy::{Effect, FieldDecision};
 use crate::domain::view::{
@@ -39,6 +39,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         reports::get_version,
         super::shares::shares,
         situation::situation,
+        stream::stream,
         audit::audit,
         super::auth::me,
         agreements::propose,
@@ -68,7 +69,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
         partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, super::auth::Me, crate::domain::Role, audit::AuditPage, crate::domain::audit::AuditEntry,
         crate::domain::audit::AuditEvent,
-        agreements::RevokeRequest, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
+        agreements::RevokeRequest, stream::StreamEvent, stream::StreamReset, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
     modifiers(&BearerAuth),

@@ -13,6 +13,7 @@ mod partners;
 mod reports;
 mod shares;
 mod situation;
+mod stream;
 
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub validator: Option<Arc<crate::auth::TokenValidator>>,
     /// The node's identity and partners' pins, when federation is configured.
     pub federation: Option<Arc<crate::federation::Federation>>,
+    /// The picture's changes as they happen, for the live streams.
+    pub feed: Arc<crate::picture_feed::PictureFeed>,
 }
 
 /// Registers every route. Each path lists its methods; any other method gets a 405 problem.
@@ -76,6 +79,7 @@ fn paths() -> Vec<Path> {
         path("/api/v1/reports/{id}/shares", vec![on(Method::GET, shares::shares)]),
         path("/api/v1/reports/{id}/versions/{version}", vec![on(Method::GET, reports::get_version)]),
         path("/api/v1/situation", vec![on(Method::GET, situation::situation)]),
+        path("/api/v1/situation/stream", vec![on(Method::GET, stream::stream)]),
         path("/api/v1/node", vec![on(Method::GET, partners::node)]),
         path("/api/v1/audit", vec![on(Method::GET, audit::audit)]),
         path("/api/v1/me", vec![on(Method::GET, auth::me)]),

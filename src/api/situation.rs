@@ -14,16 +14,17 @@ use super::AppState;
 use super::auth::{Caller, READERS};
 use crate::domain::situation::DEFAULT_PAGE_SIZE;
 use crate::domain::{
-    BBox, Category, Cursor, OrgId, PictureReport, Severity, SituationPage, SituationQuery, Status, ValidationErrors,
+    BBox, Category, Cursor, OrgId, PictureReport, Severity, SituationPage, SituationQuery, Source, Status,
+    ValidationErrors,
 };
 use crate::http::input::{parse_field, parse_time, query};
 use crate::http::problem::{ApiError, AuthProblems, Problem};
 
-/// Filters of the situation picture. Lists are comma-separated.
+/// Filters of the situation picture, for a page and for the live stream alike. Lists are
+/// comma-separated.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct SituationParams {
+pub struct PictureFilters {
     /// Reports whose observed time span ends at or after this time (RFC 3339).
     #[param(example = "2026-11-24T18:00:00Z")]
     since: Option<String>,
@@ -41,6 +42,14 @@ pub struct SituationParams {
     origin: Option<String>,
     /// ongoing or resolved.
     status: Option<String>,
+    /// `own` (this node's reports) or `received` (partners').
+    source: Option<String>,
+}
+
+/// How one page of the picture is cut and rendered.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
     /// Reports per page, 1 to 1000 (default 100).
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
@@ -57,6 +66,9 @@ pub struct SituationResponse {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// The live stream's last event before this page was read: pass it as `last_event_id` to
+    /// `/api/v1/situation/stream` to follow every change from here on.
+    pub last_event_id: i64,
 }
 
 /// The situation picture as a GeoJSON FeatureCollection (RFC 7946).
@@ -69,6 +81,8 @@ pub struct FeatureCollection {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// As in the JSON page: where the live stream continues from this page.
+    pub last_event_id: i64,
 }
 
 /// One report as a GeoJSON Feature: its point, and the report as properties.
@@ -99,7 +113,7 @@ const GEO_JSON: &str = "application/geo+json";
 /// The merged situation picture: current reports (latest version, not retracted, not expired).
 #[utoipa::path(
     get, path = "/api/v1/situation", tag = "situation",
-    params(SituationParams),
+    params(PictureFilters, PageParams),
     responses(
         (status = 200, description = "One page of the picture", content(
             (SituationResponse = "application/json"),
@@ -113,33 +127,58 @@ const GEO_JSON: &str = "application/geo+json";
 )]
 pub async fn situation(caller: Caller, state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller.require(READERS)?;
-    let params: SituationParams = query(&req)?;
-    let geojson = wants_geojson(&req, params.format.as_deref())?;
-    let query = parse_query(params)?;
+    only_known_parameters(&req, &[&names_of::<PictureFilters>(), &names_of::<PageParams>()])?;
+    let (filters, page): (PictureFilters, PageParams) = (query(&req)?, query(&req)?);
+    let geojson = wants_geojson(&req, page.format.as_deref())?;
+    let mut errors = ValidationErrors::new();
+    let mut query = parse_filters(&mut errors, filters);
+    query.limit = parse_field(&mut errors, "limit", page.limit, |s| {
+        s.parse::<u32>().map_err(|_| "must be a whole number from 1 to 1000".to_owned())
+    })
+    .unwrap_or(DEFAULT_PAGE_SIZE);
+    query.after = parse_field(&mut errors, "cursor", page.cursor, |s| s.parse::<Cursor>());
+    let query = errors.into_result(query)?.check()?;
+    // Read first: whatever changes while the page is read comes again on the stream, and a change
+    // applied twice leaves the picture as it was.
+    let last_event_id = state.store.picture_event_bounds().await?.last;
     let page = state.store.situation(&query, state.clock.now()).await?;
-    Ok(if geojson { render_geojson(page) } else { render_json(page) })
+    Ok(if geojson { render_geojson(page, last_event_id) } else { render_json(page, last_event_id) })
 }
 
-/// Reads the filters, collecting an error for every bad one.
-fn parse_query(params: SituationParams) -> Result<SituationQuery, ApiError> {
-    let mut errors = ValidationErrors::new();
-    let query = SituationQuery {
-        since: parse_field(&mut errors, "since", params.since, parse_time),
-        until: parse_field(&mut errors, "until", params.until, parse_time),
-        bbox: parse_field(&mut errors, "bbox", params.bbox, |s| BBox::from_str(&s)),
-        categories: parse_field(&mut errors, "category", params.category, |s| parse_list::<Category>(&s))
+/// Reads the filters, adding an error for every bad one.
+pub fn parse_filters(errors: &mut ValidationErrors, filters: PictureFilters) -> SituationQuery {
+    SituationQuery {
+        since: parse_field(errors, "since", filters.since, parse_time),
+        until: parse_field(errors, "until", filters.until, parse_time),
+        bbox: parse_field(errors, "bbox", filters.bbox, |s| BBox::from_str(&s)),
+        categories: parse_field(errors, "category", filters.category, |s| parse_list::<Category>(&s))
             .unwrap_or_default(),
-        min_severity: parse_field(&mut errors, "min_severity", params.min_severity, |s| s.parse::<Severity>()),
-        origins: parse_field(&mut errors, "origin", params.origin, |s| parse_list::<OrgId>(&s)).unwrap_or_default(),
-        status: parse_field(&mut errors, "status", params.status, |s| s.parse::<Status>()),
-        limit: parse_field(&mut errors, "limit", params.limit, |s| {
-            s.parse::<u32>().map_err(|_| "must be a whole number from 1 to 1000".to_owned())
-        })
-        .unwrap_or(DEFAULT_PAGE_SIZE),
-        after: parse_field(&mut errors, "cursor", params.cursor, |s| s.parse::<Cursor>()),
-    };
-    let query = errors.into_result(query)?;
-    Ok(query.check()?)
+        min_severity: parse_field(errors, "min_severity", filters.min_severity, |s| s.parse::<Severity>()),
+        origins: parse_field(errors, "origin", filters.origin, |s| parse_list::<OrgId>(&s)).unwrap_or_default(),
+        status: parse_field(errors, "status", filters.status, |s| s.parse::<Status>()),
+        source: parse_field(errors, "source", filters.source, |s| s.parse::<Source>()),
+        ..SituationQuery::default()
+    }
+}
+
+/// Refuses a query parameter that none of `known` names, naming it.
+pub fn only_known_parameters(req: &HttpRequest, known: &[&[String]]) -> Result<(), ApiError> {
+    let pairs: Vec<(String, String)> = query(req)?;
+    let mut errors = ValidationErrors::new();
+    for (name, _) in pairs {
+        if !known.iter().any(|names| names.contains(&name)) {
+            errors.add(
+                "query",
+                format!("unknown parameter `{name}`; this operation takes {}", known.concat().join(", ")),
+            );
+        }
+    }
+    Ok(errors.into_result(())?)
+}
+
+/// The names of a set of query parameters, as documented.
+pub fn names_of<T: IntoParams>() -> Vec<String> {
+    T::into_params(|| None).into_iter().map(|p| p.name).collect()
 }
 
 fn parse_list<T: FromStr>(raw: &str) -> Result<Vec<T>, String>
@@ -166,12 +205,12 @@ fn wants_geojson(req: &HttpRequest, format: Option<&str>) -> Result<bool, ApiErr
     }
 }
 
-fn render_json(page: SituationPage) -> HttpResponse {
+fn render_json(page: SituationPage, last_event_id: i64) -> HttpResponse {
     let next_cursor = page.next.map(|c| c.encode());
-    HttpResponse::Ok().json(SituationResponse { reports: page.reports, next_cursor })
+    HttpResponse::Ok().json(SituationResponse { reports: page.reports, next_cursor, last_event_id })
 }
 
-fn render_geojson(page: SituationPage) -> HttpResponse {
+fn render_geojson(page: SituationPage, last_event_id: i64) -> HttpResponse {
     let features = page
         .reports
         .into_iter()
@@ -182,7 +221,7 @@ fn render_geojson(page: SituationPage) -> HttpResponse {
             properties: report,
         })
         .collect();
-    let collection =
-        FeatureCollection { kind: "FeatureCollection", features, next_cursor: page.next.map(|c| c.encode()) };
+    let next_cursor = page.next.map(|c| c.encode());
+    let collection = FeatureCollection { kind: "FeatureCollection", features, next_cursor, last_event_id };
     HttpResponse::Ok().content_type(GEO_JSON).json(collection)
 }

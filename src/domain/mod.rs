@@ -24,5 +24,5 @@ pub use report::{
     Status, Tlp, ValidContent,
 };
 pub use role::Role;
-pub use situation::{BBox, Cursor, PictureReport, SituationPage, SituationQuery};
+pub use situation::{BBox, Cursor, PictureFacts, PictureReport, SituationPage, SituationQuery, Source};
 pub use validation::{FieldError, ValidationErrors};

@@ -32,8 +32,46 @@ pub struct SituationQuery {
     pub min_severity: Option<Severity>,
     pub origins: Vec<OrgId>,
     pub status: Option<Status>,
+    /// Only the node's own reports, or only received ones.
+    pub source: Option<Source>,
     pub limit: u32,
     pub after: Option<Cursor>,
+}
+
+/// Whose reports: the node's own, or those partners shared with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Own,
+    Received,
+}
+
+impl FromStr for Source {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "own" => Ok(Self::Own),
+            "received" => Ok(Self::Received),
+            _ => Err("must be own or received".to_owned()),
+        }
+    }
+}
+
+/// What the filters of a [`SituationQuery`] look at in one report of the picture: the columns the
+/// store keeps beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PictureFacts {
+    pub observed_at_ms: i64,
+    pub observed_end_ms: i64,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub category: String,
+    pub severity: i64,
+    pub origin: String,
+    pub status: String,
+    pub retracted: bool,
+    pub expires_at_ms: Option<i64>,
+    pub received: bool,
 }
 
 impl Default for SituationQuery {
@@ -46,6 +84,7 @@ impl Default for SituationQuery {
             min_severity: None,
             origins: Vec::new(),
             status: None,
+            source: None,
             limit: DEFAULT_PAGE_SIZE,
             after: None,
         }
@@ -65,6 +104,28 @@ impl SituationQuery {
             format!("must be between 1 and {MAX_PAGE_SIZE}"),
         );
         errors.into_result(self)
+    }
+
+    /// Whether a report with `facts` is in the picture this query asks for at `now`: current (not
+    /// retracted, not expired) and within every filter. The store asks the same in SQL for a page;
+    /// this is the rule for one report at a time, as the live stream judges each change (the tests
+    /// compare the two over the same changes).
+    pub fn admits(&self, facts: &PictureFacts, now: DateTime<Utc>) -> bool {
+        let now_ms = now.timestamp_millis();
+        let in_box = |b: &BBox| match (facts.lat, facts.lon) {
+            (Some(lat), Some(lon)) => (b.min_lat..=b.max_lat).contains(&lat) && (b.min_lon..=b.max_lon).contains(&lon),
+            _ => false,
+        };
+        !facts.retracted
+            && facts.expires_at_ms.is_none_or(|at| at > now_ms)
+            && self.since.is_none_or(|since| facts.observed_end_ms >= since.timestamp_millis())
+            && self.until.is_none_or(|until| facts.observed_at_ms <= until.timestamp_millis())
+            && self.bbox.as_ref().is_none_or(in_box)
+            && (self.categories.is_empty() || self.categories.iter().any(|c| c.as_str() == facts.category))
+            && self.min_severity.is_none_or(|min| facts.severity >= i64::from(min.rank()))
+            && (self.origins.is_empty() || self.origins.iter().any(|o| o.as_str() == facts.origin))
+            && self.status.is_none_or(|status| status.as_str() == facts.status)
+            && self.source.is_none_or(|source| (source == Source::Received) == facts.received)
     }
 }
 

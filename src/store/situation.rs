@@ -111,6 +111,11 @@ fn build(query: &SituationQuery, now: DateTime<Utc>, kind: DatabaseKind) -> (Str
         let p = bind(&mut params, Param::Text(status.as_str().to_owned()));
         sql.push_str(&format!(" AND status = {p}"));
     }
+    match query.source {
+        Some(crate::domain::Source::Own) => sql.push_str(" AND received_under IS NULL"),
+        Some(crate::domain::Source::Received) => sql.push_str(" AND received_under IS NOT NULL"),
+        None => {}
+    }
     if let Some(after) = query.after {
         let t = bind(&mut params, Param::Int(after.observed_at_ms));
         let id = bind(&mut params, Param::Id(after.id.as_uuid()));

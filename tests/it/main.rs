@@ -26,4 +26,5 @@ mod peering;
 mod reports;
 mod signin;
 mod situation;
+mod stream;
 mod validation;

@@ -1,0 +1,216 @@
+//! `GET /api/v1/situation/stream`: the situation picture's changes as Server-Sent Events, with the
+//! filters of `/situation`. Each event's id is the node's own event number, assigned in commit
+//! order, so a client that reconnects with `Last-Event-ID` (or `?last_event_id=`, with the
+//! `last_event_id` of a `/situation` page) gets every change it missed, in order and once, then the
+//! live ones. Every change is sent, as what happened (`filed`, `updated`, `retracted`, `withdrawn`,
+//! `erased`, `deleted`) with the report as it stands now when the caller's filters admit it, and
+//! without it when they do not (the client drops the report): so what a client rebuilds is what
+//! `/situation` shows it. A client further behind than the node keeps gets `reset` and reloads.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::{Bytes, Data};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::{Caller, READERS};
+use super::situation::{PictureFilters, names_of, only_known_parameters, parse_filters};
+use crate::clock::Clock;
+use crate::domain::audit::AuditEvent;
+use crate::domain::{PictureReport, SituationQuery, ValidationErrors};
+use crate::http::input::{parse_field, query};
+use crate::http::problem::{ApiError, AuthProblems, Problem};
+use crate::picture_feed::PictureFeed;
+use crate::store::PictureEvent;
+
+/// How often a quiet stream sends a comment: proxies keep the connection open, and a client that
+/// went away is noticed (and its place freed) when one cannot be written.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long a client waits before it reconnects, as the stream tells it.
+const RETRY_MS: u32 = 2_000;
+
+/// Where the stream starts.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// The last event the client has: the `last_event_id` of a `/situation` page, or the id of the
+    /// last event it received (the `Last-Event-ID` header, which a reconnecting EventSource sends,
+    /// takes precedence). Without either, the stream starts with the next change.
+    last_event_id: Option<String>,
+}
+
+/// The data of one event: which report changed, how, and the report as the caller's filters
+/// admit it now (absent when they do not, or when it is gone: the client drops it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamEvent {
+    /// The event's number, as in its `id:` line.
+    pub seq: i64,
+    /// `filed`, `updated`, `retracted`, `withdrawn`, `erased` or `deleted`, as in its `event:` line.
+    pub kind: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: crate::domain::ReportId,
+    pub origin: String,
+    /// The version the change made (for a deletion, the last one held).
+    pub version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<PictureReport>,
+}
+
+/// The data of a `reset` event: the client was further behind than the node keeps; it reloads
+/// `/situation` and follows on from `last_event_id`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamReset {
+    pub reason: String,
+    pub last_event_id: i64,
+}
+
+/// Follow the situation picture's changes as they happen (Server-Sent Events).
+#[utoipa::path(
+    get, path = "/api/v1/situation/stream", tag = "situation",
+    params(PictureFilters, StreamParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received; sent by a reconnecting EventSource")),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`: events whose `data` is a StreamEvent (or, for `reset`, a StreamReset), and comment lines as heartbeats", content_type = "text/event-stream", body = StreamEvent),
+        (status = 422, description = "A filter or the last event id is invalid; `errors` names each", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The node serves as many streams as it may; try again later", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    ),
+    security(("bearer" = ["reporter", "coordinator", "analyst"]))
+)]
+pub async fn stream(caller: Caller, state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller.require(READERS)?;
+    only_known_parameters(&req, &[&names_of::<PictureFilters>(), &names_of::<StreamParams>()])?;
+    let (filters, params): (PictureFilters, StreamParams) = (query(&req)?, query(&req)?);
+    let mut errors = ValidationErrors::new();
+    let filter = parse_filters(&mut errors, filters);
+    let header = req.headers().get("last-event-id").map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+    let from = parse_field(&mut errors, "last_event_id", header.or(params.last_event_id), |s| {
+        s.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or("must be an event id this node sent")
+    });
+    let filter = errors.into_result(filter)?.check()?;
+    let permit = state.feed.admit().ok_or_else(|| {
+        ApiError::Unavailable(format!(
+            "this node serves at most {} live streams at once; try again later",
+            state.feed.max_streams
+        ))
+    })?;
+    let bounds = state.feed.bounds().await?;
+    let mut pending = VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n: following the picture\n\n"))]);
+    let cursor = match from {
+        None => bounds.last,
+        Some(n) if n + 1 >= bounds.first && n <= bounds.last => n,
+        Some(n) => {
+            let reason = if n > bounds.last {
+                format!("event {n} is newer than any this node has sent ({})", bounds.last)
+            } else {
+                format!("this node keeps events from {} on; {n} is older", bounds.first)
+            };
+            pending.push_back(frame("reset", None, &StreamReset { reason, last_event_id: bounds.last }));
+            bounds.last
+        }
+    };
+    let opened = AuditEvent::new("situation.stream_opened", &caller.actor)
+        .detail(format!("from event {cursor}{}", from.map(|n| format!(" (asked for {n})")).unwrap_or_default()));
+    state.store.record_audit(&opened, state.clock.now()).await?;
+    let follower = Follower {
+        feed: state.feed.clone(),
+        clock: state.clock.clone(),
+        watch: state.feed.watch(),
+        closing: state.feed.closing(),
+        filter,
+        cursor,
+        pending,
+        heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT),
+        _place: permit,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        // Set so that no compression layer holds events back to fill a block.
+        .insert_header(("Content-Encoding", "identity"))
+        .streaming(futures_util::stream::unfold(follower, Follower::next)))
+}
+
+/// One client's place in the picture's changes.
+struct Follower {
+    feed: Arc<PictureFeed>,
+    clock: Arc<dyn Clock>,
+    watch: watch::Receiver<i64>,
+    closing: watch::Receiver<bool>,
+    filter: SituationQuery,
+    /// The last event sent.
+    cursor: i64,
+    pending: VecDeque<Bytes>,
+    heartbeat: tokio::time::Interval,
+    /// Held while the stream is open: the node's count of streams.
+    _place: OwnedSemaphorePermit,
+}
+
+impl Follower {
+    /// The next bytes to send: waiting events first, then new ones as they come, with a heartbeat
+    /// when nothing happens. A store that fails ends the stream; the client reconnects from where
+    /// it was.
+    async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        loop {
+            if *self.closing.borrow() {
+                return None;
+            }
+            if let Some(bytes) = self.pending.pop_front() {
+                return Some((Ok(bytes), self));
+            }
+            self.watch.borrow_and_update();
+            match self.feed.after(self.cursor).await {
+                Ok(events) if !events.is_empty() => {
+                    let now = self.clock.now();
+                    for event in events {
+                        self.cursor = event.seq;
+                        self.pending.push_back(frame(&event.kind, Some(event.seq), &self.shown(&event, now)));
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "a live stream ends: its events cannot be read");
+                    return None;
+                }
+            }
+            tokio::select! {
+                changed = self.watch.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = self.closing.changed() => return None,
+                _ = self.heartbeat.tick() => self.pending.push_back(Bytes::from_static(b": heartbeat\n\n")),
+            }
+        }
+    }
+
+    /// The event as this follower is shown it.
+    fn shown(&self, event: &PictureEvent, now: chrono::DateTime<chrono::Utc>) -> StreamEvent {
+        let report =
+            event.now.as_ref().filter(|(facts, _)| self.filter.admits(facts, now)).map(|(_, report)| report.clone());
+        StreamEvent {
+            seq: event.seq,
+            kind: event.kind.clone(),
+            id: event.id,
+            origin: event.origin.clone(),
+            version: event.version,
+            report,
+        }
+    }
+}
+
+/// One Server-Sent Event: its type, its id if it has one, and its data as one line of JSON.
+fn frame(kind: &str, id: Option<i64>, data: &impl Serialize) -> Bytes {
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
+    let id = id.map(|n| format!("id: {n}\n")).unwrap_or_default();
+    Bytes::from(format!("{id}event: {kind}\ndata: {data}\n\n"))
+}

@@ -1,0 +1,142 @@
+//! The picture's changes as they happen, for everyone on this node who follows them (the live
+//! stream): one poller per node reads the new events of the store every tenth of a second (the
+//! store numbers them in commit order, whichever replica wrote them) and keeps the latest in a ring,
+//! so a thousand followers cost one query, not a thousand. A follower that fell behind the ring
+//! reads from the store; one that fell behind what the store keeps is told to reload. The poller
+//! also prunes the store's events to a bounded number.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use crate::store::{EventBounds, PictureEvent, Store, StoreError};
+
+/// How often the store is asked for new events.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+/// How many of the latest events are kept in memory.
+const RING: usize = 10_000;
+/// How many events one read takes at most.
+pub const PAGE: i64 = 1_000;
+/// How many events the store keeps; a follower further behind must reload the picture.
+pub const KEEP: i64 = 100_000;
+/// How often the store's events are pruned to [`KEEP`].
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// The picture's latest changes, and the followers' budget.
+pub struct PictureFeed {
+    store: Store,
+    ring: RwLock<Ring>,
+    /// The newest event number read from the store.
+    head: watch::Sender<i64>,
+    streams: Arc<Semaphore>,
+    pub max_streams: usize,
+    /// Set when the node stops: every follower ends, so that stopping need not wait for them.
+    closing: watch::Sender<bool>,
+}
+
+/// The latest events, complete after `after`.
+#[derive(Default)]
+struct Ring {
+    after: i64,
+    events: VecDeque<Arc<PictureEvent>>,
+}
+
+impl PictureFeed {
+    /// A feed that starts at the store's newest event; `max_streams` followers at most.
+    pub async fn start(store: Store, max_streams: usize) -> Result<Arc<Self>, StoreError> {
+        let last = store.picture_event_bounds().await?.last;
+        Ok(Arc::new(Self {
+            store,
+            ring: RwLock::new(Ring { after: last, events: VecDeque::new() }),
+            head: watch::Sender::new(last),
+            streams: Arc::new(Semaphore::new(max_streams)),
+            max_streams,
+            closing: watch::Sender::new(false),
+        }))
+    }
+
+    /// Reads new events from the store as they come, and prunes the old ones now and then.
+    pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POLL_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_prune = tokio::time::Instant::now();
+            loop {
+                tick.tick().await;
+                if let Err(error) = self.poll().await {
+                    tracing::warn!(%error, "reading the picture's new events failed; trying again");
+                }
+                if last_prune.elapsed() >= PRUNE_EVERY {
+                    last_prune = tokio::time::Instant::now();
+                    match self.store.prune_picture_events(KEEP).await {
+                        Ok(0) => {}
+                        Ok(pruned) => tracing::info!(pruned, "pruned the picture's oldest events"),
+                        Err(error) => tracing::warn!(%error, "pruning the picture's events failed"),
+                    }
+                }
+            }
+        })
+    }
+
+    /// Takes every new event into the ring and tells the followers.
+    async fn poll(&self) -> Result<(), StoreError> {
+        loop {
+            let last = *self.head.borrow();
+            let events = self.store.picture_events_after(last, PAGE).await?;
+            let Some(newest) = events.last().map(|e| e.seq) else { return Ok(()) };
+            let full = events.len() as i64 == PAGE;
+            {
+                let mut ring = self.ring.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                ring.events.extend(events.into_iter().map(Arc::new));
+                while ring.events.len() > RING {
+                    if let Some(dropped) = ring.events.pop_front() {
+                        ring.after = dropped.seq;
+                    }
+                }
+            }
+            self.head.send_replace(newest);
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Up to [`PAGE`] events after `after`, oldest first: from memory when it holds them.
+    pub async fn after(&self, after: i64) -> Result<Vec<Arc<PictureEvent>>, StoreError> {
+        {
+            let ring = self.ring.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if after >= ring.after {
+                let skip = ring.events.partition_point(|e| e.seq <= after);
+                return Ok(ring.events.iter().skip(skip).take(PAGE as usize).cloned().collect());
+            }
+        }
+        Ok(self.store.picture_events_after(after, PAGE).await?.into_iter().map(Arc::new).collect())
+    }
+
+    /// The oldest event the store keeps and the newest.
+    pub async fn bounds(&self) -> Result<EventBounds, StoreError> {
+        self.store.picture_event_bounds().await
+    }
+
+    /// Wakes when a newer event has been read.
+    pub fn watch(&self) -> watch::Receiver<i64> {
+        self.head.subscribe()
+    }
+
+    /// Tells whether the node is stopping.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Ends every follower: the node is stopping.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A place for one more follower, if the node has one free.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.streams.clone().try_acquire_owned().ok()
+    }
+}
