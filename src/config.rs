@@ -33,6 +33,43 @@ pub struct NodeConfig {
     /// Sign-in through the organisation's OpenID Connect provider.
     #[serde(default)]
     pub auth: Option<AuthSection>,
+    #[serde(default)]
+    pub webhooks: WebhooksSection,
+}
+
+/// Webhook subscriptions: where the node may POST the picture's changes, and how many.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksSection {
+    /// Allow targets on loopback, link-local and private addresses (an organisation's own network).
+    /// Off by default: a user who may subscribe could otherwise make the node call its neighbours.
+    #[serde(default)]
+    pub allow_private_targets: bool,
+    /// How many subscriptions the node keeps.
+    #[serde(default = "default_max_subscriptions")]
+    pub max_subscriptions: usize,
+    /// How many deliveries may wait for one subscription; beyond that, changes are dropped and
+    /// counted.
+    #[serde(default = "default_webhook_queue")]
+    pub queue_limit: i64,
+}
+
+impl Default for WebhooksSection {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            max_subscriptions: default_max_subscriptions(),
+            queue_limit: default_webhook_queue(),
+        }
+    }
+}
+
+fn default_max_subscriptions() -> usize {
+    100
+}
+
+fn default_webhook_queue() -> i64 {
+    10_000
 }
 
 /// The organisation's OpenID Connect provider, whose JWT access tokens the user API accepts.

@@ -14,7 +14,7 @@
 //! - `http`: what every HTTP edge shares: problem+json, body limits, strict JSON, query input,
 //!   request observation, routes as data. It imports no edge.
 //! - `picture_feed`: the picture's changes as they happen, read once per node for every follower
-//!   of the live stream.
+//!   of the live stream; `webhooks`: those changes POSTed, signed, to subscribers' systems.
 //! - `gdpr` and `audit_retention`: the data-protection duties and keeping the audit trail.
 //! - `auth`: tokens from the organisation's identity provider, and browser sessions.
 //! - `identity`: the node's keys and card on disk, making and rotating them.
@@ -44,3 +44,4 @@ pub mod metrics;
 pub mod picture_feed;
 pub mod server;
 pub mod store;
+pub mod webhooks;

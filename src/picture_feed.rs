@@ -9,9 +9,45 @@ use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use utoipa::ToSchema;
 
+use crate::domain::{PictureFacts, PictureReport, ReportId};
 use crate::store::{EventBounds, PictureEvent, Store, StoreError};
+
+/// A change of the picture as one follower is shown it: which report changed, how, and the report
+/// as it stands now when the follower's filter admits it (absent when it does not, or when the
+/// report is gone: the follower drops it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Change {
+    /// The event's number: in commit order, never skipped or repeated.
+    pub seq: i64,
+    /// `filed`, `updated`, `retracted`, `withdrawn`, `erased` or `deleted`.
+    pub kind: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: ReportId,
+    pub origin: String,
+    /// The version the change made (for a deletion, the last one held).
+    pub version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<PictureReport>,
+}
+
+impl Change {
+    /// `event` as shown to a follower whose filter is `admits`.
+    pub fn of(event: &PictureEvent, admits: impl Fn(&PictureFacts) -> bool) -> Self {
+        let report = event.now.as_ref().filter(|(facts, _)| admits(facts)).map(|(_, report)| report.clone());
+        Self {
+            seq: event.seq,
+            kind: event.kind.clone(),
+            id: event.id,
+            origin: event.origin.clone(),
+            version: event.version,
+            report,
+        }
+    }
+}
 
 /// How often the store is asked for new events.
 const POLL_EVERY: Duration = Duration::from_millis(100);

@@ -25,6 +25,7 @@ use crate::identity::{IdentityError, NodeKeys};
 use crate::metrics::Metrics;
 use crate::picture_feed::PictureFeed;
 use crate::store::{Store, StoreError};
+use crate::webhooks::Webhooks;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +116,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         metrics: metrics.clone(),
         federation: federation.as_ref().map(|(f, ..)| f.clone()),
         feed: feed.clone(),
+        webhooks: config.webhooks.clone(),
     });
     if dev_token.is_none() && config.auth.is_none() {
         tracing::warn!("neither [auth] nor api.dev_token is set: every /api/v1 route will refuse requests");
@@ -138,7 +140,13 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     .map_err(|source| StartError::Listen { key: "api.listen", addr, source })?
     .run();
     let mut servers = vec![(server.handle(), tokio::spawn(server))];
-    let mut background = vec![feed.clone().spawn()];
+    let webhooks = Arc::new(Webhooks {
+        store: store.clone(),
+        feed: feed.clone(),
+        clock: clock.clone(),
+        settings: config.webhooks.clone(),
+    });
+    let mut background = vec![feed.clone().spawn(), webhooks.spawn()];
     if let Some(identity) = &config.identity {
         let key = Arc::new(SigningKey::load(&identity.signing_key).map_err(IdentityError::from)?);
         let retention = chrono::Duration::days(i64::from(config.audit.retention_days));

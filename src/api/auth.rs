@@ -67,6 +67,8 @@ pub const AGREEMENT_ADMINS: &[Role] = &[Role::AgreementAdmin];
 pub const AGREEMENT_READERS: &[Role] = &[Role::AgreementAdmin, Role::Coordinator, Role::NodeAdmin];
 pub const PREVIEWERS: &[Role] = &[Role::AgreementAdmin, Role::Coordinator];
 pub const NODE_ADMINS: &[Role] = &[Role::NodeAdmin];
+pub const SUBSCRIBERS: &[Role] = &[Role::Coordinator];
+pub const SUBSCRIPTION_READERS: &[Role] = &[Role::Coordinator, Role::NodeAdmin];
 pub const ANYONE: &[Role] = &Role::ALL;
 
 impl Caller {
@@ -173,6 +175,8 @@ const PERMISSIONS: &[(&str, &[Role])] = &[
     ("preview what partners receive under an agreement", PREVIEWERS),
     ("propose, sign and revoke agreements", AGREEMENT_ADMINS),
     ("manage partners and read the audit trail", NODE_ADMINS),
+    ("read webhook subscriptions and how their deliveries go", SUBSCRIPTION_READERS),
+    ("register, rotate and delete webhook subscriptions", SUBSCRIBERS),
 ];
 
 /// Who you are, and what you may do.

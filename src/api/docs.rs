@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{agreements, audit, health, partners, reports, situation, stream};
+use super::{agreements, audit, health, partners, reports, situation, stream, subscriptions};
 use crate::crypto::jws::{Jws, JwsSignature};
 use crate::domain::policy::{Effect, FieldDecision};
 use crate::domain::view::{
@@ -40,6 +40,11 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         super::shares::shares,
         situation::situation,
         stream::stream,
+        subscriptions::create,
+        subscriptions::list,
+        subscriptions::get,
+        subscriptions::delete,
+        subscriptions::rotate_secret,
         audit::audit,
         super::auth::me,
         agreements::propose,
@@ -69,7 +74,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
         partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, super::auth::Me, crate::domain::Role, audit::AuditPage, crate::domain::audit::AuditEntry,
         crate::domain::audit::AuditEvent,
-        agreements::RevokeRequest, stream::StreamEvent, stream::StreamReset, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
+        agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
     modifiers(&BearerAuth),
@@ -78,6 +83,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         (name = "situation", description = "The merged situation picture"),
         (name = "agreements", description = "Agreements: propose, review, sign, revoke, preview"),
         (name = "partners", description = "This node's card and the partner nodes it knows"),
+        (name = "subscriptions", description = "Webhooks: the picture's changes POSTed to partner systems, signed (Standard Webhooks)"),
         (name = "sign-in", description = "People sign in with the organisation's identity provider"),
         (name = "operations", description = "Health, readiness and metrics for operators"),
     )

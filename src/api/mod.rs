@@ -14,6 +14,7 @@ mod reports;
 mod shares;
 mod situation;
 mod stream;
+mod subscriptions;
 
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ pub struct AppState {
     pub federation: Option<Arc<crate::federation::Federation>>,
     /// The picture's changes as they happen, for the live streams.
     pub feed: Arc<crate::picture_feed::PictureFeed>,
+    /// Where webhooks may go, and how many subscriptions the node keeps.
+    pub webhooks: crate::config::WebhooksSection,
 }
 
 /// Registers every route. Each path lists its methods; any other method gets a 405 problem.
@@ -80,6 +83,15 @@ fn paths() -> Vec<Path> {
         path("/api/v1/reports/{id}/versions/{version}", vec![on(Method::GET, reports::get_version)]),
         path("/api/v1/situation", vec![on(Method::GET, situation::situation)]),
         path("/api/v1/situation/stream", vec![on(Method::GET, stream::stream)]),
+        path(
+            "/api/v1/subscriptions",
+            vec![on(Method::GET, subscriptions::list), on(Method::POST, subscriptions::create)],
+        ),
+        path(
+            "/api/v1/subscriptions/{id}",
+            vec![on(Method::GET, subscriptions::get), on(Method::DELETE, subscriptions::delete)],
+        ),
+        path("/api/v1/subscriptions/{id}/rotate-secret", vec![on(Method::POST, subscriptions::rotate_secret)]),
         path("/api/v1/node", vec![on(Method::GET, partners::node)]),
         path("/api/v1/audit", vec![on(Method::GET, audit::audit)]),
         path("/api/v1/me", vec![on(Method::GET, auth::me)]),

@@ -23,11 +23,10 @@ use super::auth::{Caller, READERS};
 use super::situation::{PictureFilters, names_of, only_known_parameters, parse_filters};
 use crate::clock::Clock;
 use crate::domain::audit::AuditEvent;
-use crate::domain::{PictureReport, SituationQuery, ValidationErrors};
+use crate::domain::{SituationQuery, ValidationErrors};
 use crate::http::input::{parse_field, query};
 use crate::http::problem::{ApiError, AuthProblems, Problem};
-use crate::picture_feed::PictureFeed;
-use crate::store::PictureEvent;
+use crate::picture_feed::{Change, PictureFeed};
 
 /// How often a quiet stream sends a comment: proxies keep the connection open, and a client that
 /// went away is noticed (and its place freed) when one cannot be written.
@@ -45,23 +44,6 @@ pub struct StreamParams {
     last_event_id: Option<String>,
 }
 
-/// The data of one event: which report changed, how, and the report as the caller's filters
-/// admit it now (absent when they do not, or when it is gone: the client drops it).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StreamEvent {
-    /// The event's number, as in its `id:` line.
-    pub seq: i64,
-    /// `filed`, `updated`, `retracted`, `withdrawn`, `erased` or `deleted`, as in its `event:` line.
-    pub kind: String,
-    #[schema(value_type = String, format = Uuid)]
-    pub id: crate::domain::ReportId,
-    pub origin: String,
-    /// The version the change made (for a deletion, the last one held).
-    pub version: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<PictureReport>,
-}
-
 /// The data of a `reset` event: the client was further behind than the node keeps; it reloads
 /// `/situation` and follows on from `last_event_id`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,7 +58,7 @@ pub struct StreamReset {
     params(PictureFilters, StreamParams,
         ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received; sent by a reconnecting EventSource")),
     responses(
-        (status = 200, description = "An endless `text/event-stream`: events whose `data` is a StreamEvent (or, for `reset`, a StreamReset), and comment lines as heartbeats", content_type = "text/event-stream", body = StreamEvent),
+        (status = 200, description = "An endless `text/event-stream`: events whose `data` is a Change (or, for `reset`, a StreamReset), and comment lines as heartbeats", content_type = "text/event-stream", body = Change),
         (status = 422, description = "A filter or the last event id is invalid; `errors` names each", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The node serves as many streams as it may; try again later", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
@@ -171,7 +153,8 @@ impl Follower {
                     let now = self.clock.now();
                     for event in events {
                         self.cursor = event.seq;
-                        self.pending.push_back(frame(&event.kind, Some(event.seq), &self.shown(&event, now)));
+                        let change = Change::of(&event, |facts| self.filter.admits(facts, now));
+                        self.pending.push_back(frame(&event.kind, Some(event.seq), &change));
                     }
                     continue;
                 }
@@ -190,20 +173,6 @@ impl Follower {
                 _ = self.closing.changed() => return None,
                 _ = self.heartbeat.tick() => self.pending.push_back(Bytes::from_static(b": heartbeat\n\n")),
             }
-        }
-    }
-
-    /// The event as this follower is shown it.
-    fn shown(&self, event: &PictureEvent, now: chrono::DateTime<chrono::Utc>) -> StreamEvent {
-        let report =
-            event.now.as_ref().filter(|(facts, _)| self.filter.admits(facts, now)).map(|(_, report)| report.clone());
-        StreamEvent {
-            seq: event.seq,
-            kind: event.kind.clone(),
-            id: event.id,
-            origin: event.origin.clone(),
-            version: event.version,
-            report,
         }
     }
 }

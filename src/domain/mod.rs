@@ -16,6 +16,7 @@ pub mod rules;
 pub mod situation;
 pub mod validation;
 pub mod view;
+pub mod watch;
 
 pub use card::{CardPin, NodeCard};
 pub use ids::{OrgId, ReportId, TlsPin, Version};

@@ -39,7 +39,8 @@ pub struct SituationQuery {
 }
 
 /// Whose reports: the node's own, or those partners shared with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     Own,
     Received,

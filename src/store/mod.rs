@@ -13,6 +13,7 @@ mod received;
 mod reports;
 mod sessions;
 mod situation;
+mod subscriptions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub use picture_events::{EventBounds, PictureEvent};
 pub use received::{DeadLetter, ReceiveOutcome, Received};
 pub use reports::ReportCount;
 pub use sessions::SessionRecord;
+pub use subscriptions::{DueDelivery, SubscriptionRecord, WatchedChange};
 
 /// The node's database.
 #[derive(Debug, Clone)]

@@ -28,3 +28,4 @@ mod signin;
 mod situation;
 mod stream;
 mod validation;
+mod webhooks;
