@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{Caller, READERS, WRITERS};
 use crate::domain::audit::AuditEvent;
+use crate::domain::cap;
 use crate::domain::report::RevisionError;
 use crate::domain::{Report, ReportContent, ReportId, Version};
 use crate::federation::sharing;
@@ -26,10 +27,14 @@ pub struct RetractRequest {
     pub reason: Option<String>,
 }
 
-/// File a new situation report.
+/// File a new situation report, in JSON or as a CAP 1.2 alert (`Content-Type: application/cap+xml`;
+/// an alert from another authority's system becomes a report here).
 #[utoipa::path(
     post, path = "/api/v1/reports", tag = "reports",
-    request_body = ReportContent,
+    request_body(content(
+        (ReportContent = "application/json"),
+        (String = "application/cap+xml"),
+    )),
     responses(
         (status = 201, description = "Filed as version 1", body = Report,
             headers(("Location" = String, description = "The report's URL"), ("ETag" = String, description = "The version, for If-Match"))),
@@ -44,7 +49,11 @@ pub async fn file_report(
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(WRITERS)?;
-    let content: ReportContent = crate::http::body::read_body(&req, payload).await?;
+    let content: ReportContent = if is_cap(req.headers().get(header::CONTENT_TYPE)) {
+        cap::content_of(&crate::http::body::read_bytes(&req, payload).await?)?
+    } else {
+        crate::http::body::read_body(&req, payload).await?
+    };
     let now = state.clock.now();
     let report = Report::file(caller.org.clone(), content.validate(now)?, now).filed_by(&caller.actor);
     let envelopes = envelopes_for(&state, &report).await?;
@@ -56,23 +65,40 @@ pub async fn file_report(
         .json(&report))
 }
 
-/// Read the latest version of one of your organisation's reports.
+/// Read the latest version of one of your organisation's reports, in JSON or, with
+/// `Accept: application/cap+xml`, as a CAP 1.2 alert (without persons or actions).
 #[utoipa::path(
     get, path = "/api/v1/reports/{id}", tag = "reports",
     params(("id" = String, Path, description = "The report's id")),
     responses(
-        (status = 200, description = "The latest version", body = Report, headers(("ETag" = String, description = "The version, for If-Match"))),
+        (status = 200, description = "The latest version", content(
+            (Report = "application/json"),
+            (String = "application/cap+xml"),
+        ), headers(("ETag" = String, description = "The version, for If-Match"))),
         AuthProblems, NotFoundProblems,
     ),
     security(("bearer" = ["reporter", "coordinator", "analyst"]))
 )]
-pub async fn get_report(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_report(
+    caller: Caller,
+    state: Data<AppState>,
+    id: Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     caller.require(READERS)?;
     let report = own_report(&caller, &state, &id).await?;
     let read =
         AuditEvent::new("report.read", &caller.actor).report(report.id).detail(format!("version {}", report.version));
     state.store.record_audit(&read, state.clock.now()).await?;
+    if is_cap(req.headers().get(header::ACCEPT)) {
+        return Ok(with_etag(HttpResponse::Ok(), &report).content_type(cap::MEDIA_TYPE).body(cap::alert_of(&report)));
+    }
     Ok(with_etag(HttpResponse::Ok(), &report).json(&report))
+}
+
+/// Whether a header (Content-Type or Accept) names CAP.
+fn is_cap(value: Option<&HeaderValue>) -> bool {
+    value.and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(cap::MEDIA_TYPE))
 }
 
 /// Replace a report's content with a new version. `If-Match` must name the version you changed.

@@ -4,6 +4,7 @@
 
 pub mod agreement;
 pub mod audit;
+pub mod cap;
 pub mod card;
 pub mod envelope;
 pub mod ids;

@@ -65,12 +65,34 @@ fn read_json<T: DeserializeOwned + 'static>(
     payload: &mut Payload,
     empty_allowed: bool,
 ) -> BodyFuture<Option<T>> {
-    let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
-    let declared_len: Option<usize> =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let has_content_type = req.headers().contains_key(header::CONTENT_TYPE);
     let is_json = matches!(req.mime_type(), Ok(Some(mime))
         if mime.type_() == "application" && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")));
+    let body = collect(req, payload);
+    Box::pin(async move {
+        let body = body.await?;
+        if body.is_empty() && empty_allowed && (!has_content_type || is_json) {
+            return Ok(None);
+        }
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse(&body).map(Some)
+    })
+}
+
+/// Reads a body of any media type from a handler's raw payload, within the body limit.
+pub async fn read_bytes(req: &HttpRequest, payload: actix_web::web::Payload) -> Result<BytesMut, ApiError> {
+    let mut payload = payload.into_inner();
+    collect(req, &mut payload).await
+}
+
+/// The whole body, refused as soon as it is known to exceed the limit (by its declared length, or
+/// as it arrives).
+fn collect(req: &HttpRequest, payload: &mut Payload) -> BodyFuture<BytesMut> {
+    let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+    let declared_len: Option<usize> =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let mut payload = payload.take();
     Box::pin(async move {
         if declared_len.is_some_and(|len| len > limit) {
@@ -84,13 +106,7 @@ fn read_json<T: DeserializeOwned + 'static>(
             }
             body.extend_from_slice(&chunk);
         }
-        if body.is_empty() && empty_allowed && (!has_content_type || is_json) {
-            return Ok(None);
-        }
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        parse(&body).map(Some)
+        Ok(body)
     })
 }
 
