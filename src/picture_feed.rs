@@ -6,9 +6,10 @@
 //! also prunes the store's events to a bounded number.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use actix_web::web::Bytes;
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use utoipa::ToSchema;
@@ -60,6 +61,28 @@ pub const KEEP: i64 = 100_000;
 /// How often the store's events are pruned to [`KEEP`].
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
+/// An event as the feed holds it, with what it is sent as, made once for every follower: as shown
+/// with the report, and as shown without it.
+pub struct FeedEvent {
+    pub event: PictureEvent,
+    with_report: OnceLock<Bytes>,
+    without_report: OnceLock<Bytes>,
+}
+
+impl FeedEvent {
+    fn new(event: PictureEvent) -> Arc<Self> {
+        Arc::new(Self { event, with_report: OnceLock::new(), without_report: OnceLock::new() })
+    }
+
+    /// The event as sent to a follower whose filter `admits` its report (or not), in the form
+    /// `render` makes: rendered once per form, however many followers there are.
+    pub fn rendered(&self, admits: impl Fn(&PictureFacts) -> bool, render: impl FnOnce(&Change) -> Bytes) -> Bytes {
+        let shown = self.event.now.as_ref().is_some_and(|(facts, _)| admits(facts));
+        let cell = if shown { &self.with_report } else { &self.without_report };
+        cell.get_or_init(|| render(&Change::of(&self.event, |_| shown))).clone()
+    }
+}
+
 /// The picture's latest changes, and the followers' budget.
 pub struct PictureFeed {
     store: Store,
@@ -76,7 +99,7 @@ pub struct PictureFeed {
 #[derive(Default)]
 struct Ring {
     after: i64,
-    events: VecDeque<Arc<PictureEvent>>,
+    events: VecDeque<Arc<FeedEvent>>,
 }
 
 impl PictureFeed {
@@ -125,10 +148,10 @@ impl PictureFeed {
             let full = events.len() as i64 == PAGE;
             {
                 let mut ring = self.ring.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-                ring.events.extend(events.into_iter().map(Arc::new));
+                ring.events.extend(events.into_iter().map(FeedEvent::new));
                 while ring.events.len() > RING {
                     if let Some(dropped) = ring.events.pop_front() {
-                        ring.after = dropped.seq;
+                        ring.after = dropped.event.seq;
                     }
                 }
             }
@@ -140,15 +163,15 @@ impl PictureFeed {
     }
 
     /// Up to [`PAGE`] events after `after`, oldest first: from memory when it holds them.
-    pub async fn after(&self, after: i64) -> Result<Vec<Arc<PictureEvent>>, StoreError> {
+    pub async fn after(&self, after: i64) -> Result<Vec<Arc<FeedEvent>>, StoreError> {
         {
             let ring = self.ring.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             if after >= ring.after {
-                let skip = ring.events.partition_point(|e| e.seq <= after);
+                let skip = ring.events.partition_point(|e| e.event.seq <= after);
                 return Ok(ring.events.iter().skip(skip).take(PAGE as usize).cloned().collect());
             }
         }
-        Ok(self.store.picture_events_after(after, PAGE).await?.into_iter().map(Arc::new).collect())
+        Ok(self.store.picture_events_after(after, PAGE).await?.into_iter().map(FeedEvent::new).collect())
     }
 
     /// The oldest event the store keeps and the newest.

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web::{Bytes, Data};
+use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -26,7 +26,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::{SituationQuery, ValidationErrors};
 use crate::http::input::{parse_field, query};
 use crate::http::problem::{ApiError, AuthProblems, Problem};
-use crate::picture_feed::{Change, PictureFeed};
+use crate::picture_feed::PictureFeed;
 
 /// How often a quiet stream sends a comment: proxies keep the connection open, and a client that
 /// went away is noticed (and its place freed) when one cannot be written.
@@ -58,7 +58,7 @@ pub struct StreamReset {
     params(PictureFilters, StreamParams,
         ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received; sent by a reconnecting EventSource")),
     responses(
-        (status = 200, description = "An endless `text/event-stream`: events whose `data` is a Change (or, for `reset`, a StreamReset), and comment lines as heartbeats", content_type = "text/event-stream", body = Change),
+        (status = 200, description = "An endless `text/event-stream`: events whose `data` is a Change (or, for `reset`, a StreamReset), and comment lines as heartbeats", content_type = "text/event-stream", body = crate::picture_feed::Change),
         (status = 422, description = "A filter or the last event id is invalid; `errors` names each", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The node serves as many streams as it may; try again later", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
@@ -144,17 +144,25 @@ impl Follower {
             if *self.closing.borrow() {
                 return None;
             }
-            if let Some(bytes) = self.pending.pop_front() {
-                return Some((Ok(bytes), self));
+            if !self.pending.is_empty() {
+                // What is waiting goes in one write: a hundred events cost one syscall, not a hundred.
+                let mut all = BytesMut::new();
+                for bytes in self.pending.drain(..) {
+                    all.extend_from_slice(&bytes);
+                }
+                return Some((Ok(all.freeze()), self));
             }
             self.watch.borrow_and_update();
             match self.feed.after(self.cursor).await {
                 Ok(events) if !events.is_empty() => {
                     let now = self.clock.now();
                     for event in events {
-                        self.cursor = event.seq;
-                        let change = Change::of(&event, |facts| self.filter.admits(facts, now));
-                        self.pending.push_back(frame(&event.kind, Some(event.seq), &change));
+                        self.cursor = event.event.seq;
+                        let frame = event.rendered(
+                            |facts| self.filter.admits(facts, now),
+                            |change| frame(&change.kind, Some(change.seq), change),
+                        );
+                        self.pending.push_back(frame);
                     }
                     continue;
                 }

@@ -80,10 +80,11 @@ impl Webhooks {
             let watch: Watch = serde_json::from_str(&subscription.watch)
                 .map_err(|e| StoreError::Corrupt(format!("subscription {}: {e}", subscription.id)))?;
             let events = self.feed.after(subscription.cursor).await?;
-            let Some(last) = events.last().map(|e| e.seq) else { continue };
+            let Some(last) = events.last().map(|e| e.event.seq) else { continue };
             let changes: Vec<WatchedChange> = events
                 .iter()
-                .map(|event| {
+                .map(|held| {
+                    let event = &held.event;
                     let shown = Change::of(event, |facts| watch.admits(facts, now));
                     let removal = Change { report: None, ..shown.clone() };
                     WatchedChange {
