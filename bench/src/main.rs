@@ -22,6 +22,7 @@ mod query;
 mod report;
 mod seed;
 mod stats;
+mod stream;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -85,6 +86,7 @@ enum Step {
     Query,
     Peer,
     Flood,
+    Stream,
 }
 
 /// The sizes of one mode.
@@ -97,6 +99,7 @@ struct Plan {
     query_samples: usize,
     peer: peer::Sizes,
     flood: flood::Sizes,
+    stream: stream::Sizes,
 }
 
 impl Plan {
@@ -116,6 +119,7 @@ impl Plan {
                 budget: Duration::from_secs(25),
             },
             flood: flood::Sizes { handshakes: 2_000, strangers: 30, concurrency: 4, reports: 200 },
+            stream: stream::Sizes { paced: 200, streams: 200, filings: 200 },
         }
     }
 
@@ -135,6 +139,7 @@ impl Plan {
                 budget: Duration::from_secs(150),
             },
             flood: flood::Sizes { handshakes: 10_000, strangers: 30, concurrency: 4, reports: 1_000 },
+            stream: stream::Sizes { paced: 1_000, streams: 200, filings: 1_000 },
         }
     }
 }
@@ -256,6 +261,15 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         for &backend in &backends {
             if let Err(e) = flood::run(&mut results, http, work, logs, backend, plan.flood).await {
                 failed(&mut results, &format!("the flood on {}", backend.name()), &e);
+            }
+            results.write(&cli.out)?;
+        }
+    }
+    if wanted(Step::Stream) {
+        step("9. The live stream");
+        for &backend in &backends {
+            if let Err(e) = stream::run(&mut results, http, work, logs, backend, plan.stream).await {
+                failed(&mut results, &format!("the stream on {}", backend.name()), &e);
             }
             results.write(&cli.out)?;
         }
