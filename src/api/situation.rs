@@ -54,7 +54,8 @@ pub struct PageParams {
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
-    /// `json` (default) or `geojson`; `Accept: application/geo+json` also selects GeoJSON.
+    /// `json` (default), `geojson` or `cap` (an Atom feed of CAP 1.2 alerts);
+    /// `Accept: application/geo+json` or `application/atom+xml` also selects them.
     format: Option<String>,
 }
 
@@ -109,6 +110,7 @@ pub struct Point {
 }
 
 const GEO_JSON: &str = "application/geo+json";
+const ATOM: &str = "application/atom+xml";
 
 /// The merged situation picture: current reports (latest version, not retracted, not expired).
 #[utoipa::path(
@@ -118,8 +120,9 @@ const GEO_JSON: &str = "application/geo+json";
         (status = 200, description = "One page of the picture", content(
             (SituationResponse = "application/json"),
             (FeatureCollection = "application/geo+json"),
+            (String = "application/atom+xml"),
         )),
-        (status = 406, description = "The Accept header allows neither JSON nor GeoJSON", body = Problem, content_type = "application/problem+json"),
+        (status = 406, description = "The Accept header allows none of JSON, GeoJSON and Atom", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A filter is invalid; `errors` names each", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     ),
@@ -129,7 +132,7 @@ pub async fn situation(caller: Caller, state: Data<AppState>, req: HttpRequest) 
     caller.require(READERS)?;
     only_known_parameters(&req, &[&names_of::<PictureFilters>(), &names_of::<PageParams>()])?;
     let (filters, page): (PictureFilters, PageParams) = (query(&req)?, query(&req)?);
-    let geojson = wants_geojson(&req, page.format.as_deref())?;
+    let format = wanted_format(&req, page.format.as_deref())?;
     let mut errors = ValidationErrors::new();
     let mut query = parse_filters(&mut errors, filters);
     query.limit = parse_field(&mut errors, "limit", page.limit, |s| {
@@ -142,7 +145,15 @@ pub async fn situation(caller: Caller, state: Data<AppState>, req: HttpRequest) 
     // applied twice leaves the picture as it was.
     let last_event_id = state.store.picture_event_bounds().await?.last;
     let page = state.store.situation(&query, state.clock.now()).await?;
-    Ok(if geojson { render_geojson(page, last_event_id) } else { render_json(page, last_event_id) })
+    Ok(match format {
+        Format::Json => render_json(page, last_event_id),
+        Format::GeoJson => render_geojson(page, last_event_id),
+        Format::Cap => HttpResponse::Ok().content_type(ATOM).body(crate::domain::cap::feed_of(
+            state.node.org_id.as_str(),
+            &page.reports,
+            state.clock.now(),
+        )),
+    })
 }
 
 /// Reads the filters, adding an error for every bad one.
@@ -188,18 +199,28 @@ where
     raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| T::from_str(s).map_err(|e| e.to_string())).collect()
 }
 
-fn wants_geojson(req: &HttpRequest, format: Option<&str>) -> Result<bool, ApiError> {
+/// How a page is rendered.
+enum Format {
+    Json,
+    GeoJson,
+    Cap,
+}
+
+fn wanted_format(req: &HttpRequest, format: Option<&str>) -> Result<Format, ApiError> {
     match format {
-        Some("geojson") => return Ok(true),
-        Some("json") => return Ok(false),
-        Some(_) => return Err(ValidationErrors::single("format", "must be json or geojson").into()),
+        Some("geojson") => return Ok(Format::GeoJson),
+        Some("json") => return Ok(Format::Json),
+        Some("cap") => return Ok(Format::Cap),
+        Some(_) => return Err(ValidationErrors::single("format", "must be json, geojson or cap").into()),
         None => {}
     }
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
     if accept.contains(GEO_JSON) {
-        Ok(true)
+        Ok(Format::GeoJson)
+    } else if accept.contains(ATOM) {
+        Ok(Format::Cap)
     } else if accept.contains("json") || accept.contains("*/*") || accept.contains("application/*") {
-        Ok(false)
+        Ok(Format::Json)
     } else {
         Err(ApiError::NotAcceptable)
     }

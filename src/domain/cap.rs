@@ -14,12 +14,17 @@
 //! | title, description | `info/headline`, `info/description` |
 //! | location | `info/area`: `areaDesc` (place, address or municipality), `circle` (the point, radius 0), `geocode` `kommunkod` |
 //! | tlp | CLEAR: `scope` Public; any other: `scope` Restricted, `restriction` `TLP:<marking>` (Private reads as RED) |
+//!
+//! A partner's report goes out as its view allows: a grid cell as its square (`polygon`), a time to
+//! the hour or the day said in the parameter `lagesbild:time_precision`, nothing the view lacks.
+//! The picture as a whole is an Atom feed whose entries each hold one alert.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::report::{Category, Location, Report, ReportContent, Severity, Status, Tlp};
 use super::validation::ValidationErrors;
+use super::view::{ReportView, TimePrecision};
 
 /// The CAP 1.2 namespace.
 pub const NAMESPACE: &str = "urn:oasis:names:tc:emergency:cap:1.2";
@@ -95,24 +100,35 @@ struct CapArea {
 
 /// The parameter that carries a report's own category.
 const CATEGORY_PARAMETER: &str = "lagesbild:category";
+/// The parameter that says a time is only to the hour or the day.
+const TIME_PRECISION_PARAMETER: &str = "lagesbild:time_precision";
 /// The geocode of a Swedish municipality.
 const MUNICIPALITY_GEOCODE: &str = "kommunkod";
+
+/// What an alert is made of, from one of the node's own reports or from a partner's view of one.
+struct Source<'a> {
+    id: String,
+    origin: &'a str,
+    version: u32,
+    retracted: bool,
+    /// Version 1's identifier and sent time, when known.
+    first: Option<(String, DateTime<Utc>)>,
+    sent: DateTime<Utc>,
+    category: Category,
+    severity: Severity,
+    status: Option<Status>,
+    tlp: Tlp,
+    observed_at: Option<DateTime<Utc>>,
+    time_precision: Option<&'static str>,
+    expires_at: Option<DateTime<Utc>>,
+    title: Option<&'a str>,
+    description: Option<&'a str>,
+    area: CapArea,
+}
 
 /// `report` as a CAP 1.2 alert.
 pub fn alert_of(report: &Report) -> String {
     let content = &report.content;
-    let (scope, restriction) = match content.tlp {
-        Tlp::Clear => ("Public", None),
-        other => ("Restricted", Some(format!("TLP:{}", other.as_str()))),
-    };
-    let msg_type = if report.retracted.is_some() {
-        "Cancel"
-    } else if report.version.get() > 1 {
-        "Update"
-    } else {
-        "Alert"
-    };
-    let first = format!("{}-v1", report.id);
     let location = &content.location;
     let area_desc = location
         .place_name
@@ -120,26 +136,145 @@ pub fn alert_of(report: &Report) -> String {
         .or_else(|| location.address.clone())
         .or_else(|| location.municipality_code.as_ref().map(|code| format!("kommun {code}")))
         .unwrap_or_else(|| "the report's location".to_owned());
+    render(&Source {
+        id: report.id.to_string(),
+        origin: report.origin.as_str(),
+        version: report.version.get(),
+        retracted: report.retracted.is_some(),
+        first: Some((format!("{}-v1", report.id), report.created_at)),
+        sent: report.updated_at,
+        category: content.category,
+        severity: content.severity,
+        status: Some(content.status),
+        tlp: content.tlp,
+        observed_at: Some(content.observed_at),
+        time_precision: None,
+        expires_at: content.expires_at,
+        title: Some(&content.title),
+        description: (!content.description.is_empty()).then_some(content.description.as_str()),
+        area: CapArea {
+            area_desc,
+            polygon: Vec::new(),
+            circle: vec![format!("{},{} 0", location.lat, location.lon)],
+            geocode: geocodes(location.municipality_code.as_ref()),
+        },
+    })
+}
+
+/// A partner's report, in the form its agreement let this node hold, as a CAP 1.2 alert: a
+/// generalised place is the grid cell's square as a `polygon`, a coarse time is said as such in
+/// the parameter `lagesbild:time_precision`, and what the view does not hold the alert does not say.
+pub fn alert_of_view(view: &ReportView, now: DateTime<Utc>) -> String {
+    let location = view.location.clone().unwrap_or_default();
+    let point = location.lat.zip(location.lon);
+    let area_desc = location
+        .place_name
+        .clone()
+        .or_else(|| location.address.clone())
+        .or_else(|| location.municipality_code.as_ref().map(|code| format!("kommun {code}")))
+        .unwrap_or_else(|| "the place is not shared".to_owned());
+    let (polygon, circle) = match (point, location.cell_metres) {
+        (Some((lat, lon)), Some(metres)) => (vec![cell_polygon(lat, lon, metres)], Vec::new()),
+        (Some((lat, lon)), None) => (Vec::new(), vec![format!("{lat},{lon} 0")]),
+        (None, _) => (Vec::new(), Vec::new()),
+    };
+    render(&Source {
+        id: view.id.to_string(),
+        origin: view.origin.as_str(),
+        version: view.version.get(),
+        retracted: view.retracted,
+        first: None,
+        sent: view.updated_at.unwrap_or(now),
+        category: view.category,
+        severity: view.severity,
+        status: view.status,
+        tlp: view.tlp,
+        observed_at: view.observed_at,
+        time_precision: match view.time_precision {
+            Some(TimePrecision::Hour) => Some("hour"),
+            Some(TimePrecision::Day) => Some("day"),
+            _ => None,
+        },
+        expires_at: view.expires_at,
+        title: view.title.as_deref(),
+        description: view.description.as_deref(),
+        area: CapArea { area_desc, polygon, circle, geocode: geocodes(location.municipality_code.as_ref()) },
+    })
+}
+
+/// The picture as a feed of CAP alerts: an Atom feed (RFC 4287) whose entries each hold one alert.
+pub fn feed_of(node: &str, reports: &[super::PictureReport], now: DateTime<Utc>) -> String {
+    use quick_xml::escape::escape;
+    let mut feed = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\
+         <id>urn:lagesbild:{node}:situation</id><title>{}</title><updated>{}</updated>",
+        escape(format!("The situation picture of {node}").as_str()),
+        cap_time(now)
+    );
+    for report in reports {
+        let (alert, id, title) = match report {
+            super::PictureReport::Own(r) => (alert_of(r), format!("{}-v{}", r.id, r.version), r.content.title.clone()),
+            super::PictureReport::Received(v) => (
+                alert_of_view(v, now),
+                format!("{}-v{}", v.id, v.version),
+                v.title.clone().unwrap_or_else(|| v.category.as_str().replace('_', " ")),
+            ),
+        };
+        let alert = alert.split_once("?>").map_or(alert.as_str(), |(_, rest)| rest).trim();
+        feed.push_str(&format!(
+            "<entry><id>urn:lagesbild:report:{id}</id><title>{}</title><updated>{}</updated>\
+             <content type=\"{MEDIA_TYPE}\">{alert}</content></entry>",
+            escape(title.as_str()),
+            cap_time(now)
+        ));
+    }
+    feed.push_str("</feed>");
+    feed
+}
+
+fn render(source: &Source<'_>) -> String {
+    let (scope, restriction) = match source.tlp {
+        Tlp::Clear => ("Public", None),
+        other => ("Restricted", Some(format!("TLP:{}", other.as_str()))),
+    };
+    let msg_type = if source.retracted {
+        "Cancel"
+    } else if source.version > 1 {
+        "Update"
+    } else {
+        "Alert"
+    };
+    let references = source
+        .first
+        .as_ref()
+        .filter(|_| msg_type != "Alert")
+        .map(|(first, sent)| format!("{},{first},{}", source.origin, cap_time(*sent)));
+    let mut parameter =
+        vec![NamedValue { value_name: CATEGORY_PARAMETER.to_owned(), value: source.category.as_str().to_owned() }];
+    if let Some(precision) = source.time_precision {
+        parameter.push(NamedValue { value_name: TIME_PRECISION_PARAMETER.to_owned(), value: precision.to_owned() });
+    }
     let alert = Alert {
         xmlns: NAMESPACE.to_owned(),
-        identifier: format!("{}-v{}", report.id, report.version),
-        sender: report.origin.to_string(),
-        sent: cap_time(report.updated_at),
+        identifier: format!("{}-v{}", source.id, source.version),
+        sender: source.origin.to_owned(),
+        sent: cap_time(source.sent),
         status: "Actual".to_owned(),
         msg_type: msg_type.to_owned(),
         scope: scope.to_owned(),
         restriction,
-        references: (msg_type != "Alert").then(|| format!("{},{first},{}", report.origin, cap_time(report.created_at))),
+        references,
         info: vec![Info {
             language: Some("sv-SE".to_owned()),
-            category: vec![cap_category(content.category).to_owned()],
-            event: content.category.as_str().replace('_', " "),
-            urgency: match content.status {
-                Status::Ongoing => "Immediate",
-                Status::Resolved => "Past",
+            category: vec![cap_category(source.category).to_owned()],
+            event: source.category.as_str().replace('_', " "),
+            urgency: match source.status {
+                Some(Status::Ongoing) => "Immediate",
+                Some(Status::Resolved) => "Past",
+                None => "Unknown",
             }
             .to_owned(),
-            severity: match content.severity {
+            severity: match source.severity {
                 Severity::Minor => "Minor",
                 Severity::Moderate => "Moderate",
                 Severity::Severe => "Severe",
@@ -148,29 +283,48 @@ pub fn alert_of(report: &Report) -> String {
             .to_owned(),
             certainty: "Observed".to_owned(),
             effective: None,
-            onset: Some(cap_time(content.observed_at)),
-            expires: content.expires_at.map(cap_time),
+            onset: source.observed_at.map(cap_time),
+            expires: source.expires_at.map(cap_time),
             sender_name: None,
-            headline: Some(content.title.clone()),
-            description: (!content.description.is_empty()).then(|| content.description.clone()),
-            parameter: vec![NamedValue {
-                value_name: CATEGORY_PARAMETER.to_owned(),
-                value: content.category.as_str().to_owned(),
-            }],
+            headline: source.title.map(str::to_owned),
+            description: source.description.map(str::to_owned),
+            parameter,
             area: vec![CapArea {
-                area_desc,
-                polygon: Vec::new(),
-                circle: vec![format!("{},{} 0", location.lat, location.lon)],
-                geocode: location
-                    .municipality_code
+                area_desc: source.area.area_desc.clone(),
+                polygon: source.area.polygon.clone(),
+                circle: source.area.circle.clone(),
+                geocode: source
+                    .area
+                    .geocode
                     .iter()
-                    .map(|code| NamedValue { value_name: MUNICIPALITY_GEOCODE.to_owned(), value: code.clone() })
+                    .map(|g| NamedValue { value_name: g.value_name.clone(), value: g.value.clone() })
                     .collect(),
             }],
         }],
     };
     let body = quick_xml::se::to_string(&alert).unwrap_or_default();
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}")
+}
+
+fn geocodes(municipality: Option<&String>) -> Vec<NamedValue> {
+    municipality
+        .iter()
+        .map(|code| NamedValue { value_name: MUNICIPALITY_GEOCODE.to_owned(), value: (*code).clone() })
+        .collect()
+}
+
+/// A grid cell of side `metres` centred on a point, as a closed CAP polygon ("lat,lon ...").
+fn cell_polygon(lat: f64, lon: f64, metres: u32) -> String {
+    let half_lat = f64::from(metres) / 2.0 / 111_320.0;
+    let half_lon = half_lat / lat.to_radians().cos().max(0.01);
+    let corners = [
+        (lat - half_lat, lon - half_lon),
+        (lat - half_lat, lon + half_lon),
+        (lat + half_lat, lon + half_lon),
+        (lat + half_lat, lon - half_lon),
+        (lat - half_lat, lon - half_lon),
+    ];
+    corners.iter().map(|(a, o)| format!("{a:.6},{o:.6}")).collect::<Vec<_>>().join(" ")
 }
 
 /// The content of a report filed from a CAP 1.2 alert; every element that does not map is named.

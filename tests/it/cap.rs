@@ -1,7 +1,8 @@
 //! CAP 1.2: a report exported as an alert passes the OASIS CAP 1.2 schema (checked by the WMO's
 //! capvalidator, from PyPI, in `tests/cap`) and files again as the same report, field for field as
 //! the mapping claims, as a new version (`Update`) and retracted (`Cancel`) too; an alert that does
-//! not map gets a problem that names the element.
+//! not map gets a problem that names the element; and the picture as an Atom feed of alerts passes
+//! the schema, a partner's report in it no finer than the view its agreement allows.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -12,12 +13,18 @@ use crate::support::{Backend, TestNode, expect_problem, report};
 on_both_backends!(
     a_report_exported_as_cap_passes_the_oasis_schema_and_files_again_as_the_same_report,
     an_alert_that_does_not_map_gets_a_problem_naming_the_element,
+    the_picture_as_a_feed_of_alerts_passes_the_schema_and_says_no_more_than_the_view,
 );
 
 const CAP: &str = "application/cap+xml";
 
-/// Asserts that every document passes the OASIS CAP 1.2 schema.
+/// Asserts that every document (an alert, or a feed of `alerts` of them) passes the OASIS CAP 1.2
+/// schema.
 fn schema_valid(documents: &[&str]) {
+    schema_valid_alerts(documents, documents.len());
+}
+
+fn schema_valid_alerts(documents: &[&str], alerts: usize) {
     let dir = tempfile::tempdir().unwrap();
     let paths: Vec<std::path::PathBuf> = documents
         .iter()
@@ -36,7 +43,7 @@ fn schema_valid(documents: &[&str]) {
         .expect("the CAP validator runs (tests/run installs it)");
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{said}{}\n{documents:#?}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(said.matches(": valid").count(), documents.len(), "{said}");
+    assert_eq!(said.matches(": valid").count(), alerts, "{said}");
 }
 
 async fn as_cap(node: &TestNode, id: &str) -> String {
@@ -127,4 +134,35 @@ async fn an_alert_that_does_not_map_gets_a_problem_naming_the_element(backend: B
         assert!(fields.contains(&element), "{change:?}: {problem}");
     }
     node.stop().await;
+}
+
+async fn the_picture_as_a_feed_of_alerts_passes_the_schema_and_says_no_more_than_the_view(backend: Backend) {
+    use crate::exchange::{MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, federation, picture_entry};
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |_| {}).await;
+    let [municipality, police, retailer] = &nodes[..] else { unreachable!() };
+    agree(&[municipality, police, retailer], SAFETY).await;
+    let mut body = report(2);
+    body["tlp"] = json!("GREEN");
+    body["category"] = json!("theft");
+    body["title"] = json!("Shoplifting at the entrance");
+    let id = node_file(municipality, &body).await;
+    let held = picture_entry(retailer, &id, |e| e.is_some()).await.unwrap();
+    // The shop holds the place as a grid cell and the time to the hour, without persons.
+    assert!(held["location"]["cell_metres"].is_number(), "{held}");
+    let answer = retailer.get("/api/v1/situation?format=cap").send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["content-type"], "application/atom+xml");
+    let feed = answer.text().await.unwrap();
+    assert!(feed.contains("<polygon>") && !feed.contains("<circle>"), "the cell is not its square: {feed}");
+    assert!(!feed.contains("Anna Andersson") && !feed.contains("Hagebygatan 10"), "{feed}");
+    assert!(feed.contains("<valueName>lagesbild:time_precision</valueName>"), "{feed}");
+    let own = police.get("/api/v1/situation?format=cap").send().await.unwrap().text().await.unwrap();
+    schema_valid_alerts(&[&feed, &own], 2);
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+async fn node_file(node: &TestNode, body: &Value) -> String {
+    node.file(body).await["id"].as_str().unwrap().to_owned()
 }
