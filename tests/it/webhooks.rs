@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::web::{Bytes, Data};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Duration;
+use lagesbild::clock::{Clock, FixedClock};
 use lagesbild::config::NodeConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -32,6 +33,8 @@ struct Delivery {
     timestamp: String,
     signature: String,
     body: String,
+    /// When the receiver took it, by its clock (the node's: the tests move both together).
+    received_at_ms: i64,
 }
 
 impl Delivery {
@@ -40,7 +43,8 @@ impl Delivery {
     }
 }
 
-/// A webhook receiver: takes what is POSTed while it is up, answers 503 while it is down.
+/// A webhook receiver: takes what is POSTed while it is up, answers 503 while it is down. It keeps
+/// time by the node's clock, as a receiver whose clock agrees with the sender's.
 struct Receiver {
     url: String,
     taken: Arc<Mutex<Vec<Delivery>>>,
@@ -49,10 +53,10 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start() -> Self {
+    fn start(clock: Arc<FixedClock>) -> Self {
         let taken = Arc::new(Mutex::new(Vec::new()));
         let down = Arc::new(AtomicBool::new(false));
-        let state = (taken.clone(), down.clone());
+        let state = (taken.clone(), down.clone(), clock);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let server = HttpServer::new(move || {
@@ -72,7 +76,7 @@ impl Receiver {
     }
 }
 
-type ReceiverState = (Arc<Mutex<Vec<Delivery>>>, Arc<AtomicBool>);
+type ReceiverState = (Arc<Mutex<Vec<Delivery>>>, Arc<AtomicBool>, Arc<FixedClock>);
 
 async fn take(req: HttpRequest, body: Bytes, state: Data<ReceiverState>) -> HttpResponse {
     if state.1.load(Ordering::SeqCst) {
@@ -84,6 +88,7 @@ async fn take(req: HttpRequest, body: Bytes, state: Data<ReceiverState>) -> Http
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),
         body: String::from_utf8(body.to_vec()).unwrap(),
+        received_at_ms: state.2.now().timestamp_millis(),
     });
     HttpResponse::NoContent().finish()
 }
@@ -93,7 +98,8 @@ fn verified(secret: &str, deliveries: &[Delivery]) -> usize {
     let input = json!({
         "secret": secret,
         "deliveries": deliveries.iter().map(|d| json!({
-            "id": d.id, "timestamp": d.timestamp, "signature": d.signature, "body": d.body
+            "id": d.id, "timestamp": d.timestamp, "signature": d.signature, "body": d.body,
+            "received_at_ms": d.received_at_ms,
         })).collect::<Vec<_>>(),
     });
     let mut child = Command::new("node")
@@ -116,10 +122,9 @@ fn private_targets(config: &mut NodeConfig) {
     config.webhooks.allow_private_targets = true;
 }
 
-/// A node whose clock reads the real time (receivers check a delivery's timestamp against theirs).
-async fn node_in_real_time(backend: Backend, adjust: fn(&mut NodeConfig)) -> TestNode {
-    let now = lagesbild::clock::Clock::now(&lagesbild::clock::SystemClock);
-    TestNode::spawn_federated_at(backend, "se-kommun-norrkoping", now, adjust).await
+/// A node with a configuration file (the command-line tools in these tests read it).
+async fn node(backend: Backend, adjust: fn(&mut NodeConfig)) -> TestNode {
+    TestNode::spawn_federated_with(backend, "se-kommun-norrkoping", adjust).await
 }
 
 async fn subscribe(node: &TestNode, body: &Value) -> Value {
@@ -129,8 +134,8 @@ async fn subscribe(node: &TestNode, body: &Value) -> Value {
 }
 
 async fn a_receiver_that_was_down_through_a_restart_gets_every_change_once_with_valid_signatures(backend: Backend) {
-    let receiver = Receiver::start();
-    let node = node_in_real_time(backend, private_targets).await;
+    let node = node(backend, private_targets).await;
+    let receiver = Receiver::start(node.clock.clone());
     let subscription = subscribe(&node, &json!({"name": "allt", "target_url": receiver.url})).await;
     let (id, secret) = (subscription["id"].as_str().unwrap().to_owned(), subscription["secret"].as_str().unwrap());
     assert!(secret.starts_with("whsec_"), "{subscription}");
@@ -181,8 +186,8 @@ async fn a_receiver_that_was_down_through_a_restart_gets_every_change_once_with_
 async fn a_watch_over_an_area_hears_of_a_report_inside_it_not_outside_and_of_its_erasure_and_retraction(
     backend: Backend,
 ) {
-    let receiver = Receiver::start();
-    let node = node_in_real_time(backend, private_targets).await;
+    let node = node(backend, private_targets).await;
+    let receiver = Receiver::start(node.clock.clone());
     // Around Hagebyskolan, where `report` places its incidents.
     let hageby = json!({"type": "Polygon", "coordinates": [[[16.14, 58.60], [16.17, 58.60], [16.17, 58.62], [16.14, 58.62], [16.14, 58.60]]]});
     let body = json!({
