@@ -130,13 +130,9 @@ struct Source<'a> {
 pub fn alert_of(report: &Report) -> String {
     let content = &report.content;
     let location = &content.location;
-    let area_desc = location
-        .place_name
-        .clone()
-        .or_else(|| location.address.clone())
-        .or_else(|| location.municipality_code.as_ref().map(|code| format!("kommun {code}")))
-        .unwrap_or_else(|| "the report's location".to_owned());
-    render(&Source {
+    let places = [&location.place_name, &location.address];
+    let area_desc = area_desc(places, location.municipality_code.as_ref(), "the report's location");
+    render(Source {
         id: report.id.to_string(),
         origin: report.origin.as_str(),
         version: report.version.get(),
@@ -167,18 +163,14 @@ pub fn alert_of(report: &Report) -> String {
 pub fn alert_of_view(view: &ReportView, now: DateTime<Utc>) -> String {
     let location = view.location.clone().unwrap_or_default();
     let point = location.lat.zip(location.lon);
-    let area_desc = location
-        .place_name
-        .clone()
-        .or_else(|| location.address.clone())
-        .or_else(|| location.municipality_code.as_ref().map(|code| format!("kommun {code}")))
-        .unwrap_or_else(|| "the place is not shared".to_owned());
+    let places = [&location.place_name, &location.address];
+    let area_desc = area_desc(places, location.municipality_code.as_ref(), "the place is not shared");
     let (polygon, circle) = match (point, location.cell_metres) {
         (Some((lat, lon)), Some(metres)) => (vec![cell_polygon(lat, lon, metres)], Vec::new()),
         (Some((lat, lon)), None) => (Vec::new(), vec![format!("{lat},{lon} 0")]),
         (None, _) => (Vec::new(), Vec::new()),
     };
-    render(&Source {
+    render(Source {
         id: view.id.to_string(),
         origin: view.origin.as_str(),
         version: view.version.get(),
@@ -232,7 +224,7 @@ pub fn feed_of(node: &str, reports: &[super::PictureReport], now: DateTime<Utc>)
     feed
 }
 
-fn render(source: &Source<'_>) -> String {
+fn render(source: Source<'_>) -> String {
     let (scope, restriction) = match source.tlp {
         Tlp::Clear => ("Public", None),
         other => ("Restricted", Some(format!("TLP:{}", other.as_str()))),
@@ -289,21 +281,23 @@ fn render(source: &Source<'_>) -> String {
             headline: source.title.map(str::to_owned),
             description: source.description.map(str::to_owned),
             parameter,
-            area: vec![CapArea {
-                area_desc: source.area.area_desc.clone(),
-                polygon: source.area.polygon.clone(),
-                circle: source.area.circle.clone(),
-                geocode: source
-                    .area
-                    .geocode
-                    .iter()
-                    .map(|g| NamedValue { value_name: g.value_name.clone(), value: g.value.clone() })
-                    .collect(),
-            }],
+            area: vec![source.area],
         }],
     };
     let body = quick_xml::se::to_string(&alert).unwrap_or_default();
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}")
+}
+
+/// What an area is called: its place name, else its address, else its municipality, else
+/// `otherwise`.
+fn area_desc(places: [&Option<String>; 2], municipality: Option<&String>, otherwise: &str) -> String {
+    places
+        .into_iter()
+        .flatten()
+        .next()
+        .cloned()
+        .or_else(|| municipality.map(|code| format!("kommun {code}")))
+        .unwrap_or_else(|| otherwise.to_owned())
 }
 
 fn geocodes(municipality: Option<&String>) -> Vec<NamedValue> {
