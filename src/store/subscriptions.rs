@@ -35,15 +35,16 @@ pub struct SubscriptionRecord {
     pub queued: i64,
 }
 
-/// A change of the picture for one subscription: queued as `payload` if the watch admits the
-/// report now, or as `removal` if it does not but the subscriber was told it did.
+/// A change of the picture for one subscription: queued if the watch `admits` the report now (the
+/// payload then carries it), or if it does not but the subscriber was told it did (the payload
+/// then tells it the report is gone).
 #[derive(Debug, Clone)]
 pub struct WatchedChange {
     pub seq: i64,
     pub origin: String,
     pub id: ReportId,
-    pub payload: Option<String>,
-    pub removal: String,
+    pub admits: bool,
+    pub payload: String,
 }
 
 /// A delivery claimed to be sent now.
@@ -213,36 +214,31 @@ impl super::Store {
                 let mut dropped = 0i64;
                 for change in changes {
                     let id: Uuid = change.id.as_uuid();
-                    let payload = match &change.payload {
-                        Some(payload) => {
-                            sqlx::query(
-                                "INSERT INTO subscription_reports (subscription_id, origin, report_id) \
-                                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                            )
-                            .bind(subscription)
-                            .bind(&change.origin)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                            payload
+                    if change.admits {
+                        sqlx::query(
+                            "INSERT INTO subscription_reports (subscription_id, origin, report_id) \
+                             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(subscription)
+                        .bind(&change.origin)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    } else {
+                        let untold = sqlx::query(
+                            "DELETE FROM subscription_reports \
+                             WHERE subscription_id = $1 AND origin = $2 AND report_id = $3",
+                        )
+                        .bind(subscription)
+                        .bind(&change.origin)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if untold == 0 {
+                            continue;
                         }
-                        None => {
-                            let untold = sqlx::query(
-                                "DELETE FROM subscription_reports \
-                                 WHERE subscription_id = $1 AND origin = $2 AND report_id = $3",
-                            )
-                            .bind(subscription)
-                            .bind(&change.origin)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                            if untold == 0 {
-                                continue;
-                            }
-                            &change.removal
-                        }
-                    };
+                    }
                     if queued >= limit {
                         dropped += 1;
                         continue;
@@ -254,7 +250,7 @@ impl super::Store {
                     )
                     .bind(subscription)
                     .bind(change.seq)
-                    .bind(payload)
+                    .bind(&change.payload)
                     .bind(now.timestamp_millis())
                     .execute(&mut *tx)
                     .await?;

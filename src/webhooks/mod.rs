@@ -86,13 +86,12 @@ impl Webhooks {
                 .map(|held| {
                     let event = &held.event;
                     let shown = Change::of(event, |facts| watch.admits(facts, now));
-                    let removal = Change { report: None, ..shown.clone() };
                     WatchedChange {
                         seq: event.seq,
                         origin: event.origin.clone(),
                         id: event.id,
-                        payload: shown.report.is_some().then(|| payload(&subscription, shown, now)),
-                        removal: payload(&subscription, removal, now),
+                        admits: shown.report.is_some(),
+                        payload: payload(&subscription, shown, now),
                     }
                 })
                 .collect();
