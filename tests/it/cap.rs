@@ -137,15 +137,13 @@ async fn an_alert_that_does_not_map_gets_a_problem_naming_the_element(backend: B
 }
 
 async fn the_picture_as_a_feed_of_alerts_passes_the_schema_and_says_no_more_than_the_view(backend: Backend) {
-    use crate::exchange::{MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, federation, picture_entry};
+    use crate::exchange::{
+        MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, federation, green_report_at_the_centre, id_of, picture_entry,
+    };
     let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |_| {}).await;
     let [municipality, police, retailer] = &nodes[..] else { unreachable!() };
     agree(&[municipality, police, retailer], SAFETY).await;
-    let mut body = report(2);
-    body["tlp"] = json!("GREEN");
-    body["category"] = json!("theft");
-    body["title"] = json!("Shoplifting at the entrance");
-    let id = node_file(municipality, &body).await;
+    let id = id_of(&municipality.file(&green_report_at_the_centre()).await);
     let held = picture_entry(retailer, &id, |e| e.is_some()).await.unwrap();
     // The shop holds the place as a grid cell and the time to the hour, without persons.
     assert!(held["location"]["cell_metres"].is_number(), "{held}");
@@ -161,8 +159,4 @@ async fn the_picture_as_a_feed_of_alerts_passes_the_schema_and_says_no_more_than
     for node in nodes {
         node.stop().await;
     }
-}
-
-async fn node_file(node: &TestNode, body: &Value) -> String {
-    node.file(body).await["id"].as_str().unwrap().to_owned()
 }

@@ -140,7 +140,7 @@ pub fn id_of(filed: &Value) -> String {
 }
 
 /// The body for a GREEN report near Hageby centrum, which the shop may see generalised.
-fn green_report_at_the_centre() -> Value {
+pub fn green_report_at_the_centre() -> Value {
     let mut body = report(2);
     body["tlp"] = json!("GREEN");
     body["category"] = json!("theft");
