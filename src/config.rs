@@ -223,6 +223,10 @@ pub struct ApiSection {
     /// How many live streams (`/api/v1/situation/stream`) the node serves at once.
     #[serde(default = "default_max_streams")]
     pub max_streams: usize,
+    /// How long a live stream's client may accept nothing (its connection full) before it loses its
+    /// place; the stream then ends when the client reads again, and it reconnects from where it was.
+    #[serde(default = "default_stream_stall_seconds")]
+    pub stream_stall_seconds: u64,
 }
 
 /// Where reports are kept.
@@ -374,6 +378,9 @@ impl NodeConfig {
         }
         if !(1..=10_000).contains(&self.api.max_streams) {
             return invalid("api.max_streams", "must be between 1 and 10000");
+        }
+        if !(1..=3_600).contains(&self.api.stream_stall_seconds) {
+            return invalid("api.stream_stall_seconds", "must be between 1 and 3600");
         }
         if !(1..=200).contains(&self.database.max_connections) {
             return invalid("database.max_connections", "must be between 1 and 200");
@@ -543,6 +550,10 @@ fn default_max_streams() -> usize {
     200
 }
 
+fn default_stream_stall_seconds() -> u64 {
+    30
+}
+
 fn default_body_limit() -> usize {
     256 * 1024
 }
@@ -567,6 +578,7 @@ impl Default for ApiSection {
             body_limit_bytes: default_body_limit(),
             workers: None,
             max_streams: default_max_streams(),
+            stream_stall_seconds: default_stream_stall_seconds(),
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct PictureFeed {
     head: watch::Sender<i64>,
     streams: Arc<Semaphore>,
     pub max_streams: usize,
+    /// How long a follower may accept nothing before it loses its place.
+    pub stall: Duration,
     /// Set when the node stops: every follower ends, so that stopping need not wait for them.
     closing: watch::Sender<bool>,
 }
@@ -103,8 +105,9 @@ struct Ring {
 }
 
 impl PictureFeed {
-    /// A feed that starts at the store's newest event; `max_streams` followers at most.
-    pub async fn start(store: Store, max_streams: usize) -> Result<Arc<Self>, StoreError> {
+    /// A feed that starts at the store's newest event; `max_streams` followers at most, each losing
+    /// its place when it accepts nothing for `stall`.
+    pub async fn start(store: Store, max_streams: usize, stall: Duration) -> Result<Arc<Self>, StoreError> {
         let last = store.picture_event_bounds().await?.last;
         Ok(Arc::new(Self {
             store,
@@ -112,6 +115,7 @@ impl PictureFeed {
             head: watch::Sender::new(last),
             streams: Arc::new(Semaphore::new(max_streams)),
             max_streams,
+            stall,
             closing: watch::Sender::new(false),
         }))
     }

@@ -104,7 +104,12 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     // With a provider configured the static token is refused, unless explicitly kept.
     let dev_token = config.api.dev_token.as_deref().filter(|_| config.auth.as_ref().is_none_or(|a| a.allow_dev_token));
     let metrics = Arc::new(Metrics::new());
-    let feed = PictureFeed::start(store.clone(), config.api.max_streams).await?;
+    let feed = PictureFeed::start(
+        store.clone(),
+        config.api.max_streams,
+        std::time::Duration::from_secs(config.api.stream_stall_seconds),
+    )
+    .await?;
     let body_limit = BodyLimit(config.api.body_limit_bytes);
     let state = Data::new(AppState {
         store: store.clone(),

@@ -9,13 +9,14 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
@@ -27,6 +28,7 @@ use crate::domain::{SituationQuery, ValidationErrors};
 use crate::http::input::{parse_field, query};
 use crate::http::problem::{ApiError, AuthProblems, Problem};
 use crate::picture_feed::PictureFeed;
+use crate::store::Store;
 
 /// How often a quiet stream sends a comment: proxies keep the connection open, and a client that
 /// went away is noticed (and its place freed) when one cannot be written.
@@ -100,6 +102,14 @@ pub async fn stream(caller: Caller, state: Data<AppState>, req: HttpRequest) -> 
     let opened = AuditEvent::new("situation.stream_opened", &caller.actor)
         .detail(format!("from event {cursor}{}", from.map(|n| format!(" (asked for {n})")).unwrap_or_default()));
     state.store.record_audit(&opened, state.clock.now()).await?;
+    let place = Arc::new(Mutex::new(Place { held: Some(permit), waiting_since: None }));
+    tokio::spawn(watch_for_stall(
+        Arc::downgrade(&place),
+        state.feed.stall,
+        state.store.clone(),
+        state.clock.clone(),
+        caller.actor.clone(),
+    ));
     let follower = Follower {
         feed: state.feed.clone(),
         clock: state.clock.clone(),
@@ -108,8 +118,8 @@ pub async fn stream(caller: Caller, state: Data<AppState>, req: HttpRequest) -> 
         filter,
         cursor,
         pending,
-        heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT),
-        _place: permit,
+        heartbeat: tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT),
+        place,
     };
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -131,8 +141,18 @@ struct Follower {
     cursor: i64,
     pending: VecDeque<Bytes>,
     heartbeat: tokio::time::Interval,
-    /// Held while the stream is open: the node's count of streams.
-    _place: OwnedSemaphorePermit,
+    /// The stream's place among the node's streams, shared with the watch that takes it back from a
+    /// client that stalls.
+    place: Arc<Mutex<Place>>,
+}
+
+/// A stream's place, while its client keeps up.
+struct Place {
+    /// Held while the stream counts among the node's streams; `None` once the client lost it.
+    held: Option<OwnedSemaphorePermit>,
+    /// When the stream last gave bytes that have not been taken since (the client's connection is
+    /// full until it reads them).
+    waiting_since: Option<Instant>,
 }
 
 impl Follower {
@@ -140,6 +160,11 @@ impl Follower {
     /// when nothing happens. A store that fails ends the stream; the client reconnects from where
     /// it was.
     async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        {
+            let mut place = self.place.lock().unwrap_or_else(PoisonError::into_inner);
+            place.held.as_ref()?;
+            place.waiting_since = None;
+        }
         loop {
             if *self.closing.borrow() {
                 return None;
@@ -150,6 +175,7 @@ impl Follower {
                 for bytes in self.pending.drain(..) {
                     all.extend_from_slice(&bytes);
                 }
+                self.place.lock().unwrap_or_else(PoisonError::into_inner).waiting_since = Some(Instant::now());
                 return Some((Ok(all.freeze()), self));
             }
             self.watch.borrow_and_update();
@@ -181,6 +207,37 @@ impl Follower {
                 _ = self.closing.changed() => return None,
                 _ = self.heartbeat.tick() => self.pending.push_back(Bytes::from_static(b": heartbeat\n\n")),
             }
+        }
+    }
+}
+
+/// Takes the place back from a stream whose client has accepted nothing for `stall`, and audits
+/// it; ends when the stream does. The server asks a stream for more only when the client's
+/// connection has room, so the stream itself cannot tell: it would simply not be asked.
+async fn watch_for_stall(
+    place: Weak<Mutex<Place>>,
+    stall: Duration,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    actor: String,
+) {
+    let every = (stall / 4).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(place) = place.upgrade() else { return };
+        let lost = {
+            let mut place = place.lock().unwrap_or_else(PoisonError::into_inner);
+            let stalled = place.waiting_since.is_some_and(|since| since.elapsed() >= stall);
+            stalled && place.held.take().is_some()
+        };
+        if lost {
+            tracing::info!(%actor, "a live stream's client accepted nothing for {stall:?}; its place is freed");
+            let event = AuditEvent::new("situation.stream_dropped", &actor)
+                .detail(format!("the client accepted nothing for {} s", stall.as_secs()));
+            if let Err(error) = store.record_audit(&event, clock.now()).await {
+                tracing::warn!(%error, "the dropped stream could not be audited");
+            }
+            return;
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The live stream of the picture's changes, read as a client would over HTTP: a client that drops
 //! off while a thousand changes are made resumes with `Last-Event-ID` and gets each exactly once, in
 //! order; replicas on one PostgreSQL number one gap-free sequence; retractions, erasures,
-//! withdrawals and deletions arrive as events; and what a client rebuilds from the stream is what
-//! `/situation` shows it.
+//! withdrawals and deletions arrive as events; what a client rebuilds from the stream is what
+//! `/situation` shows it; and a client that stops reading loses its place.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration as StdDuration;
@@ -19,6 +19,7 @@ on_both_backends!(
     retractions_erasures_withdrawals_and_deletions_reach_the_stream_as_events,
     what_a_client_rebuilds_from_the_stream_is_what_the_picture_shows_it,
     a_stream_is_set_up_for_proxies_and_bounded_in_number,
+    a_stream_client_that_accepts_nothing_loses_its_place,
 );
 
 /// One Server-Sent Event.
@@ -333,5 +334,61 @@ async fn a_stream_is_set_up_for_proxies_and_bounded_in_number(backend: Backend) 
         problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["bbox", "last_event_id"], "{problem}");
     drop(stream);
+    node.stop().await;
+}
+
+/// A client that opens the stream, reads the answer's head, and then reads nothing, with a small
+/// receive buffer: its connection fills after a few changes.
+async fn open_without_reading(node: &TestNode) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = node.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4_096).unwrap();
+    let mut connection = socket.connect(addr).await.unwrap();
+    let request =
+        format!("GET /api/v1/situation/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    connection.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(connection.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    connection
+}
+
+async fn a_stream_client_that_accepts_nothing_loses_its_place(backend: Backend) {
+    let node = TestNode::spawn_with(backend, |config| {
+        config.api.max_streams = 1;
+        config.api.stream_stall_seconds = 1;
+    })
+    .await;
+    let _stalled = open_without_reading(&node).await;
+    let refused = node.get("/api/v1/situation/stream").send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Changes fill its connection; once full for a second, its place is free for another client.
+    let mut body = report(1);
+    body["description"] = json!("Glass on the schoolyard. ".repeat(360));
+    let mut stream = until_within("the stalled client kept its place", StdDuration::from_secs(120), || async {
+        let filings = (0..20).map(|_| node.request(Method::POST, "/api/v1/reports").json(&body).send());
+        for filed in futures_util::future::join_all(filings).await {
+            assert_eq!(filed.unwrap().status(), StatusCode::CREATED);
+        }
+        let answer = node.get("/api/v1/situation/stream").send().await.unwrap();
+        if answer.status() == StatusCode::OK {
+            Ok(Stream { response: answer, buffer: String::new() })
+        } else {
+            Err(answer.status().to_string())
+        }
+    })
+    .await;
+    let audit: Value =
+        node.get("/api/v1/audit?event=situation.stream_dropped").send().await.unwrap().json().await.unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(entries[0]["actor"], "token:dev", "{audit}");
+    // The new client follows the picture.
+    let filed = id_of(&node.file(&report(2)).await);
+    let event = stream.next().await;
+    assert_eq!((event.kind.as_str(), event.data["id"].as_str()), ("filed", Some(filed.as_str())));
     node.stop().await;
 }
