@@ -1,6 +1,7 @@
 //! The picture's changes as they happen, for everyone on this node who follows them (the live
-//! stream): one poller per node reads the new events of the store every tenth of a second (the
-//! store numbers them in commit order, whichever replica wrote them) and keeps the latest in a ring,
+//! stream): one poller per node reads the new events of the store as soon as this process commits a
+//! write, and every tenth of a second for what other replicas wrote (the store numbers them in
+//! commit order, whichever replica wrote them), and keeps the latest in a ring,
 //! so a thousand followers cost one query, not a thousand. A follower that fell behind the ring
 //! reads from the store; one that fell behind what the store keeps is told to reload. The poller
 //! also prunes the store's events to a bounded number.
@@ -50,8 +51,12 @@ impl Change {
     }
 }
 
-/// How often the store is asked for new events.
+/// How often the store is asked for new events when this process writes nothing (other replicas
+/// may).
 const POLL_EVERY: Duration = Duration::from_millis(100);
+/// The least time between two reads, however often this process commits: a burst of filings is
+/// read in pages, not one query each.
+const POLL_GAP: Duration = Duration::from_millis(5);
 /// How many of the latest events are kept in memory.
 const RING: usize = 10_000;
 /// How many events one read takes at most.
@@ -123,11 +128,14 @@ impl PictureFeed {
     /// Reads new events from the store as they come, and prunes the old ones now and then.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(POLL_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_prune = tokio::time::Instant::now();
             loop {
-                tick.tick().await;
+                let polled = tokio::time::Instant::now();
+                tokio::select! {
+                    _ = self.store.next_commit() => {}
+                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                }
+                tokio::time::sleep_until(polled + POLL_GAP).await;
                 if let Err(error) = self.poll().await {
                     tracing::warn!(%error, "reading the picture's new events failed; trying again");
                 }

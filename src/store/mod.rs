@@ -42,6 +42,9 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Reports being filed, to be committed together.
     filings: std::sync::Arc<filing::FilingQueue>,
+    /// Told after every write this process commits, so that a follower of the picture's events
+    /// reads them at once instead of at its next poll.
+    commits: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,8 +85,9 @@ macro_rules! on_pool {
     };
 }
 
-/// Runs `$body` in a write transaction bound to `$tx`, committing when it ends without error. SQLite
-/// takes the write lock at `BEGIN IMMEDIATE`, so concurrent writers queue instead of failing midway.
+/// Runs `$body` in a write transaction bound to `$tx`, committing when it ends without error, and
+/// tells [`Store::next_commit`]. SQLite takes the write lock at `BEGIN IMMEDIATE`, so concurrent
+/// writers queue instead of failing midway.
 macro_rules! in_write_tx {
     ($store:expr, |$tx:ident| $body:expr) => {
         match &$store.pool {
@@ -92,12 +96,14 @@ macro_rules! in_write_tx {
                 let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let out = $body;
                 $tx.commit().await?;
+                $store.commits.notify_one();
                 out
             }
             crate::store::Pool::Postgres(pool) => {
                 let mut $tx = pool.begin().await?;
                 let out = $body;
                 $tx.commit().await?;
+                $store.commits.notify_one();
                 out
             }
         }
@@ -165,7 +171,12 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(format!("cannot open SQLite database {url}: {e}")))?;
-        Ok(Self { pool: Pool::Sqlite(pool), writer: Default::default(), filings: Default::default() })
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+            writer: Default::default(),
+            filings: Default::default(),
+            commits: Default::default(),
+        })
     }
 
     async fn open_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -180,7 +191,18 @@ impl Store {
             .await
             // The URL may hold a password: name the server, never echo the URL.
             .map_err(|e| StoreError::Open(format!("cannot connect to PostgreSQL at {host}:{port}/{database}: {e}")))?;
-        Ok(Self { pool: Pool::Postgres(pool), writer: Default::default(), filings: Default::default() })
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+            writer: Default::default(),
+            filings: Default::default(),
+            commits: Default::default(),
+        })
+    }
+
+    /// Waits until this process has committed a write since the last wait ended (at once if it has).
+    /// Meant for one waiter, the picture's feed; writes of other replicas are not told.
+    pub async fn next_commit(&self) {
+        self.commits.notified().await;
     }
 
     pub fn kind(&self) -> DatabaseKind {
