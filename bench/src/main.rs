@@ -75,6 +75,12 @@ enum Command {
         #[command(flatten)]
         flood: flood::ClientArgs,
     },
+    /// Reads a node's live streams (the stream step starts it).
+    #[command(hide = true)]
+    StreamClients {
+        #[command(flatten)]
+        clients: stream::ClientsArgs,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -149,6 +155,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Some(Command::Node { config }) => nodes::serve_child(config),
         Some(Command::FloodClient { flood }) => flood::client_child(flood),
+        Some(Command::StreamClients { clients }) => stream::clients_child(clients),
         None => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(run(&cli))),
