@@ -47,6 +47,8 @@ pub fn bind(federation: Arc<Federation>, listen: SocketAddr, workers: usize) -> 
     let server = HttpServer::new(move || App::new().app_data(data.clone()).wrap(from_fn(observe)).configure(routes))
         .on_connect(capture_peer_certificate)
         .workers(workers)
+        // Small writes go out at once, not after the partner's delayed acknowledgement.
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(10)
         .listen_rustls_0_23(listener, tls)?
