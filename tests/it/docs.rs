@@ -22,6 +22,28 @@ fn committed_openapi_documents_match_the_code() {
     }
 }
 
+/// A client generated from the document sends what the document lists; the API takes only each
+/// enum's wire names (`suspicious_activity`, `AMBER+STRICT`), so the document must list those.
+#[test]
+fn the_documents_enums_list_the_values_the_api_accepts() {
+    use lagesbild::domain::{Category, PersonRole, Severity, SiteKind, Status, Tlp};
+    fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+        all.iter().map(|v| name(*v)).collect()
+    }
+    let doc: Value = serde_json::from_str(&lagesbild::api::docs::openapi_json()).unwrap();
+    for (schema, accepted) in [
+        ("Category", names(Category::ALL, Category::as_str)),
+        ("Severity", names(Severity::ALL, Severity::as_str)),
+        ("Status", names(Status::ALL, Status::as_str)),
+        ("Tlp", names(Tlp::ALL, Tlp::as_str)),
+        ("PersonRole", names(PersonRole::ALL, PersonRole::as_str)),
+        ("SiteKind", names(SiteKind::ALL, SiteKind::as_str)),
+    ] {
+        let listed = &doc["components"]["schemas"][schema]["enum"];
+        assert_eq!(listed, &serde_json::json!(accepted), "the document's {schema} is not what the API accepts");
+    }
+}
+
 #[test]
 fn every_operation_documents_its_errors_as_problems() {
     for text in [lagesbild::api::docs::openapi_json(), lagesbild::federation::docs::openapi_json()] {
