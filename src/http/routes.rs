@@ -1,7 +1,7 @@
 //! Routes as data: each edge lists its paths, each with the methods it answers, and registers that
 //! list. The same list tells a test which routes exist, so a route that the OpenAPI document does
 //! not describe cannot hide from the document's walkers. A method a path does not answer gets a 405
-//! problem naming it.
+//! problem naming it, with the methods it does answer in `Allow`.
 
 use actix_web::http::Method;
 use actix_web::web::{self, ServiceConfig};
@@ -48,7 +48,13 @@ impl Path {
 /// Registers every path; any method a path does not list gets a 405 problem.
 pub fn register(cfg: &mut ServiceConfig, paths: Vec<Path>) {
     for path in paths {
-        let mut resource = web::resource(path.path).default_service(web::to(method_not_allowed));
+        let mut methods: Vec<&str> = path.endpoints.iter().map(|e| e.method.as_str()).collect();
+        methods.push(Method::OPTIONS.as_str());
+        let allow = methods.join(", ");
+        let mut resource = web::resource(path.path).default_service(web::to(move |req: HttpRequest| {
+            let allow = allow.clone();
+            async move { method_not_allowed(req, allow) }
+        }));
         if let Some(limit) = path.body_limit {
             resource = resource.app_data(limit);
         }
@@ -67,9 +73,10 @@ pub fn listing(paths: Vec<Path>) -> Vec<(String, Method)> {
         .collect()
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// `OPTIONS` answers which methods the path takes; any other method it does not list is refused.
+fn method_not_allowed(req: HttpRequest, allow: String) -> Result<HttpResponse, ApiError> {
     if req.method() == Method::OPTIONS {
-        return Ok(HttpResponse::NoContent().finish());
+        return Ok(HttpResponse::NoContent().insert_header((actix_web::http::header::ALLOW, allow)).finish());
     }
-    Err(ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path())))
+    Err(ApiError::MethodNotAllowed { detail: format!("{} is not allowed on {}", req.method(), req.path()), allow })
 }

@@ -40,13 +40,17 @@ async fn unknown_routes_and_methods_get_problems(backend: Backend) {
     let node = TestNode::spawn(backend).await;
     expect_problem(node.get("/api/v1/nothing-here").send().await.unwrap(), StatusCode::NOT_FOUND).await;
     expect_problem(node.get("/").send().await.unwrap(), StatusCode::NOT_FOUND).await;
-    for (method, path) in [
-        (Method::DELETE, "/api/v1/situation"),
-        (Method::GET, "/api/v1/reports"),
-        (Method::DELETE, "/api/v1/reports/01937a4e-2f6c-7d3e-9a1b-2c3d4e5f6a7b"),
-        (Method::PATCH, "/api/v1/reports/01937a4e-2f6c-7d3e-9a1b-2c3d4e5f6a7b"),
+    // Each 405 says in `Allow` what the path answers (RFC 9110, 15.5.6).
+    let report = "/api/v1/reports/01937a4e-2f6c-7d3e-9a1b-2c3d4e5f6a7b";
+    for (method, path, allow) in [
+        (Method::DELETE, "/api/v1/situation", "GET, OPTIONS"),
+        (Method::GET, "/api/v1/reports", "POST, OPTIONS"),
+        (Method::DELETE, report, "GET, PUT, OPTIONS"),
+        (Method::PATCH, report, "GET, PUT, OPTIONS"),
     ] {
-        let response = node.request(method, path).send().await.unwrap();
+        let response = node.request(method.clone(), path).send().await.unwrap();
+        let allowed = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(allowed.as_deref(), Some(allow), "{method} {path}");
         expect_problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
     }
     node.stop().await;
