@@ -50,13 +50,14 @@ pub async fn read_body<T: DeserializeOwned + 'static>(
     read_json::<T>(req, &mut payload, false).await?.ok_or(ApiError::MalformedBody("the body is empty".into()))
 }
 
-/// Like [`read_body`], but an empty body means `T::default()`.
+/// Like [`read_body`], but an empty body, or `null`, means `T::default()`.
 pub async fn read_optional_body<T: DeserializeOwned + Default + 'static>(
     req: &HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<T, ApiError> {
     let mut payload = payload.into_inner();
-    Ok(read_json::<T>(req, &mut payload, true).await?.unwrap_or_default())
+    // `null` is "none" as an empty body is: an OpenAPI client sends it for an absent optional body.
+    Ok(read_json::<Option<T>>(req, &mut payload, true).await?.flatten().unwrap_or_default())
 }
 
 /// Reads and parses the body; `None` for an empty body where `empty_allowed`.

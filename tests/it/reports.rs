@@ -21,7 +21,25 @@ on_both_backends!(
     another_organisations_report_is_not_found_by_id,
     unknown_and_malformed_ids_are_not_found,
     reports_filed_at_once_are_all_stored_and_a_bad_one_fails_alone,
+    a_retraction_with_a_null_body_is_one_without_a_reason,
 );
+
+/// The document lets the optional body be `null` (a generated client sends that for "none").
+async fn a_retraction_with_a_null_body_is_one_without_a_reason(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    let id = node.file(&report(3)).await["id"].as_str().unwrap().to_owned();
+    let response = node
+        .request(Method::POST, &format!("/api/v1/reports/{id}/retract"))
+        .header("Content-Type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let retracted: Value = response.json().await.unwrap();
+    assert!(retracted["retracted"]["at"].is_string() && retracted["retracted"].get("reason").is_none(), "{retracted}");
+    node.stop().await;
+}
 
 async fn filed_report_reads_back_as_version_one(backend: Backend) {
     let node = TestNode::spawn(backend).await;
