@@ -77,7 +77,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ReportIsOpenContent),
     tags(
         (name = "reports", description = "Your organisation's situation reports and their versions"),
         (name = "situation", description = "The merged situation picture"),
@@ -99,6 +99,28 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
+    }
+}
+
+/// A served report is its content and the fields the node adds (`allOf`). The content's schema
+/// refuses unknown fields, as filing does; inside the report it would refuse the node's own, so the
+/// report holds a copy of it that does not.
+struct ReportIsOpenContent;
+
+impl Modify for ReportIsOpenContent {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let Some(components) = openapi.components.as_mut() else { return };
+        let Some(RefOr::T(Schema::Object(content))) = components.schemas.get("ReportContent") else { return };
+        let mut open = content.clone();
+        open.additional_properties = None;
+        if let Some(RefOr::T(Schema::AllOf(report))) = components.schemas.get_mut("Report") {
+            for part in &mut report.items {
+                if matches!(part, RefOr::Ref(r) if r.ref_location.ends_with("/ReportContent")) {
+                    *part = RefOr::T(Schema::Object(open.clone()));
+                }
+            }
+        }
     }
 }
 

@@ -44,6 +44,28 @@ fn the_documents_enums_list_the_values_the_api_accepts() {
     }
 }
 
+/// A schema made of parts (`allOf`) validates every part against the whole object: a part that
+/// forbids other properties refuses the fields the others add (a served report failed its schema).
+#[test]
+fn no_schema_of_parts_has_a_part_that_forbids_the_others_fields() {
+    for text in [lagesbild::api::docs::openapi_json(), lagesbild::federation::docs::openapi_json()] {
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let closed = |part: &Value| {
+            let part = match part["$ref"].as_str() {
+                Some(reference) => &schemas[reference.trim_start_matches("#/components/schemas/")],
+                None => part,
+            };
+            part["additionalProperties"] == Value::Bool(false)
+        };
+        for (name, schema) in schemas {
+            if let Some(parts) = schema["allOf"].as_array() {
+                assert!(!parts.iter().any(closed), "{name} has a part that forbids the others' fields");
+            }
+        }
+    }
+}
+
 #[test]
 fn every_operation_documents_its_errors_as_problems() {
     for text in [lagesbild::api::docs::openapi_json(), lagesbild::federation::docs::openapi_json()] {
