@@ -34,6 +34,12 @@ pub struct AgreementView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
+    /// Why: 1 to 1 000 characters, no control characters but line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -43,8 +49,10 @@ pub struct RevokeRequest {
 #[into_params(parameter_in = Query)]
 pub struct PreviewParams {
     /// One of your organisation's reports.
+    #[param(value_type = String, format = Uuid)]
     report: String,
     /// The recipient organisation.
+    #[param(value_type = OrgId)]
     recipient: String,
 }
 

@@ -21,8 +21,10 @@ use crate::store::AuditQuery;
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Entries at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Entries at or before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
     /// An event name, such as `report.created` or `partner.blocked`.
     event: Option<String>,
@@ -32,6 +34,7 @@ pub struct AuditParams {
     /// The `next_after` of the previous page.
     after: Option<i64>,
     /// Entries per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

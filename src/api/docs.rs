@@ -70,11 +70,11 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
     ),
     components(schemas(
         Report, ReportContent, Retraction, Location, Site, SiteKind, Person, PersonRole, Action, Category, Severity,
-        Status, Tlp, Problem, FieldError, reports::RetractRequest, situation::SituationResponse,
+        Status, Tlp, Problem, FieldError, reports::RetractRequest, situation::SituationResponse, situation::Format,
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
         partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, super::auth::Me, crate::domain::Role, audit::AuditPage, crate::domain::audit::AuditEntry,
         crate::domain::audit::AuditEvent,
-        agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
+        agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, stream::StreamData, stream::ServerSentEvent, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
     modifiers(&BearerAuth, &ReportIsOpenContent),

@@ -22,8 +22,14 @@ use crate::store::QueuedEnvelope;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetractRequest {
-    /// Shown to partners that received the report.
+    /// Shown to partners that received the report: 1 to 1 000 characters, no control characters
+    /// but line breaks.
     #[schema(example = "Filed twice; see the other report")]
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -106,7 +112,7 @@ fn is_cap(value: Option<&HeaderValue>) -> bool {
     put, path = "/api/v1/reports/{id}", tag = "reports",
     params(
         ("id" = String, Path, description = "The report's id"),
-        ("If-Match" = String, Header, description = "The version being changed, as served in ETag, e.g. \"1\""),
+        ("If-Match" = String, Header, pattern = r#"^(W/)?"?[1-9][0-9]{0,8}"?$"#, description = "The version being changed, as served in ETag, e.g. \"1\""),
     ),
     request_body = ReportContent,
     responses(
@@ -145,7 +151,7 @@ pub async fn update_report(
     post, path = "/api/v1/reports/{id}/retract", tag = "reports",
     params(
         ("id" = String, Path, description = "The report's id"),
-        ("If-Match" = Option<String>, Header, description = "If given, the version being retracted"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(W/)?"?[1-9][0-9]{0,8}"?$"#, description = "If given, the version being retracted"),
     ),
     request_body(content = Option<RetractRequest>, description = "Optional: why"),
     responses(

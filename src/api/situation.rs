@@ -26,23 +26,28 @@ use crate::http::problem::{ApiError, AuthProblems, Problem};
 #[into_params(parameter_in = Query)]
 pub struct PictureFilters {
     /// Reports whose observed time span ends at or after this time (RFC 3339).
-    #[param(example = "2026-11-24T18:00:00Z")]
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-24T18:00:00Z")]
     since: Option<String>,
     /// Reports whose observed time span begins at or before this time (RFC 3339).
-    #[param(example = "2026-11-25T06:00:00Z")]
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-25T06:00:00Z")]
     until: Option<String>,
     /// A bounding box in WGS84 degrees: min_lon,min_lat,max_lon,max_lat.
     #[param(example = "16.10,58.55,16.25,58.62")]
     bbox: Option<String>,
     /// Categories, comma-separated, e.g. `vandalism,burglary`.
+    #[param(value_type = Option<Vec<Category>>, style = Form, explode = false)]
     category: Option<String>,
     /// The least severity: minor, moderate, severe or critical.
+    #[param(value_type = Option<Severity>)]
     min_severity: Option<String>,
     /// Origin organisations, comma-separated.
+    #[param(value_type = Option<Vec<OrgId>>, style = Form, explode = false)]
     origin: Option<String>,
     /// ongoing or resolved.
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
     /// `own` (this node's reports) or `received` (partners').
+    #[param(value_type = Option<Source>)]
     source: Option<String>,
 }
 
@@ -51,11 +56,13 @@ pub struct PictureFilters {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Reports per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     /// `json` (default), `geojson` or `cap` (an Atom feed of CAP 1.2 alerts);
     /// `Accept: application/geo+json` or `application/atom+xml` also selects them.
+    #[param(value_type = Option<Format>)]
     format: Option<String>,
 }
 
@@ -199,8 +206,10 @@ where
     raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| T::from_str(s).map_err(|e| e.to_string())).collect()
 }
 
-/// How a page is rendered.
-enum Format {
+/// How a page is rendered, as the `format` parameter names it.
+#[derive(ToSchema)]
+#[schema(as = PageFormat, rename_all = "lowercase")]
+pub enum Format {
     Json,
     GeoJson,
     Cap,

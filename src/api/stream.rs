@@ -33,8 +33,6 @@ use crate::store::Store;
 /// How often a quiet stream sends a comment: proxies keep the connection open, and a client that
 /// went away is noticed (and its place freed) when one cannot be written.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// How long a client waits before it reconnects, as the stream tells it.
-const RETRY_MS: u32 = 2_000;
 
 /// Where the stream starts.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -43,6 +41,7 @@ pub struct StreamParams {
     /// The last event the client has: the `last_event_id` of a `/situation` page, or the id of the
     /// last event it received (the `Last-Event-ID` header, which a reconnecting EventSource sends,
     /// takes precedence). Without either, the stream starts with the next change.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 9_007_199_254_740_991_i64)]
     last_event_id: Option<String>,
 }
 
@@ -54,13 +53,21 @@ pub struct StreamReset {
     pub last_event_id: i64,
 }
 
+/// What an event's `data` holds: a change, or for a `reset`, where to reload from.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StreamData<'a> {
+    Change(&'a crate::picture_feed::Change),
+    Reset(&'a StreamReset),
+}
+
 /// Follow the situation picture's changes as they happen (Server-Sent Events).
 #[utoipa::path(
     get, path = "/api/v1/situation/stream", tag = "situation",
     params(PictureFilters, StreamParams,
         ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received; sent by a reconnecting EventSource")),
     responses(
-        (status = 200, description = "An endless `text/event-stream`: events whose `data` is a Change (or, for `reset`, a StreamReset), and comment lines as heartbeats", content_type = "text/event-stream", body = crate::picture_feed::Change),
+        (status = 200, description = "An endless `text/event-stream`: events whose `data` is a StreamData: a Change, or for `reset` a StreamReset; and comment lines as heartbeats", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 422, description = "A filter or the last event id is invalid; `errors` names each", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The node serves as many streams as it may; try again later", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
@@ -85,7 +92,7 @@ pub async fn stream(caller: Caller, state: Data<AppState>, req: HttpRequest) -> 
         ))
     })?;
     let bounds = state.feed.bounds().await?;
-    let mut pending = VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n: following the picture\n\n"))]);
+    let mut pending = VecDeque::new();
     let cursor = match from {
         None => bounds.last,
         Some(n) if n + 1 >= bounds.first && n <= bounds.last => n,
@@ -95,7 +102,11 @@ pub async fn stream(caller: Caller, state: Data<AppState>, req: HttpRequest) -> 
             } else {
                 format!("this node keeps events from {} on; {n} is older", bounds.first)
             };
-            pending.push_back(frame("reset", None, &StreamReset { reason, last_event_id: bounds.last }));
+            pending.push_back(frame(
+                "reset",
+                None,
+                &StreamData::Reset(&StreamReset { reason, last_event_id: bounds.last }),
+            ));
             bounds.last
         }
     };
@@ -186,7 +197,7 @@ impl Follower {
                         self.cursor = event.event.seq;
                         let frame = event.rendered(
                             |facts| self.filter.admits(facts, now),
-                            |change| frame(&change.kind, Some(change.seq), change),
+                            |change| frame(&change.kind, Some(change.seq), &StreamData::Change(change)),
                         );
                         self.pending.push_back(frame);
                     }
@@ -243,8 +254,26 @@ async fn watch_for_stall(
 }
 
 /// One Server-Sent Event: its type, its id if it has one, and its data as one line of JSON.
-fn frame(kind: &str, id: Option<i64>, data: &impl Serialize) -> Bytes {
+fn frame(kind: &str, id: Option<i64>, data: &StreamData) -> Bytes {
     let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
-    let id = id.map(|n| format!("id: {n}\n")).unwrap_or_default();
-    Bytes::from(format!("{id}event: {kind}\ndata: {data}\n\n"))
+    ServerSentEvent { id: id.map(|n| n.to_string()), event: kind.to_owned(), data }.to_bytes()
+}
+
+/// One event of the stream as its fields are sent (the OpenAPI 3.2 view of `text/event-stream`).
+#[derive(ToSchema)]
+pub struct ServerSentEvent {
+    /// The event's number; absent on `reset`.
+    pub id: Option<String>,
+    /// What happened: `filed`, `updated`, `retracted`, `withdrawn`, `erased`, `deleted`, or `reset`.
+    pub event: String,
+    /// One line of JSON: a StreamData.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
+impl ServerSentEvent {
+    fn to_bytes(&self) -> Bytes {
+        let id = self.id.as_ref().map(|n| format!("id: {n}\n")).unwrap_or_default();
+        Bytes::from(format!("{id}event: {}\ndata: {}\n\n", self.event, self.data))
+    }
 }

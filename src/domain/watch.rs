@@ -37,6 +37,7 @@ pub struct Watch {
 pub struct GeoPolygon {
     /// `Polygon`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^Polygon$", example = "Polygon")]
     pub kind: String,
     #[schema(example = json!([[[16.14, 58.60], [16.17, 58.60], [16.17, 58.62], [16.14, 58.62], [16.14, 58.60]]]))]
     pub coordinates: Vec<Vec<[f64; 2]>>,
