@@ -13,6 +13,7 @@ mod auth;
 mod cap;
 mod catch_up_pause;
 mod cli;
+mod contract;
 mod demo;
 mod docs;
 mod exchange;
