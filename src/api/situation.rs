@@ -17,11 +17,11 @@ use crate::domain::{
     BBox, Category, Cursor, OrgId, PictureReport, Severity, SituationPage, SituationQuery, Source, Status,
     ValidationErrors,
 };
-use crate::http::input::{parse_field, parse_time, query};
+use crate::http::input::{parse_field, parse_time, query, query_with_lists};
 use crate::http::problem::{ApiError, AuthProblems, Problem};
 
-/// Filters of the situation picture, for a page and for the live stream alike. Lists are
-/// comma-separated.
+/// Filters of the situation picture, for a page and for the live stream alike. A list is given by
+/// repeating its parameter or comma-separated.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PictureFilters {
@@ -34,14 +34,14 @@ pub struct PictureFilters {
     /// A bounding box in WGS84 degrees: min_lon,min_lat,max_lon,max_lat.
     #[param(example = "16.10,58.55,16.25,58.62")]
     bbox: Option<String>,
-    /// Categories, comma-separated, e.g. `vandalism,burglary`.
-    #[param(value_type = Option<Vec<Category>>, style = Form, explode = false)]
+    /// Categories, e.g. `category=vandalism&category=burglary` (or comma-separated).
+    #[param(value_type = Option<Vec<Category>>, style = Form, explode = true)]
     category: Option<String>,
     /// The least severity: minor, moderate, severe or critical.
     #[param(value_type = Option<Severity>)]
     min_severity: Option<String>,
-    /// Origin organisations, comma-separated.
-    #[param(value_type = Option<Vec<OrgId>>, style = Form, explode = false)]
+    /// Origin organisations, repeated like `category` (or comma-separated).
+    #[param(value_type = Option<Vec<OrgId>>, style = Form, explode = true)]
     origin: Option<String>,
     /// ongoing or resolved.
     #[param(value_type = Option<Status>)]
@@ -49,6 +49,13 @@ pub struct PictureFilters {
     /// `own` (this node's reports) or `received` (partners').
     #[param(value_type = Option<Source>)]
     source: Option<String>,
+}
+
+impl PictureFilters {
+    /// The filters of the request's query; a list may be repeated, comma-separated, or both.
+    pub fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        query_with_lists(req, &["category", "origin"])
+    }
 }
 
 /// How one page of the picture is cut and rendered.
@@ -138,7 +145,7 @@ const ATOM: &str = "application/atom+xml";
 pub async fn situation(caller: Caller, state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller.require(READERS)?;
     only_known_parameters(&req, &[&names_of::<PictureFilters>(), &names_of::<PageParams>()])?;
-    let (filters, page): (PictureFilters, PageParams) = (query(&req)?, query(&req)?);
+    let (filters, page): (PictureFilters, PageParams) = (PictureFilters::of(&req)?, query(&req)?);
     let format = wanted_format(&req, page.format.as_deref())?;
     let mut errors = ValidationErrors::new();
     let mut query = parse_filters(&mut errors, filters);

@@ -77,7 +77,7 @@ pub enum StreamData<'a> {
 pub async fn stream(caller: Caller, state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller.require(READERS)?;
     only_known_parameters(&req, &[&names_of::<PictureFilters>(), &names_of::<StreamParams>()])?;
-    let (filters, params): (PictureFilters, StreamParams) = (query(&req)?, query(&req)?);
+    let (filters, params): (PictureFilters, StreamParams) = (PictureFilters::of(&req)?, query(&req)?);
     let mut errors = ValidationErrors::new();
     let filter = parse_filters(&mut errors, filters);
     let header = req.headers().get("last-event-id").map(|v| v.to_str().map(str::to_owned).unwrap_or_default());

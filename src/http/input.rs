@@ -12,7 +12,31 @@ use crate::domain::ValidationErrors;
 
 /// The request's query parameters as `T`; an unknown or malformed one is a problem naming `query`.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    Query::<T>::from_query(req.query_string())
+    query_of(req.query_string())
+}
+
+/// The request's query parameters as `T`, where each parameter named in `lists` may be given more
+/// than once (`category=fire&category=theft`, as a client generated from an OpenAPI document sends
+/// an array) as well as comma-separated (`category=fire,theft`): the values are joined with commas.
+pub fn query_with_lists<T: DeserializeOwned>(req: &HttpRequest, lists: &[&str]) -> Result<T, ApiError> {
+    let pairs: Vec<(String, String)> = query(req)?;
+    let mut merged: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        match merged.iter_mut().find(|(seen, _)| *seen == name && lists.contains(&seen.as_str())) {
+            Some((_, joined)) => {
+                joined.push(',');
+                joined.push_str(&value);
+            }
+            None => merged.push((name, value)),
+        }
+    }
+    let mut text = url::form_urlencoded::Serializer::new(String::new());
+    text.extend_pairs(merged);
+    query_of(&text.finish())
+}
+
+fn query_of<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    Query::<T>::from_query(text)
         .map(Query::into_inner)
         .map_err(|e| ApiError::Validation(ValidationErrors::single("query", e.to_string())))
 }

@@ -18,7 +18,29 @@ on_both_backends!(
     pages_cover_every_report_once,
     expired_report_leaves_the_picture_when_its_time_comes,
     bad_filters_are_refused_by_name,
+    a_list_filter_may_be_repeated_as_openapi_clients_send_it,
 );
+
+/// `category=a,b` and `category=a&category=b` (how a client generated from the document sends an
+/// array) select the same reports.
+async fn a_list_filter_may_be_repeated_as_openapi_clients_send_it(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    let mut ids = Vec::new();
+    for category in ["vandalism", "fire", "theft"] {
+        let mut body = report(1);
+        body["category"] = json!(category);
+        ids.push(node.file(&body).await["id"].as_str().unwrap().to_owned());
+    }
+    let mut expected = ids[..2].to_vec();
+    expected.sort();
+    for query in ["?category=vandalism,fire", "?category=vandalism&category=fire", "?category=vandalism,fire&category="]
+    {
+        let mut found = node.situation_ids(query).await;
+        found.sort();
+        assert_eq!(found, expected, "{query}");
+    }
+    node.stop().await;
+}
 
 async fn picture_shows_latest_versions_newest_first(backend: Backend) {
     let node = TestNode::spawn(backend).await;
