@@ -77,7 +77,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, stream::StreamData, stream::ServerSentEvent, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
-    modifiers(&BearerAuth, &ReportIsOpenContent),
+    modifiers(&BearerAuth, &ReportIsOpenContent, &PictureReportsByName),
     tags(
         (name = "reports", description = "Your organisation's situation reports and their versions"),
         (name = "situation", description = "The merged situation picture"),
@@ -120,6 +120,36 @@ impl Modify for ReportIsOpenContent {
                     *part = RefOr::T(Schema::Object(open.clone()));
                 }
             }
+        }
+    }
+}
+
+/// A report in the picture is one of two kinds, told apart by `source`. The derived schema holds
+/// both inline; client generators (openapi-python-client among them) cannot make a type of an
+/// unnamed variant, so each is named (`OwnReport`, `ReceivedReport`) and `source` is declared as
+/// the discriminator.
+struct PictureReportsByName;
+
+impl Modify for PictureReportsByName {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Discriminator;
+        use utoipa::openapi::{Ref, RefOr, Schema};
+        let Some(components) = openapi.components.as_mut() else { return };
+        let Some(RefOr::T(Schema::OneOf(kinds))) = components.schemas.get_mut("PictureReport") else { return };
+        let named = [("own", "OwnReport"), ("received", "ReceivedReport")];
+        if kinds.items.len() != named.len() {
+            return;
+        }
+        let variants = std::mem::take(&mut kinds.items);
+        let mut discriminator = Discriminator::new("source");
+        for (source, name) in named {
+            let location = format!("#/components/schemas/{name}");
+            kinds.items.push(RefOr::Ref(Ref::new(location.clone())));
+            discriminator.mapping.insert(source.to_owned(), location);
+        }
+        kinds.discriminator = Some(discriminator);
+        for ((_, name), variant) in named.into_iter().zip(variants) {
+            components.schemas.insert(name.to_owned(), variant);
         }
     }
 }

@@ -3,9 +3,37 @@
 //! examples, boundary cases, random cases and stateful sequences (file, then update, then retract),
 //! under `--checks all`: no 5xx, no schema-valid request refused, no invalid one accepted, every
 //! answer matching its documented status, content type and schema. `tests/contract/schemathesis.toml`
-//! lists what the document cannot say, each with why.
+//! lists what the document cannot say, each with why. And a client that openapi-python-client
+//! (PyPI) generates from the committed document files, updates and retracts a report and reads the
+//! picture, as a partner's IT department would (`tests/contract/client.py`).
 
-use crate::support::{Backend, TOKEN, TestNode};
+use crate::on_both_backends;
+use crate::support::{Backend, TOKEN, TestNode, start_time};
+
+on_both_backends!(a_client_generated_from_the_document_files_updates_and_retracts_a_report);
+
+async fn a_client_generated_from_the_document_files_updates_and_retracts_a_report(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let work = tempfile::tempdir().unwrap();
+    let generated = std::process::Command::new(format!("{root}/tests/contract/.venv/bin/openapi-python-client"))
+        .current_dir(work.path())
+        .args(["generate", "--meta", "none", "--path", &format!("{root}/openapi/lagesbild.json"), "--output-path"])
+        .arg(work.path().join("lagesbild_client"))
+        .output()
+        .expect("openapi-python-client runs (tests/run installs it)");
+    let said = String::from_utf8_lossy(&generated.stdout);
+    assert!(generated.status.success(), "{said}{}", String::from_utf8_lossy(&generated.stderr));
+    assert!(!said.contains("Unable to process schema"), "the generator dropped a schema:\n{said}");
+    let mut client = std::process::Command::new(format!("{root}/tests/contract/.venv/bin/python"));
+    client.env("PYTHONPATH", work.path()).arg(format!("{root}/tests/contract/client.py")).args([&node.base, TOKEN]);
+    client.arg((start_time() - chrono::Duration::hours(1)).to_rfc3339());
+    let ran = tokio::task::spawn_blocking(move || client.output()).await.unwrap().unwrap();
+    let said = String::from_utf8_lossy(&ran.stdout);
+    assert!(ran.status.success(), "{said}{}", String::from_utf8_lossy(&ran.stderr));
+    assert!(said.contains("filed, updated, read, retracted: ok"), "{said}");
+    node.stop().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_user_api_keeps_the_contract_its_document_publishes() {
