@@ -77,7 +77,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, stream::StreamData, stream::ServerSentEvent, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
-    modifiers(&BearerAuth, &ReportIsOpenContent, &PictureReportsByName),
+    modifiers(&BearerAuth, &PictureReportsByName, &OpenPartsOfWholes),
     tags(
         (name = "reports", description = "Your organisation's situation reports and their versions"),
         (name = "situation", description = "The merged situation picture"),
@@ -102,23 +102,39 @@ impl Modify for BearerAuth {
     }
 }
 
-/// A served report is its content and the fields the node adds (`allOf`). The content's schema
-/// refuses unknown fields, as filing does; inside the report it would refuse the node's own, so the
-/// report holds a copy of it that does not.
-struct ReportIsOpenContent;
+/// A schema made of parts (`allOf`) checks each part against the whole object. Some parts refuse
+/// unknown fields, as the node does when it reads them (a report's content, a received view); inside
+/// a whole that adds fields (a served report adds its id and version, the picture adds `source`)
+/// they would refuse those, so each such part is replaced by a copy that does not refuse them.
+struct OpenPartsOfWholes;
 
-impl Modify for ReportIsOpenContent {
+impl Modify for OpenPartsOfWholes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{RefOr, Schema};
         let Some(components) = openapi.components.as_mut() else { return };
-        let Some(RefOr::T(Schema::Object(content))) = components.schemas.get("ReportContent") else { return };
-        let mut open = content.clone();
-        open.additional_properties = None;
-        if let Some(RefOr::T(Schema::AllOf(report))) = components.schemas.get_mut("Report") {
-            for part in &mut report.items {
-                if matches!(part, RefOr::Ref(r) if r.ref_location.ends_with("/ReportContent")) {
-                    *part = RefOr::T(Schema::Object(open.clone()));
+        let open_copy = |location: &str| match components.schemas.get(location.rsplit('/').next()?) {
+            Some(RefOr::T(Schema::Object(part))) if part.additional_properties.is_some() => {
+                let mut open = part.clone();
+                open.additional_properties = None;
+                Some(RefOr::T(Schema::Object(open)))
+            }
+            _ => None,
+        };
+        let mut opened = Vec::new();
+        for (name, schema) in &components.schemas {
+            if let RefOr::T(Schema::AllOf(whole)) = schema {
+                for (n, part) in whole.items.iter().enumerate() {
+                    if let RefOr::Ref(reference) = part
+                        && let Some(open) = open_copy(&reference.ref_location)
+                    {
+                        opened.push((name.clone(), n, open));
+                    }
                 }
+            }
+        }
+        for (name, n, open) in opened {
+            if let Some(RefOr::T(Schema::AllOf(whole))) = components.schemas.get_mut(&name) {
+                whole.items[n] = open;
             }
         }
     }
