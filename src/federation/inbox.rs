@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use actix_web::HttpResponse;
-use actix_web::web::{Data, Query};
+use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -43,7 +43,9 @@ const MAX_DEAD_LETTERS_PER_BATCH: usize = 100;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeBatch {
-    #[schema(value_type = Vec<Jws>)]
+    /// Each a JWS (JSON serialisation) of an envelope, judged on its own: one that is not is
+    /// refused in its result, and the others are still taken.
+    #[schema(value_type = Vec<serde_json::Value>, max_items = 1000)]
     pub envelopes: Vec<Box<RawValue>>,
 }
 
@@ -80,6 +82,8 @@ pub enum Outcome {
     post, path = "/federation/v1/envelopes", tag = "federation",
     request_body = EnvelopeBatch,
     responses((status = 200, description = "An answer for every envelope, in order", body = EnvelopeResults),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The certificate belongs to no partner", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The delivery is larger than 16 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "More than 1000 envelopes", body = Problem, content_type = "application/problem+json"),
@@ -247,8 +251,10 @@ fn check(
 #[into_params(parameter_in = Query)]
 pub struct FeedParams {
     /// The `next_after` of the previous page; 0 (the default) for the beginning.
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// Envelopes per page, 1 to 1000 (default 500).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -271,15 +277,20 @@ pub struct FeedPage {
     params(FeedParams),
     responses((status = 200, description = "Envelopes for the caller, oldest first", body = FeedPage),
         (status = 403, description = "The certificate belongs to no partner", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is unknown or not a number; `errors` names it", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The partner asks faster than its rate limit", body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn feed(
-    peer: Peer,
-    federation: Data<Federation>,
-    params: Query<FeedParams>,
-) -> Result<HttpResponse, ApiError> {
-    let after = params.after.unwrap_or(0).max(0);
-    let limit = params.limit.unwrap_or(500).clamp(1, MAX_BATCH as u32);
+pub async fn feed(peer: Peer, federation: Data<Federation>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let params: FeedParams = crate::http::input::query(&req)?;
+    let mut errors = crate::domain::ValidationErrors::new();
+    if params.after.is_some_and(|after| after < 0) {
+        errors.add("after", "must be 0 or the next_after of a page");
+    }
+    if params.limit.is_some_and(|limit| !(1..=MAX_BATCH as u32).contains(&limit)) {
+        errors.add("limit", format!("must be between 1 and {MAX_BATCH}"));
+    }
+    errors.into_result(())?;
+    let (after, limit) = (params.after.unwrap_or(0), params.limit.unwrap_or(500));
     let now = federation.clock.now();
     let rows = federation.store.feed_for(&peer.org, after, i64::from(limit)).await?;
     let active = federation.agreements.at(&federation, now).await.map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -150,6 +150,9 @@ pub async fn own_card(_peer: Peer, federation: Data<Federation>) -> HttpResponse
     post, path = "/federation/v1/card", tag = "federation",
     request_body = Jws,
     responses((status = 204, description = "The card was accepted"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than this node accepts", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The certificate belongs to no partner, or the card is for another organisation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The card changes the key without the known key's signature, or is older than the one on record", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The card or its signature is invalid", body = Problem, content_type = "application/problem+json"))
@@ -180,6 +183,9 @@ pub async fn receive_card(
     post, path = "/federation/v1/agreements", tag = "federation",
     request_body = Jws,
     responses((status = 204, description = "Stored, or its signatures merged"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than this node accepts", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The sender is no party to the agreement", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The signatures are over other bytes than the agreement on record", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The agreement or a signature is invalid, or a party is unknown here", body = Problem, content_type = "application/problem+json"))
@@ -202,6 +208,9 @@ pub async fn receive_agreement(
     post, path = "/federation/v1/revocations", tag = "federation",
     request_body = Jws,
     responses((status = 204, description = "The agreement is revoked here"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than this node accepts", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The sender is no party to the agreement", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such agreement here", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The statement or its signature is invalid", body = Problem, content_type = "application/problem+json"))
