@@ -5,8 +5,11 @@
 //! answer matching its documented status, content type and schema. `tests/contract/schemathesis.toml`
 //! lists what the document cannot say, each with why. And a client that openapi-python-client
 //! (PyPI) generates from the committed document files, updates and retracts a report and reads the
-//! picture, as a partner's IT department would (`tests/contract/client.py`).
+//! picture, as a partner's IT department would (`tests/contract/client.py`). The federation
+//! listener is judged the same way against its own document, by a partner presenting its pinned
+//! client certificate.
 
+use crate::exchange::{GUARDS, MUNICIPALITY, federation};
 use crate::on_both_backends;
 use crate::support::{Backend, TOKEN, TestNode, start_time};
 
@@ -56,4 +59,37 @@ async fn the_user_api_keeps_the_contract_its_document_publishes() {
     assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
     assert!(said.contains(" passed") && !said.contains(" failed"), "{said}");
     node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_federation_listener_keeps_the_contract_its_document_publishes() {
+    let nodes = federation(Backend::Sqlite, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let [node, partner] = &nodes[..] else { unreachable!() };
+    let identity = partner.config.identity.as_ref().expect("a federated node has an identity");
+    let dir = partner.identity_dir.as_ref().unwrap().path();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let work = tempfile::tempdir().unwrap();
+    let mut schemathesis = std::process::Command::new(format!("{root}/tests/contract/.venv/bin/schemathesis"));
+    schemathesis
+        .current_dir(work.path())
+        .args(["--config-file", &format!("{root}/tests/contract/federation.toml"), "run"])
+        .arg(format!("{root}/openapi/federation.json"))
+        .args(["--url", &format!("https://{}", node.federation_addr())])
+        .arg("--request-cert")
+        .arg(dir.join(&identity.tls_cert))
+        .arg("--request-cert-key")
+        .arg(dir.join(&identity.tls_key))
+        // The node's certificate is pinned by partners, not issued by a CA a client would know.
+        .args(["--tls-verify", "false", "--checks", "all", "--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", "20", "--seed", "1", "--no-color", "--workers", "2"]);
+    let output = tokio::task::spawn_blocking(move || schemathesis.output())
+        .await
+        .unwrap()
+        .expect("Schemathesis runs (tests/run installs it)");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(said.contains(" passed") && !said.contains(" failed"), "{said}");
+    for node in nodes {
+        node.stop().await;
+    }
 }
