@@ -29,5 +29,6 @@ mod reports;
 mod signin;
 mod situation;
 mod stream;
+mod tls_scan;
 mod validation;
 mod webhooks;
