@@ -8,6 +8,7 @@ pub mod agreement;
 pub mod audit;
 pub mod demo;
 pub mod gdpr;
+pub mod health;
 pub mod identity;
 pub mod partner;
 pub mod serve;
@@ -63,6 +64,7 @@ pub enum Command {
         command: identity::CardCommand,
     },
     Openapi(serve::OpenapiArgs),
+    Health(health::HealthArgs),
 }
 
 /// Runs a parsed command.
@@ -79,6 +81,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Gdpr { command } => gdpr::run(command),
         Command::Card { command } => identity::card(command),
         Command::Openapi(args) => serve::openapi(args),
+        Command::Health(args) => health::health(args),
     }
 }
 

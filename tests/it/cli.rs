@@ -106,3 +106,27 @@ async fn verifying_an_empty_audit_trail_says_there_is_nothing_to_verify_and_fail
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nothing to verify"), "{stderr}");
 }
+
+/// The container's health check: `lagesbild health` exits 0 for a live, ready node, and 1 with
+/// what went wrong for a port where none answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_whether_a_node_answers_and_exits_accordingly() {
+    let node = crate::support::TestNode::spawn(crate::support::Backend::Sqlite).await;
+    for ready in [false, true] {
+        let mut health = lagesbild();
+        health.args(["health", "--url", &node.base]);
+        if ready {
+            health.arg("--ready");
+        }
+        let output = tokio::task::spawn_blocking(move || health.output()).await.unwrap().unwrap();
+        let said = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(said.contains(if ready { "/readyz: 200" } else { "/healthz: 200" }), "{said}");
+    }
+    node.stop().await;
+    let nobody = format!("http://127.0.0.1:{}", crate::support::free_port());
+    let output = lagesbild().args(["health", "--timeout", "2", "--url", &nobody]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains(&format!("{nobody}/healthz does not answer")), "{said}");
+}
