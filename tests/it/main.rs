@@ -15,6 +15,7 @@ mod catch_up_pause;
 mod cli;
 mod contract;
 mod demo;
+mod deploy;
 mod docs;
 mod exchange;
 mod exchange_recovery;
