@@ -229,6 +229,12 @@ impl From<StoreError> for ApiError {
             }
             StoreError::AlreadyExists(what) => ApiError::Conflict(what),
             StoreError::NotReady(why) => ApiError::Unavailable(format!("the database is not ready: {why}")),
+            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                tracing::warn!(
+                    "every database connection stayed busy for the whole wait; the request is refused with 503"
+                );
+                ApiError::Unavailable("the database is busy; try again in a moment".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -237,5 +243,19 @@ impl From<StoreError> for ApiError {
 impl From<ValidationErrors> for ApiError {
     fn from(errors: ValidationErrors) -> Self {
         ApiError::Validation(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection of the pool busy for its whole wait is load, not a fault: the client is
+    /// told to come back, never shown a 500.
+    #[test]
+    fn a_database_too_busy_to_lend_a_connection_is_unavailable_not_an_internal_error() {
+        let error = ApiError::from(StoreError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE, "{error}");
+        assert!(error.problem().detail.contains("busy"), "{}", error.problem().detail);
     }
 }
