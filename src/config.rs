@@ -227,6 +227,12 @@ pub struct ApiSection {
     /// place; the stream then ends when the client reads again, and it reconnects from where it was.
     #[serde(default = "default_stream_stall_seconds")]
     pub stream_stall_seconds: u64,
+    /// Serve the API over TLS with this certificate (PEM, with its chain) and key (PEM), for a node
+    /// without a reverse proxy in front; relative to the file. Both or neither.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where reports are kept.
@@ -347,7 +353,8 @@ impl NodeConfig {
                 .iter_mut()
                 .flat_map(|i| [&mut i.signing_key, &mut i.tls_cert, &mut i.tls_key, &mut i.card]);
             let bundle = config.federation.iter_mut().filter_map(|f| f.ca_bundle.as_mut());
-            for file in identity.chain(bundle) {
+            let api_tls = config.api.tls_cert.iter_mut().chain(config.api.tls_key.iter_mut());
+            for file in identity.chain(bundle).chain(api_tls) {
                 if file.is_relative() {
                     *file = dir.join(&*file);
                 }
@@ -381,6 +388,9 @@ impl NodeConfig {
         }
         if !(1..=3_600).contains(&self.api.stream_stall_seconds) {
             return invalid("api.stream_stall_seconds", "must be between 1 and 3600");
+        }
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            return invalid("api.tls_cert", "api.tls_cert and api.tls_key are given together, or neither");
         }
         if !(1..=200).contains(&self.database.max_connections) {
             return invalid("database.max_connections", "must be between 1 and 200");
@@ -579,6 +589,8 @@ impl Default for ApiSection {
             workers: None,
             max_streams: default_max_streams(),
             stream_stall_seconds: default_stream_stall_seconds(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

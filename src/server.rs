@@ -16,7 +16,7 @@ use crate::auth::{Login, TokenValidator};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::crypto::keys::SigningKey;
-use crate::crypto::tls::PeerTrust;
+use crate::crypto::tls::{PeerTrust, TlsIdentity, api_server_config};
 use crate::federation::pins::PinCache;
 use crate::federation::refusals::RefusalTally;
 use crate::federation::{ExchangeSettings, Federation, announce, catch_up, delivery, listener, sweep};
@@ -38,6 +38,15 @@ pub enum StartError {
     Identity(#[from] IdentityError),
     #[error("[auth] cannot be used: {0}")]
     Auth(String),
+    #[error("api.tls_cert and api.tls_key cannot be used: {0}")]
+    ApiTls(String),
+}
+
+/// The user API's TLS, when the configuration gives it a certificate.
+fn api_tls(config: &NodeConfig) -> Result<Option<rustls::ServerConfig>, StartError> {
+    let (Some(cert), Some(key)) = (&config.api.tls_cert, &config.api.tls_key) else { return Ok(None) };
+    let identity = TlsIdentity::load(cert, key).map_err(|e| StartError::ApiTls(e.to_string()))?;
+    api_server_config(&identity).map(Some).map_err(|e| StartError::ApiTls(e.to_string()))
 }
 
 /// A node that is serving.
@@ -126,6 +135,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     if dev_token.is_none() && config.auth.is_none() {
         tracing::warn!("neither [auth] nor api.dev_token is set: every /api/v1 route will refuse requests");
     }
+    let api_tls = api_tls(config)?;
     let addr = config.api.listen;
     let listener = TcpListener::bind(addr).map_err(|source| StartError::Listen { key: "api.listen", addr, source })?;
     let api_addr = listener.local_addr().map_err(|source| StartError::Listen { key: "api.listen", addr, source })?;
@@ -143,8 +153,11 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     // acknowledgement of the one before: up to 40 ms.
     .tcp_nodelay(true)
     .disable_signals()
-    .shutdown_timeout(10)
-    .listen(listener)
+    .shutdown_timeout(10);
+    let server = match api_tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls),
+        None => server.listen(listener),
+    }
     .map_err(|source| StartError::Listen { key: "api.listen", addr, source })?
     .run();
     let mut servers = vec![(server.handle(), tokio::spawn(server))];

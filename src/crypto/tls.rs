@@ -214,6 +214,15 @@ pub fn server_config(
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
 }
 
+/// The user API's TLS, for a node without a reverse proxy: TLS 1.3 and 1.2 on ring, no client
+/// certificate (people and systems sign in with tokens).
+pub fn api_server_config(identity: &TlsIdentity) -> Result<ServerConfig, Error> {
+    ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+}
+
 /// A client's TLS towards partner `org`: presents `identity`; under pin trust accepts only a server
 /// whose pin is in `server_pins`, under authority trust only a certificate that chains to the
 /// authority, names the server's host and is made out to `org`.

@@ -2,7 +2,8 @@
 //! `tests/tls`), a scanner no one here wrote, against a running node, presenting a partner's pinned
 //! client certificate so that the handshakes complete. TLS 1.2 and 1.3 only; in TLS 1.2 only
 //! forward-secret AEAD suites; no renegotiation, no compression, no early data, no Heartbleed, no
-//! ROBOT; and a client certificate required.
+//! ROBOT; and a client certificate required. The user API, where the node serves TLS itself
+//! (`api.tls_cert`), is scanned the same way, without a client certificate.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,21 @@ use serde_json::Value;
 use crate::exchange::{GUARDS, MUNICIPALITY, federation};
 use crate::support::{Backend, TestNode};
 
+const CHECKS: [&str; 12] = [
+    "--sslv2",
+    "--sslv3",
+    "--tlsv1",
+    "--tlsv1_1",
+    "--tlsv1_2",
+    "--tlsv1_3",
+    "--reneg",
+    "--compression",
+    "--early_data",
+    "--heartbleed",
+    "--robot",
+    "--fallback",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_federation_port_offers_only_modern_tls_and_requires_a_client_certificate() {
     let nodes = federation(Backend::Sqlite, &[MUNICIPALITY, GUARDS], |_| {}).await;
@@ -18,11 +34,59 @@ async fn the_federation_port_offers_only_modern_tls_and_requires_a_client_certif
     let identity = partner.config.identity.as_ref().expect("a federated node has an identity");
     let dir = partner.identity_dir.as_ref().unwrap().path();
     let certificate = (dir.join(&identity.tls_cert), dir.join(&identity.tls_key));
-    let checks = ["--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", "--reneg", "--compression"];
-    let more = ["--early_data", "--heartbleed", "--robot", "--fallback"];
-    let partnered = scan(node, Some(certificate), &[&checks[..], &more[..]].concat()).await;
-    assert_eq!(partnered["scan_status"], "COMPLETED", "{partnered:#}");
-    let found = &partnered["scan_result"];
+    let partnered = scan(&node.federation_addr().to_string(), Some(certificate), &CHECKS).await;
+    only_modern_tls(&partnered);
+    // Without a certificate, sslyze finds one required. (That a handshake without one, or with a
+    // stranger's, is refused is the peering tests' claim.)
+    let stranger = scan(&node.federation_addr().to_string(), None, &["--tlsv1_3"]).await;
+    assert_eq!(stranger["connectivity_result"]["client_auth_requirement"], "REQUIRED", "{stranger:#}");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// A node given `api.tls_cert` serves its API over TLS (and not in the clear), as modern as its
+/// federation port, without asking for a client certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_modern_tls_when_the_node_is_given_a_certificate() {
+    let keys = tempfile::tempdir().unwrap();
+    let (cert, key) = (keys.path().join("api-cert.pem"), keys.path().join("api-key.pem"));
+    let org = lagesbild::domain::OrgId::parse("se-kommun-test").unwrap();
+    // The client judges the certificate by the real time, not the test node's clock.
+    let now = lagesbild::clock::Clock::now(&lagesbild::clock::SystemClock);
+    let hosts = ["127.0.0.1".to_owned()];
+    lagesbild::crypto::tls::TlsIdentity::generate(
+        &org,
+        &hosts,
+        now - chrono::Duration::days(1),
+        now + chrono::Duration::days(30),
+        &cert,
+        &key,
+    )
+    .unwrap();
+    let node = TestNode::spawn_with(Backend::Sqlite, |config| {
+        config.api.tls_cert = Some(cert.clone());
+        config.api.tls_key = Some(key.clone());
+    })
+    .await;
+    let addr = node.base.trim_start_matches("http://").to_owned();
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
+    let answer = client.get(format!("https://{addr}/healthz")).send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    assert!(reqwest::get(format!("http://{addr}/healthz")).await.is_err(), "the API also answers in the clear");
+
+    let found = scan(&addr, None, &CHECKS).await;
+    only_modern_tls(&found);
+    assert_eq!(found["connectivity_result"]["client_auth_requirement"], "DISABLED", "{found:#}");
+    node.stop().await;
+}
+
+/// What both ports must show: only TLS 1.2 (forward-secret AEAD suites) and 1.3, and none of the
+/// known weaknesses.
+fn only_modern_tls(scan: &Value) {
+    assert_eq!(scan["scan_status"], "COMPLETED", "{scan:#}");
+    let found = &scan["scan_result"];
     let suites = |version: &str| -> Vec<String> {
         let result = &found[format!("{version}_cipher_suites")];
         assert_eq!(result["status"], "COMPLETED", "{version}: {result:#}");
@@ -56,19 +120,11 @@ async fn the_federation_port_offers_only_modern_tls_and_requires_a_client_certif
     assert_eq!(result("heartbleed")["is_vulnerable_to_heartbleed"], false);
     assert!(result("robot")["robot_result"].as_str().unwrap().starts_with("NOT_VULNERABLE"), "{found:#}");
     assert_eq!(result("tls_fallback_scsv")["supports_fallback_scsv"], true);
-
-    // Without a certificate, sslyze finds one required. (That a handshake without one, or with a
-    // stranger's, is refused is the peering tests' claim.)
-    let stranger = scan(node, None, &["--tlsv1_3"]).await;
-    assert_eq!(stranger["connectivity_result"]["client_auth_requirement"], "REQUIRED", "{stranger:#}");
-    for node in nodes {
-        node.stop().await;
-    }
 }
 
-/// Runs sslyze against the node's federation port with `checks`, as the holder of `certificate`
-/// (a certificate and its key) if given; answers its result for the server.
-async fn scan(node: &TestNode, certificate: Option<(PathBuf, PathBuf)>, checks: &[&str]) -> Value {
+/// Runs sslyze against `addr` with `checks`, as the holder of `certificate` (a certificate and its
+/// key) if given; answers its result for the server.
+async fn scan(addr: &str, certificate: Option<(PathBuf, PathBuf)>, checks: &[&str]) -> Value {
     let root = env!("CARGO_MANIFEST_DIR");
     let work = tempfile::tempdir().unwrap();
     let report = work.path().join("sslyze.json");
@@ -77,7 +133,7 @@ async fn scan(node: &TestNode, certificate: Option<(PathBuf, PathBuf)>, checks: 
     if let Some((cert, key)) = certificate {
         sslyze.arg("--cert").arg(cert).arg("--key").arg(key);
     }
-    sslyze.args(checks).arg(node.federation_addr().to_string());
+    sslyze.args(checks).arg(addr);
     let output = tokio::task::spawn_blocking(move || sslyze.output())
         .await
         .unwrap()
