@@ -41,23 +41,10 @@ async fn a_client_generated_from_the_document_files_updates_and_retracts_a_repor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_user_api_keeps_the_contract_its_document_publishes() {
     let node = TestNode::spawn(Backend::Sqlite).await;
-    let root = env!("CARGO_MANIFEST_DIR");
-    let work = tempfile::tempdir().unwrap();
-    let mut schemathesis = std::process::Command::new(format!("{root}/tests/contract/.venv/bin/schemathesis"));
-    schemathesis
-        .current_dir(work.path())
-        .args(["--config-file", &format!("{root}/tests/contract/schemathesis.toml"), "run"])
-        .arg(node.url("/openapi.json"))
-        .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
-        .args(["--checks", "all", "--phases", "examples,coverage,fuzzing,stateful"])
-        .args(["--max-examples", "20", "--seed", "1", "--no-color", "--workers", "2"]);
-    let output = tokio::task::spawn_blocking(move || schemathesis.output())
-        .await
-        .unwrap()
-        .expect("Schemathesis runs (tests/run installs it)");
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(said.contains(" passed") && !said.contains(" failed"), "{said}");
+    let schema = node.url("/openapi.json");
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let phases = "examples,coverage,fuzzing,stateful";
+    schemathesis("schemathesis.toml", &schema, &["--header", &auth, "--phases", phases]).await;
     node.stop().await;
 }
 
@@ -65,23 +52,30 @@ async fn the_user_api_keeps_the_contract_its_document_publishes() {
 async fn the_federation_listener_keeps_the_contract_its_document_publishes() {
     let nodes = federation(Backend::Sqlite, &[MUNICIPALITY, GUARDS], |_| {}).await;
     let [node, partner] = &nodes[..] else { unreachable!() };
-    let identity = partner.config.identity.as_ref().expect("a federated node has an identity");
-    let dir = partner.identity_dir.as_ref().unwrap().path();
+    let (cert, key) = partner.tls_certificate();
+    let schema = format!("{}/openapi/federation.json", env!("CARGO_MANIFEST_DIR"));
+    let url = format!("https://{}", node.federation_addr());
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    // The node's certificate is pinned by partners, not issued by a CA a client would know.
+    let presented = ["--request-cert", &cert, "--request-cert-key", &key, "--tls-verify", "false"];
+    let args = [&["--url", &url, "--phases", "examples,coverage,fuzzing"][..], &presented[..]].concat();
+    schemathesis("federation.toml", &schema, &args).await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Runs Schemathesis over `schema` with `tests/contract/<config>` and `args`, every check, 20
+/// examples per operation, seed 1; fails the test on any failure it reports.
+async fn schemathesis(config: &str, schema: &str, args: &[&str]) {
     let root = env!("CARGO_MANIFEST_DIR");
     let work = tempfile::tempdir().unwrap();
     let mut schemathesis = std::process::Command::new(format!("{root}/tests/contract/.venv/bin/schemathesis"));
     schemathesis
         .current_dir(work.path())
-        .args(["--config-file", &format!("{root}/tests/contract/federation.toml"), "run"])
-        .arg(format!("{root}/openapi/federation.json"))
-        .args(["--url", &format!("https://{}", node.federation_addr())])
-        .arg("--request-cert")
-        .arg(dir.join(&identity.tls_cert))
-        .arg("--request-cert-key")
-        .arg(dir.join(&identity.tls_key))
-        // The node's certificate is pinned by partners, not issued by a CA a client would know.
-        .args(["--tls-verify", "false", "--checks", "all", "--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "20", "--seed", "1", "--no-color", "--workers", "2"]);
+        .args(["--config-file", &format!("{root}/tests/contract/{config}"), "run", schema])
+        .args(args)
+        .args(["--checks", "all", "--max-examples", "20", "--seed", "1", "--no-color", "--workers", "2"]);
     let output = tokio::task::spawn_blocking(move || schemathesis.output())
         .await
         .unwrap()
@@ -89,7 +83,4 @@ async fn the_federation_listener_keeps_the_contract_its_document_publishes() {
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
     assert!(said.contains(" passed") && !said.contains(" failed"), "{said}");
-    for node in nodes {
-        node.stop().await;
-    }
 }

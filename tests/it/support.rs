@@ -163,6 +163,13 @@ impl TestNode {
         Self::start_with(config, self.db.clone(), self.clock.clone(), self.identity_dir.clone()).await
     }
 
+    /// The files of this federated node's TLS certificate and key, which it presents to partners.
+    pub fn tls_certificate(&self) -> (std::path::PathBuf, std::path::PathBuf) {
+        let identity = self.config.identity.as_ref().expect("a federated node has an identity");
+        let dir = self.identity_dir.as_ref().expect("a federated node has a folder of keys").path();
+        (dir.join(&identity.tls_cert), dir.join(&identity.tls_key))
+    }
+
     /// Where this node's federation listener really listens.
     pub fn federation_addr(&self) -> std::net::SocketAddr {
         self.node.as_ref().and_then(|n| n.federation_addr).expect("a federated node")

@@ -31,9 +31,7 @@ const CHECKS: [&str; 12] = [
 async fn the_federation_port_offers_only_modern_tls_and_requires_a_client_certificate() {
     let nodes = federation(Backend::Sqlite, &[MUNICIPALITY, GUARDS], |_| {}).await;
     let [node, partner] = &nodes[..] else { unreachable!() };
-    let identity = partner.config.identity.as_ref().expect("a federated node has an identity");
-    let dir = partner.identity_dir.as_ref().unwrap().path();
-    let certificate = (dir.join(&identity.tls_cert), dir.join(&identity.tls_key));
+    let certificate = partner.tls_certificate();
     let partnered = scan(&node.federation_addr().to_string(), Some(certificate), &CHECKS).await;
     only_modern_tls(&partnered);
     // Without a certificate, sslyze finds one required. (That a handshake without one, or with a
