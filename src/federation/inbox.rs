@@ -26,6 +26,7 @@ use crate::domain::audit::{AuditEvent, sha256_hex};
 use crate::domain::envelope::{ENVELOPE_TYPE, EnvelopeRefusal, check_addressing};
 use crate::domain::policy::exceeds;
 use crate::domain::view::ReportView;
+use crate::http::problem::BodyProblems;
 use crate::http::{ApiError, Problem, StrictJson};
 use crate::store::{DeadLetter, ReceiveOutcome, Received};
 
@@ -81,9 +82,8 @@ pub enum Outcome {
 #[utoipa::path(
     post, path = "/federation/v1/envelopes", tag = "federation",
     request_body = EnvelopeBatch,
-    responses((status = 200, description = "An answer for every envelope, in order", body = EnvelopeResults),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+    // The body's problems first: the 413 and 422 of the route's own, below, say more than theirs.
+    responses(BodyProblems, (status = 200, description = "An answer for every envelope, in order", body = EnvelopeResults),
         (status = 403, description = "The certificate belongs to no partner", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The delivery is larger than 16 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "More than 1000 envelopes", body = Problem, content_type = "application/problem+json"),

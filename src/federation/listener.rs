@@ -24,6 +24,7 @@ use crate::crypto::jws::Jws;
 use crate::crypto::tls::{PeerTrust, TrustedPeers, organisation_of_certificate, pin_of_certificate, server_config};
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEvent;
+use crate::http::problem::BodyProblems;
 use crate::http::routes::{self, Path, on, path};
 use crate::http::{ApiError, Problem, StrictJson, observe};
 
@@ -149,10 +150,8 @@ pub async fn own_card(_peer: Peer, federation: Data<Federation>) -> HttpResponse
 #[utoipa::path(
     post, path = "/federation/v1/card", tag = "federation",
     request_body = Jws,
-    responses((status = 204, description = "The card was accepted"),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than this node accepts", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+    // The body's problems first: a 422 of the route's own, below, says more than theirs.
+    responses(BodyProblems, (status = 204, description = "The card was accepted"),
         (status = 403, description = "The certificate belongs to no partner, or the card is for another organisation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The card changes the key without the known key's signature, or is older than the one on record", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The card or its signature is invalid", body = Problem, content_type = "application/problem+json"))
@@ -182,10 +181,8 @@ pub async fn receive_card(
 #[utoipa::path(
     post, path = "/federation/v1/agreements", tag = "federation",
     request_body = Jws,
-    responses((status = 204, description = "Stored, or its signatures merged"),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than this node accepts", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+    // The body's problems first: a 422 of the route's own, below, says more than theirs.
+    responses(BodyProblems, (status = 204, description = "Stored, or its signatures merged"),
         (status = 403, description = "The sender is no party to the agreement", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The signatures are over other bytes than the agreement on record", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The agreement or a signature is invalid, or a party is unknown here", body = Problem, content_type = "application/problem+json"))
@@ -207,10 +204,8 @@ pub async fn receive_agreement(
 #[utoipa::path(
     post, path = "/federation/v1/revocations", tag = "federation",
     request_body = Jws,
-    responses((status = 204, description = "The agreement is revoked here"),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than this node accepts", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+    // The body's problems first: a 422 of the route's own, below, says more than theirs.
+    responses(BodyProblems, (status = 204, description = "The agreement is revoked here"),
         (status = 403, description = "The sender is no party to the agreement", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such agreement here", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The statement or its signature is invalid", body = Problem, content_type = "application/problem+json"))
