@@ -191,6 +191,10 @@ impl rustls::time_provider::TimeProvider for NodeTime {
     }
 }
 
+/// The TLS versions every listener and client of the node speaks: 1.3, and 1.2 for partners not
+/// there yet (with rustls's forward-secret AEAD suites only).
+const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+
 /// A listener's TLS: client certificates are mandatory and must belong to a partner under `trust`.
 pub fn server_config(
     identity: &TlsIdentity,
@@ -209,7 +213,7 @@ pub fn server_config(
         }
     };
     ServerConfig::builder_with_details(provider, Arc::new(NodeTime(clock)))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
 }
@@ -218,7 +222,7 @@ pub fn server_config(
 /// certificate (people and systems sign in with tokens).
 pub fn api_server_config(identity: &TlsIdentity) -> Result<ServerConfig, Error> {
     ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_no_client_auth()
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
 }
@@ -244,7 +248,7 @@ pub fn client_config(
         }
     };
     ClientConfig::builder_with_details(provider, Arc::new(NodeTime(clock)))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
