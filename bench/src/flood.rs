@@ -7,7 +7,6 @@
 //! making the handshakes costs the load generator on the same two cores.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use lagesbild::federation::refusals::MAX_SOURCES;
 use crate::nodes::{Backend, Database, MUNICIPALITY, NodeProcess};
 use crate::publish::{node_federation_url, node_pin};
 use crate::report::{Figure, Results};
-use crate::workload::{Filing, Until, file_reports, now};
+use crate::workload::{Filing, Until, file_reports, now, start_at_lowest_priority};
 
 const SECTION: &str = "8. A flood of refused handshakes";
 /// Reports filed between two looks at whether the flood is over.
@@ -153,19 +152,15 @@ fn stranger_keys(dir: &Path, count: usize) -> anyhow::Result<PathBuf> {
 
 /// Starts this binary's flood client at the lowest CPU priority.
 fn start_client(args: &ClientArgs) -> anyhow::Result<std::process::Child> {
-    let exe = std::env::current_exe().context("cannot find this program to start the flood client")?;
-    Command::new("nice")
-        .args(["-n", "19"])
-        .arg(exe)
-        .arg("flood-client")
-        .args(["--url", &args.url, "--org", &args.org, "--pin", &args.pin])
-        .arg("--keys")
-        .arg(&args.keys)
-        .args(["--handshakes", &args.handshakes.to_string(), "--concurrency", &args.concurrency.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start the flood client (is `nice` installed?)")
+    let flags = [
+        ("--url", args.url.clone()),
+        ("--org", args.org.clone()),
+        ("--pin", args.pin.clone()),
+        ("--keys", args.keys.display().to_string()),
+        ("--handshakes", args.handshakes.to_string()),
+        ("--concurrency", args.concurrency.to_string()),
+    ];
+    start_at_lowest_priority("flood-client", &flags, "the flood client")
 }
 
 /// The flood client: makes the handshakes, each on a fresh connection, and prints how many were let

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use crate::memory::rss;
 use crate::nodes::{Backend, Database, MUNICIPALITY, NodeProcess};
 use crate::report::{Figure, Results};
 use crate::stats::{Latencies, Rng};
-use crate::workload::{Place, Until, content, file_reports, now};
+use crate::workload::{Place, Until, content, file_reports, now, start_at_lowest_priority};
 
 const SECTION: &str = "9. The live stream (GET /api/v1/situation/stream)";
 
@@ -215,17 +214,13 @@ pub struct ClientsArgs {
 /// Starts this binary's stream clients at the lowest CPU priority, and waits until their streams
 /// are open.
 fn start_clients(node: &NodeProcess, streams: usize, expect: usize) -> anyhow::Result<std::process::Child> {
-    let exe = std::env::current_exe().context("cannot find this program to start the stream clients")?;
-    let mut child = Command::new("nice")
-        .args(["-n", "19"])
-        .arg(exe)
-        .arg("stream-clients")
-        .args(["--api", &node.api, "--token", &node.token])
-        .args(["--streams", &streams.to_string(), "--expect", &expect.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start the stream clients (is `nice` installed?)")?;
+    let flags = [
+        ("--api", node.api.clone()),
+        ("--token", node.token.clone()),
+        ("--streams", streams.to_string()),
+        ("--expect", expect.to_string()),
+    ];
+    let mut child = start_at_lowest_priority("stream-clients", &flags, "the stream clients")?;
     let mut ready = String::new();
     if let Some(stdout) = child.stdout.as_mut() {
         BufReader::new(stdout).read_line(&mut ready)?;

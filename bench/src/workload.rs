@@ -186,3 +186,25 @@ pub async fn file_reports(http: &reqwest::Client, node: &NodeProcess, clients: u
 pub fn now() -> DateTime<Utc> {
     lagesbild::clock::Clock::now(&lagesbild::clock::SystemClock)
 }
+
+/// Starts this binary's `subcommand` with `flags` (name, value) at the lowest CPU priority
+/// (`nice -n 19`), its output piped: a load that stands for clients on their own machines, so that
+/// what it costs the two cores shared with the node is not counted as the node's. `what` names it
+/// in errors.
+pub fn start_at_lowest_priority(
+    subcommand: &str,
+    flags: &[(&str, String)],
+    what: &str,
+) -> anyhow::Result<std::process::Child> {
+    use anyhow::Context;
+    let exe = std::env::current_exe().with_context(|| format!("cannot find this program to start {what}"))?;
+    std::process::Command::new("nice")
+        .args(["-n", "19"])
+        .arg(exe)
+        .arg(subcommand)
+        .args(flags.iter().flat_map(|(name, value)| [*name, value.as_str()]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {what} (is `nice` installed?)"))
+}
