@@ -14,6 +14,7 @@ use ring::digest::{SHA256, digest};
 
 use super::AppState;
 use crate::auth::TokenError;
+use crate::auth::session;
 use crate::domain::OrgId;
 use crate::domain::Role;
 use crate::http::problem::ApiError;
@@ -31,7 +32,7 @@ impl TokenCheck {
         Self { expected: dev_token.map(sha256) }
     }
 
-    fn accepts(&self, presented: &str) -> bool {
+    pub(crate) fn accepts(&self, presented: &str) -> bool {
         let Some(expected) = self.expected else { return false };
         let presented = sha256(presented);
         expected.iter().zip(presented.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
@@ -96,15 +97,12 @@ impl FromRequest for Caller {
         let header = req.headers().get(header::AUTHORIZATION).cloned();
         let session = req.cookie(super::login::SESSION_COOKIE).map(|c| c.value().to_owned());
         let unsafe_method = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
-        let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let fetch_site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let same_origin = from_this_node(req, state.as_ref().and_then(|s| s.login.as_ref()).map(|l| l.origin.as_str()));
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-            match (header, session, &state.login) {
-                (None, Some(session), Some(login)) => {
+            match (header, session) {
+                (None, Some(session)) => {
                     // A browser sends the cookie whoever made the page: a change must come from this node's.
-                    let same_origin = fetch_site.as_deref() == Some("same-origin")
-                        || origin.as_deref() == Some(login.origin.as_str());
                     if unsafe_method && !same_origin {
                         return Err(ApiError::Forbidden(
                             "a change made with a session cookie must come from this node's own pages".into(),
@@ -112,22 +110,34 @@ impl FromRequest for Caller {
                     }
                     from_session(&state, &session).await
                 }
-                (header, _, _) => authenticate(&state, header.as_ref()).await,
+                (header, _) => authenticate(&state, header.as_ref()).await,
             }
         })
     }
 }
 
+/// Whether the browser says the request comes from one of this node's own pages: `Sec-Fetch-Site:
+/// same-origin`, or an `Origin` that is this node's (the sign-in's configured origin, or the
+/// scheme and host the request was sent to). A browser sets both headers itself; a page of
+/// another site cannot.
+pub fn from_this_node(req: &HttpRequest, configured_origin: Option<&str>) -> bool {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site") == Some("same-origin") {
+        return true;
+    }
+    let Some(origin) = header(header::ORIGIN.as_str()) else { return false };
+    let info = req.connection_info();
+    configured_origin == Some(origin) || origin == format!("{}://{}", info.scheme(), info.host())
+}
+
 /// A person signed in with a browser: the session the cookie names.
-async fn from_session(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
-    let hash = crate::domain::audit::sha256_hex(secret.as_bytes());
+pub(crate) async fn from_session(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
     let session = state
         .store
-        .session(&hash, state.clock.now())
+        .session(&session::stored_hash(secret), state.clock.now())
         .await?
-        .ok_or(ApiError::Unauthorized("the session has ended; sign in again at /auth/login"))?;
-    let roles = session.roles.split_whitespace().filter_map(|r| r.parse().ok()).collect();
-    Ok(Caller { org: state.node.org_id.clone(), actor: format!("user:{}", session.subject), roles })
+        .ok_or(ApiError::Unauthorized("the session has ended; sign in again"))?;
+    Ok(Caller { org: state.node.org_id.clone(), actor: session.actor, roles: session::roles_of(&session.roles) })
 }
 
 async fn authenticate(state: &AppState, header: Option<&header::HeaderValue>) -> Result<Caller, ApiError> {

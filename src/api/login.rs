@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 
 use super::AppState;
 use crate::auth::LoginError;
-use crate::domain::audit::{AuditEvent, sha256_hex};
+use crate::domain::audit::AuditEvent;
 use crate::http::problem::{ApiError, Problem};
 
 /// The name of the session cookie.
@@ -50,7 +50,7 @@ pub async fn login(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// Where the identity provider sends the person back; sets the session cookie.
 #[utoipa::path(get, path = "/auth/callback", tag = "sign-in", params(Callback),
-    responses((status = 303, description = "Signed in; to the API documentation", headers(("Set-Cookie" = String, description = "The session"))),
+    responses((status = 303, description = "Signed in; to the console", headers(("Set-Cookie" = String, description = "The session"))),
         (status = 400, description = "The sign-in failed or was refused", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Sign-in for people is not configured on this node", body = Problem, content_type = "application/problem+json")))]
 pub async fn callback(
@@ -69,23 +69,30 @@ pub async fn callback(
     let now = state.clock.now();
     let browser = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
     let (secret, session) = login.complete(&state.store, code, sign_in, &browser, now).await.map_err(refused)?;
-    state
-        .store
-        .record_audit(
-            &AuditEvent::new("auth.signed_in", &format!("user:{}", session.subject)).detail(&session.roles),
-            now,
-        )
-        .await?;
-    let cookie = Cookie::build(SESSION_COOKIE, secret)
-        .path("/")
-        .http_only(true)
-        .secure(login.secure_cookie)
-        .same_site(SameSite::Strict)
-        .max_age(actix_web::cookie::time::Duration::seconds(login.session_lifetime.num_seconds()))
-        .finish();
+    state.store.record_audit(&AuditEvent::new("auth.signed_in", &session.actor).detail(&session.roles), now).await?;
+    let cookie = session_cookie(secret, login.secure_cookie, login.session_lifetime);
     let mut used = Cookie::build(LOGIN_COOKIE, "").path("/auth/callback").finish();
     used.make_removal();
-    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/docs/")).cookie(cookie).cookie(used).finish())
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/console/")).cookie(cookie).cookie(used).finish())
+}
+
+/// The cookie of a session however it was opened: HttpOnly (no script reads it), SameSite=Strict
+/// (no other site's page sends it), Secure where the node is reached over https.
+pub fn session_cookie(secret: String, secure: bool, lifetime: chrono::Duration) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, secret)
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(lifetime.num_seconds()))
+        .finish()
+}
+
+/// The cookie that ends the session in the browser.
+pub fn session_cookie_removal() -> Cookie<'static> {
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).finish();
+    gone.make_removal();
+    gone
 }
 
 /// End the session.
@@ -93,21 +100,20 @@ pub async fn callback(
     responses((status = 204, description = "Signed out (or was not signed in)")))]
 pub async fn logout(state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-        let hash = sha256_hex(cookie.value().as_bytes());
-        if let Some(session) = state.store.session(&hash, state.clock.now()).await? {
-            state
-                .store
-                .record_audit(
-                    &AuditEvent::new("auth.signed_out", &format!("user:{}", session.subject)),
-                    state.clock.now(),
-                )
-                .await?;
-        }
-        state.store.delete_session(&hash).await?;
+        end_session(&state, cookie.value()).await?;
     }
-    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).finish();
-    gone.make_removal();
-    Ok(HttpResponse::NoContent().cookie(gone).finish())
+    Ok(HttpResponse::NoContent().cookie(session_cookie_removal()).finish())
+}
+
+/// Ends the session with this cookie secret, if it is open, and records who signed out.
+pub async fn end_session(state: &AppState, secret: &str) -> Result<(), ApiError> {
+    let hash = crate::auth::session::stored_hash(secret);
+    let now = state.clock.now();
+    if let Some(session) = state.store.session(&hash, now).await? {
+        state.store.record_audit(&AuditEvent::new("auth.signed_out", &session.actor), now).await?;
+    }
+    state.store.delete_session(&hash).await?;
+    Ok(())
 }
 
 fn not_configured() -> ApiError {

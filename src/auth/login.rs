@@ -4,6 +4,7 @@
 //! checked by the library; the session that follows lives in the database too, its cookie secret
 //! stored only as a hash. Roles come from the ID token's roles claim, as for access tokens.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -14,6 +15,7 @@ use openidconnect::{
 };
 
 use super::RoleMap;
+use super::session::{self, SessionError};
 use super::token::roles_in;
 use crate::domain::Role;
 use crate::domain::audit::sha256_hex;
@@ -138,7 +140,7 @@ impl Login {
             .add_scope(Scope::new("roles".into()))
             .set_pkce_challenge(challenge)
             .url();
-        let browser = random_secret()?;
+        let browser = session::random_secret().map_err(|e| LoginError::Provider(e.to_string()))?;
         let browser_hash = sha256_hex(browser.as_bytes());
         store
             .save_login_attempt(
@@ -191,23 +193,14 @@ impl Login {
             .and_then(|p| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).ok())
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        let roles: Vec<Role> = roles_in(&payload, &self.roles_claim, &self.role_map).into_iter().collect();
-        let cookie = random_secret()?;
-        let session = SessionRecord {
-            subject: claims.subject().to_string(),
-            roles: roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" "),
-        };
-        store.create_session(&sha256_hex(cookie.as_bytes()), &session, now, now + self.session_lifetime).await?;
-        Ok((cookie, session))
+        let roles: BTreeSet<Role> = roles_in(&payload, &self.roles_claim, &self.role_map).into_iter().collect();
+        let actor = format!("user:{}", claims.subject().as_str());
+        let cookie = session::open(store, &actor, &roles, now, self.session_lifetime).await.map_err(|e| match e {
+            SessionError::Store(e) => LoginError::Store(e),
+            SessionError::Random => LoginError::Provider(e.to_string()),
+        })?;
+        Ok((cookie, SessionRecord { actor, roles: session::role_names(&roles) }))
     }
-}
-
-/// 32 random bytes, base64url: a cookie's secret.
-fn random_secret() -> Result<String, LoginError> {
-    let mut secret = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
-        .map_err(|_| LoginError::Provider("the system random generator failed".into()))?;
-    Ok(base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret))
 }
 
 /// `scheme://host[:port]` of a URL.

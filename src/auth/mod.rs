@@ -5,6 +5,7 @@
 //! administrators of agreements and of the node.
 
 pub mod login;
+pub mod session;
 pub mod token;
 
 pub use login::{Login, LoginError};

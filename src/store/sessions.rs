@@ -1,5 +1,6 @@
-//! Sign-ins in progress and signed-in sessions, in the database so that several replicas of a node
-//! share them. Each insert also forgets what has run out, so requests cannot fill the tables.
+//! Sign-ins in progress, single-use sign-in codes and signed-in sessions, in the database so that
+//! several replicas of a node share them. Each insert also forgets what has run out, so requests
+//! cannot fill the tables.
 
 use chrono::{DateTime, Utc};
 
@@ -8,7 +9,8 @@ use super::{StoreError, in_write_tx, on_pool};
 /// A session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
-    pub subject: String,
+    /// Who acts in it, as the audit trail names them (`user:<sub>`, `token:dev`).
+    pub actor: String,
     /// Node role names, space-separated.
     pub roles: String,
 }
@@ -78,9 +80,9 @@ impl super::Store {
                 .bind(at.timestamp_millis())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO sessions (id_hash, subject, roles, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO sessions (id_hash, actor, roles, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id_hash)
-                .bind(&session.subject)
+                .bind(&session.actor)
                 .bind(&session.roles)
                 .bind(at.timestamp_millis())
                 .bind(expires.timestamp_millis())
@@ -93,13 +95,13 @@ impl super::Store {
     /// The session with this id hash, if it has not expired at `now`.
     pub async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRecord>, StoreError> {
         let row: Option<(String, String)> = on_pool!(self, |p| {
-            sqlx::query_as("SELECT subject, roles FROM sessions WHERE id_hash = $1 AND expires_at_ms > $2")
+            sqlx::query_as("SELECT actor, roles FROM sessions WHERE id_hash = $1 AND expires_at_ms > $2")
                 .bind(id_hash)
                 .bind(now.timestamp_millis())
                 .fetch_optional(p)
                 .await?
         });
-        Ok(row.map(|(subject, roles)| SessionRecord { subject, roles }))
+        Ok(row.map(|(actor, roles)| SessionRecord { actor, roles }))
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
@@ -109,5 +111,47 @@ impl super::Store {
             .await?
             .rows_affected());
         Ok(())
+    }
+}
+
+impl super::Store {
+    /// Stores a single-use sign-in code (its hash) for a session with `roles`, and forgets the codes
+    /// that have expired.
+    pub async fn save_signin_code(
+        &self,
+        code_hash: &str,
+        roles: &str,
+        at: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            sqlx::query("DELETE FROM signin_codes WHERE expires_at_ms <= $1")
+                .bind(at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO signin_codes (code_hash, roles, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(code_hash)
+            .bind(roles)
+            .bind(at.timestamp_millis())
+            .bind(expires.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Takes (and deletes) the sign-in code with this hash if it has not expired at `now`: its
+    /// roles. A code works once, whoever presents it first.
+    pub async fn take_signin_code(&self, code_hash: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as("DELETE FROM signin_codes WHERE code_hash = $1 AND expires_at_ms > $2 RETURNING roles")
+                .bind(code_hash)
+                .bind(now.timestamp_millis())
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.map(|(roles,)| roles))
     }
 }
