@@ -13,9 +13,10 @@ use chrono::{DateTime, Utc};
 use super::Federation;
 use super::agreements::{self, Checked, LifecycleError};
 use crate::crypto::jws::{self, Jws};
+use crate::domain::agreement::AgreementId;
 use crate::domain::audit::sha256_hex;
 use crate::domain::envelope::EnvelopeHeader;
-use crate::domain::policy::{Decision, decide};
+use crate::domain::policy::{Decision, FieldDecision, decide};
 use crate::domain::view::ReportView;
 use crate::domain::{OrgId, Report};
 use crate::store::{AgreementRecord, AgreementsStamp, QueuedEnvelope};
@@ -139,19 +140,36 @@ impl ActiveAgreements {
     }
 }
 
-/// The envelopes for one version of one of this node's reports, signed at `now`.
-pub async fn envelopes_for(
+/// What one party of an active agreement gets of one version of one of this node's reports.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// It receives `view`, under the agreement the view names; `explanation` says which rule
+    /// decided each field.
+    Share { recipient: OrgId, view: Box<ReportView>, explanation: Vec<FieldDecision> },
+    /// It held an earlier version this one may no longer reach: it is told the report is withdrawn.
+    Withdraw { recipient: OrgId, view: Box<ReportView> },
+    /// It gets nothing, and why (under the first agreement that names it).
+    Withhold { recipient: OrgId, agreement: AgreementId, reason: String },
+}
+
+/// What every other party of every active agreement gets of a version of one of this node's
+/// reports at `now`: the question the exchange answers by sending, and the filing form's preview
+/// answers without sending. Each party is served under the first agreement (by id) that lets the
+/// report reach it; one that held an earlier version which this one may no longer reach is told of
+/// a withdrawal. A received report is never shared onwards, so it has no deliveries.
+pub async fn deliveries(
     federation: &Federation,
     report: &Report,
     now: DateTime<Utc>,
-) -> Result<Vec<QueuedEnvelope>, LifecycleError> {
+) -> Result<Vec<Delivery>, LifecycleError> {
     let own = &federation.keys.card.org_id;
     if &report.origin != own {
         return Ok(Vec::new());
     }
     let active = federation.agreements.at(federation, now).await?;
-    let mut envelopes = Vec::new();
+    let mut deliveries = Vec::new();
     let mut served: HashSet<OrgId> = HashSet::new();
+    let mut withheld: Vec<Delivery> = Vec::new();
     for checked in &active {
         let agreement = &checked.agreement;
         let key = agreements::pseudonym_key(&federation.keys.signing, &agreement.id);
@@ -159,9 +177,23 @@ pub async fn envelopes_for(
             if served.contains(&party.org_id) {
                 continue;
             }
-            if let Decision::Share { view, .. } = decide(report, agreement, &party.org_id, now, &key) {
-                envelopes.push(seal(federation, &view, &party.org_id, now));
-                served.insert(party.org_id.clone());
+            match decide(report, agreement, &party.org_id, now, &key) {
+                Decision::Share { view, explanation, .. } => {
+                    deliveries.push(Delivery::Share { recipient: party.org_id.clone(), view, explanation });
+                    served.insert(party.org_id.clone());
+                }
+                Decision::Withhold { reason } => {
+                    if !withheld
+                        .iter()
+                        .any(|d| matches!(d, Delivery::Withhold { recipient, .. } if *recipient == party.org_id))
+                    {
+                        withheld.push(Delivery::Withhold {
+                            recipient: party.org_id.clone(),
+                            agreement: agreement.id.clone(),
+                            reason,
+                        });
+                    }
+                }
             }
         }
     }
@@ -171,12 +203,35 @@ pub async fn envelopes_for(
             let Some(view) = payload_of(&earlier.envelope) else { continue };
             let still_active = active.iter().any(|c| c.agreement.id == view.agreement);
             if !served.contains(&recipient) && !view.retracted && still_active {
-                envelopes.push(seal(federation, &view.withdrawn(report.version), &recipient, now));
+                deliveries.push(Delivery::Withdraw {
+                    view: Box::new(view.withdrawn(report.version)),
+                    recipient: recipient.clone(),
+                });
                 served.insert(recipient);
             }
         }
     }
-    Ok(envelopes)
+    withheld.retain(|d| matches!(d, Delivery::Withhold { recipient, .. } if !served.contains(recipient)));
+    deliveries.extend(withheld);
+    Ok(deliveries)
+}
+
+/// The envelopes for one version of one of this node's reports, signed at `now`.
+pub async fn envelopes_for(
+    federation: &Federation,
+    report: &Report,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedEnvelope>, LifecycleError> {
+    Ok(deliveries(federation, report, now)
+        .await?
+        .into_iter()
+        .filter_map(|delivery| match delivery {
+            Delivery::Share { recipient, view, .. } | Delivery::Withdraw { recipient, view } => {
+                Some(seal(federation, &view, &recipient, now))
+            }
+            Delivery::Withhold { .. } => None,
+        })
+        .collect())
 }
 
 /// Signs `view` into an envelope for `recipient`.

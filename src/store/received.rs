@@ -300,6 +300,17 @@ impl super::Store {
         }))
     }
 
+    /// The received report with this id, as it was last shared here (retracted or not), if any.
+    pub async fn received_view(&self, id: ReportId) -> Result<Option<ReportView>, StoreError> {
+        let row: Option<Json<ReportView>> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT body FROM report_heads WHERE received_under IS NOT NULL AND report_id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.map(|Json(view)| view))
+    }
+
     /// Received reports, a page at a time in id order, for data-protection searches.
     pub async fn received_views(&self, after: Option<ReportId>, limit: i64) -> Result<Vec<ReportView>, StoreError> {
         let after = after.map_or(uuid::Uuid::nil(), |id| id.as_uuid());
