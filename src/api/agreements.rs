@@ -85,11 +85,20 @@ pub async fn propose(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(AGREEMENT_ADMINS)?;
     let agreement: Agreement = crate::http::body::read_body(&req, payload).await?;
-    let _ = caller;
-    let federation = federation(&state)?;
+    Ok(HttpResponse::Created().json(propose_agreement(&state, &caller, agreement).await?))
+}
+
+/// Proposes `agreement` as this node's organisation: signed here and sent to the other parties.
+pub(crate) async fn propose_agreement(
+    state: &AppState,
+    caller: &Caller,
+    agreement: Agreement,
+) -> Result<AgreementView, ApiError> {
+    caller.require(AGREEMENT_ADMINS)?;
     let now = state.clock.now();
-    let checked = agreements::propose(federation, agreement, now, &caller.actor).await.map_err(ApiError::from)?;
-    Ok(HttpResponse::Created().json(view_of(checked, None, now)))
+    let checked =
+        agreements::propose(federation(state)?, agreement, now, &caller.actor).await.map_err(ApiError::from)?;
+    Ok(view_of(checked, None, now))
 }
 
 /// Every agreement this node is a party to, with its status.
@@ -98,6 +107,12 @@ pub async fn propose(
     security(("bearer" = ["agreement-admin", "coordinator", "node-admin"])))]
 pub async fn list(caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller.require(AGREEMENT_READERS)?;
+    Ok(HttpResponse::Ok().json(all(&state).await?))
+}
+
+/// Every agreement this node is a party to, as its admin reviews it; one whose stored document no
+/// longer checks is shown as `unverifiable`, with why, never hidden.
+pub(crate) async fn all(state: &AppState) -> Result<Vec<AgreementView>, ApiError> {
     let now = state.clock.now();
     let mut views = Vec::new();
     if let Some(federation) = &state.federation {
@@ -124,7 +139,7 @@ pub async fn list(caller: Caller, state: Data<AppState>) -> Result<HttpResponse,
             }
         }
     }
-    Ok(HttpResponse::Ok().json(views))
+    Ok(views)
 }
 
 /// One agreement: its terms, a plain-language summary and its status.
@@ -147,10 +162,15 @@ pub async fn get(caller: Caller, state: Data<AppState>, id: Path<String>) -> Res
         (status = 409, description = "Already signed by this node, or revoked", body = Problem, content_type = "application/problem+json"), AuthProblems),
     security(("bearer" = ["agreement-admin"])))]
 pub async fn sign(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(sign_agreement(&state, &caller, &id).await?))
+}
+
+/// Signs the agreement `id` as this node's organisation and sends the signature to the others.
+pub(crate) async fn sign_agreement(state: &AppState, caller: &Caller, id: &str) -> Result<AgreementView, ApiError> {
     caller.require(AGREEMENT_ADMINS)?;
     let now = state.clock.now();
-    let checked = agreements::sign(federation(&state)?, &id, now, &caller.actor).await.map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(view_of(checked, None, now)))
+    let checked = agreements::sign(federation(state)?, id, now, &caller.actor).await.map_err(ApiError::from)?;
+    Ok(view_of(checked, None, now))
 }
 
 /// Revoke an agreement, at once, for every party.
@@ -212,11 +232,33 @@ where
 {
     caller.require(AGREEMENT_ADMINS)?;
     let request: RevokeRequest = crate::http::body::read_optional_body(&req, payload).await?;
-    crate::http::input::check_reason(request.reason.as_ref())?;
+    Ok(HttpResponse::Ok().json(end_agreement(&state, &caller, &id, request.reason, how).await?))
+}
+
+/// Ends the agreement `id` as `how` does (revoking or declining it), with an optional reason; the
+/// agreement as it stands then.
+pub(crate) async fn end_agreement<F>(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    reason: Option<String>,
+    how: F,
+) -> Result<AgreementView, ApiError>
+where
+    F: AsyncFnOnce(
+        &Federation,
+        &str,
+        Option<String>,
+        chrono::DateTime<chrono::Utc>,
+        &str,
+    ) -> Result<RevocationRecord, agreements::LifecycleError>,
+{
+    caller.require(AGREEMENT_ADMINS)?;
+    crate::http::input::check_reason(reason.as_ref())?;
     let now = state.clock.now();
-    how(federation(&state)?, &id, request.reason, now, &caller.actor).await.map_err(ApiError::from)?;
-    let (checked, revocation) = stored(&state, &id).await?;
-    Ok(HttpResponse::Ok().json(view_of(checked, revocation.as_ref(), now)))
+    how(federation(state)?, id, reason, now, &caller.actor).await.map_err(ApiError::from)?;
+    let (checked, revocation) = stored(state, id).await?;
+    Ok(view_of(checked, revocation.as_ref(), now))
 }
 
 /// Exactly what a recipient would receive of one of your reports under this agreement, and which
@@ -235,34 +277,45 @@ pub async fn preview(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(PREVIEWERS)?;
     let params: PreviewParams = crate::http::input::query(&query)?;
-    let recipient = OrgId::parse(&params.recipient)
+    Ok(HttpResponse::Ok().json(preview_report(&state, &caller, &id, &params.report, &params.recipient).await?))
+}
+
+/// Exactly what `recipient` would receive of the caller's report `report` under agreement `id`
+/// now, and which rule decided each field; reading the report this way is audited as a read.
+pub(crate) async fn preview_report(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    report: &str,
+    recipient: &str,
+) -> Result<Preview, ApiError> {
+    caller.require(PREVIEWERS)?;
+    let recipient = OrgId::parse(recipient)
         .map_err(|e| ApiError::Validation(ValidationErrors::single("recipient", e.to_string())))?;
-    let report_id = params
-        .report
-        .parse()
-        .map_err(|_| ApiError::NotFound("no report with this id exists for your organisation".into()))?;
+    let report_id =
+        report.parse().map_err(|_| ApiError::NotFound("no report with this id exists for your organisation".into()))?;
     let report = state
         .store
         .latest_report(&caller.org, report_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no report with this id exists for your organisation".into()))?;
-    let (checked, revocation) = stored(&state, &id).await?;
-    let federation = federation(&state)?;
+    let (checked, revocation) = stored(state, id).await?;
+    let federation = federation(state)?;
     let now = state.clock.now();
     let status = agreements::status(&checked, revocation.as_ref(), now);
     if status.state != "active" {
         // Nothing flows under an agreement that is not in force, whatever its rules say.
         let reason = format!("the agreement is {}: {}", status.state.replace('_', " "), status.detail);
-        return Ok(HttpResponse::Ok().json(Preview {
+        return Ok(Preview {
             decision: "withhold",
             reason: Some(reason),
             flow: None,
             view: None,
             explanation: Vec::new(),
-        }));
+        });
     }
     let key = agreements::pseudonym_key(&federation.keys.signing, &checked.agreement.id);
-    let preview = match decide(&report, &checked.agreement, &recipient, now, &key) {
+    Ok(match decide(&report, &checked.agreement, &recipient, now, &key) {
         Decision::Share { view, flow, explanation } => {
             // The preview shows the report's content: it is a read like any other.
             let read = AuditEvent::new("report.read", &caller.actor)
@@ -278,17 +331,16 @@ pub async fn preview(
         Decision::Withhold { reason } => {
             Preview { decision: "withhold", reason: Some(reason), flow: None, view: None, explanation: Vec::new() }
         }
-    };
-    Ok(HttpResponse::Ok().json(preview))
+    })
 }
 
-fn federation(state: &AppState) -> Result<&Federation, ApiError> {
+pub(crate) fn federation(state: &AppState) -> Result<&Federation, ApiError> {
     state.federation.as_deref().ok_or_else(|| {
         ApiError::Conflict("this node has no federation identity; agreements need one (see `lagesbild init`)".into())
     })
 }
 
-async fn stored(state: &AppState, id: &str) -> Result<(Checked, Option<RevocationRecord>), ApiError> {
+pub(crate) async fn stored(state: &AppState, id: &str) -> Result<(Checked, Option<RevocationRecord>), ApiError> {
     let not_found = || ApiError::NotFound("no agreement with this id".into());
     let federation = state.federation.as_deref().ok_or_else(not_found)?;
     let record = state.store.agreement(id).await?.ok_or_else(not_found)?;

@@ -75,8 +75,15 @@ pub async fn audit(
         report: params.report,
         agreement: params.agreement,
         after: params.after.unwrap_or(0),
-        limit: limit + 1,
+        limit,
     };
+    Ok(HttpResponse::Ok().json(page(&state, query).await?))
+}
+
+/// One page of the trail for `query` (its `limit` entries at most), and where the next begins.
+pub(crate) async fn page(state: &AppState, mut query: AuditQuery) -> Result<AuditPage, ApiError> {
+    let limit = query.limit;
+    query.limit = limit + 1;
     let mut entries = state.store.audit_entries(&query).await?;
     let next_after = if entries.len() > limit as usize {
         entries.truncate(limit as usize);
@@ -84,5 +91,5 @@ pub async fn audit(
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(AuditPage { entries, next_after }))
+    Ok(AuditPage { entries, next_after })
 }

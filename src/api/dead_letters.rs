@@ -30,7 +30,12 @@ pub struct DeadLetterView {
     security(("bearer" = ["node-admin"])))]
 pub async fn dead_letters(caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller.require(NODE_ADMINS)?;
-    let letters: Vec<DeadLetterView> = state
+    Ok(HttpResponse::Ok().json(latest(&state).await?))
+}
+
+/// The latest 500 refused envelopes, newest first.
+pub(crate) async fn latest(state: &AppState) -> Result<Vec<DeadLetterView>, ApiError> {
+    Ok(state
         .store
         .dead_letters(500)
         .await?
@@ -42,6 +47,5 @@ pub async fn dead_letters(caller: Caller, state: Data<AppState>) -> Result<HttpR
             reason,
             envelope_hash,
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(letters))
+        .collect())
 }

@@ -2,19 +2,19 @@
 //! `/openapi.json`). Handlers parse and check input, call the domain for decisions and the store for
 //! data, and map every failure to problem+json. They never build SQL or decide policy.
 
-mod agreements;
-mod audit;
+pub(crate) mod agreements;
+pub(crate) mod audit;
 pub(crate) mod auth;
-mod dead_letters;
+pub(crate) mod dead_letters;
 pub mod docs;
 mod health;
 pub mod login;
-mod partners;
-mod reports;
-mod shares;
-mod situation;
+pub(crate) mod partners;
+pub(crate) mod reports;
+pub(crate) mod shares;
+pub(crate) mod situation;
 mod stream;
-mod subscriptions;
+pub(crate) mod subscriptions;
 
 use std::sync::Arc;
 

@@ -120,15 +120,21 @@ pub async fn add_partner(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(NODE_ADMINS)?;
     let card: Jws = crate::http::body::read_body(&req, payload).await?;
-    let now = state.clock.now();
-    let (record, outcome) =
-        import_card(&state.store, &card, &caller.org, None, now, &caller.actor).await.map_err(ApiError::from)?;
-    reload_pins(&state).await?;
-    let view = PartnerView::from(record);
+    let (view, outcome) = import(&state, &caller, &card).await?;
     Ok(match outcome {
         Imported::Added => HttpResponse::Created().json(view),
         Imported::Updated => HttpResponse::Ok().json(view),
     })
+}
+
+/// Imports a partner's signed card (verified here, never fetched), and lets its node in at once.
+pub(crate) async fn import(state: &AppState, caller: &Caller, card: &Jws) -> Result<(PartnerView, Imported), ApiError> {
+    caller.require(NODE_ADMINS)?;
+    let now = state.clock.now();
+    let (record, outcome) =
+        import_card(&state.store, card, &caller.org, None, now, &caller.actor).await.map_err(ApiError::from)?;
+    reload_pins(state).await?;
+    Ok((PartnerView::from(record), outcome))
 }
 
 /// Every partner, with the state of the last contact.
@@ -142,7 +148,10 @@ pub async fn list_partners(caller: Caller, state: Data<AppState>) -> Result<Http
 }
 
 /// Partners as shown, each with how delivery to it stands.
-async fn with_delivery(state: &AppState, partners: Vec<PartnerRecord>) -> Result<Vec<PartnerView>, ApiError> {
+pub(crate) async fn with_delivery(
+    state: &AppState,
+    partners: Vec<PartnerRecord>,
+) -> Result<Vec<PartnerView>, ApiError> {
     let mut deliveries: std::collections::HashMap<String, DeliveryState> =
         state.store.delivery_states().await?.into_iter().collect();
     Ok(partners
@@ -174,8 +183,7 @@ pub async fn get_partner(caller: Caller, state: Data<AppState>, org: Path<String
         (status = 404, description = "No such partner", body = Problem, content_type = "application/problem+json"), AuthProblems),
     security(("bearer" = ["node-admin"])))]
 pub async fn block_partner(caller: Caller, state: Data<AppState>, org: Path<String>) -> Result<HttpResponse, ApiError> {
-    caller.require(NODE_ADMINS)?;
-    set_blocked(caller, state, &org, true).await
+    Ok(HttpResponse::Ok().json(set_blocked(&state, &caller, &org, true).await?))
 }
 
 /// Unblock a partner.
@@ -189,26 +197,27 @@ pub async fn unblock_partner(
     state: Data<AppState>,
     org: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(NODE_ADMINS)?;
-    set_blocked(caller, state, &org, false).await
+    Ok(HttpResponse::Ok().json(set_blocked(&state, &caller, &org, false).await?))
 }
 
-async fn set_blocked(
-    caller: Caller,
-    state: Data<AppState>,
+/// Blocks or unblocks the partner `org`: it is refused (or let in) at the handshake from now on.
+pub(crate) async fn set_blocked(
+    state: &AppState,
+    caller: &Caller,
     org: &str,
     blocked: bool,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<PartnerView, ApiError> {
+    caller.require(NODE_ADMINS)?;
     let org = parse_org(org)?;
     let event =
         AuditEvent::new(if blocked { "partner.blocked" } else { "partner.unblocked" }, &caller.actor).partner(&org);
     if !state.store.set_partner_blocked(&org, blocked, state.clock.now(), &event).await? {
         return Err(no_such_partner());
     }
-    reload_pins(&state).await?;
+    reload_pins(state).await?;
     tracing::info!(partner = %org, blocked, "partner block changed");
     let partner = state.store.partner(&org).await?.ok_or_else(no_such_partner)?;
-    Ok(HttpResponse::Ok().json(PartnerView::from(partner)))
+    Ok(PartnerView::from(partner))
 }
 
 async fn reload_pins(state: &AppState) -> Result<(), ApiError> {

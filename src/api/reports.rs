@@ -60,12 +60,7 @@ pub async fn file_report(
     } else {
         crate::http::body::read_body(&req, payload).await?
     };
-    let now = state.clock.now();
-    let report = Report::file(caller.org.clone(), content.validate(now)?, now).filed_by(&caller.actor);
-    let envelopes = envelopes_for(&state, &report).await?;
-    state.store.insert_report(&report, &version_event("report.created", &caller, &report), &envelopes).await?;
-    wake_delivery(&state, &envelopes);
-    tracing::info!(report = %report.id, version = %report.version, "report filed");
+    let report = file(&state, &caller, content).await?;
     Ok(with_etag(HttpResponse::Created(), &report)
         .insert_header((header::LOCATION, format!("/api/v1/reports/{}", report.id)))
         .json(&report))
@@ -132,17 +127,7 @@ pub async fn update_report(
     caller.require(WRITERS)?;
     let content: ReportContent = crate::http::body::read_body(&req, payload).await?;
     let expected = if_match(&req)?.ok_or(ApiError::PreconditionRequired)?;
-    let current = own_report(&caller, &state, &id).await?;
-    may_change(&caller, &current)?;
-    if current.version != expected {
-        return Err(ApiError::PreconditionFailed { current: current.version });
-    }
-    let now = state.clock.now();
-    let next = current.revise(content.validate(now)?, now).map_err(revision_refused)?;
-    let envelopes = envelopes_for(&state, &next).await?;
-    state.store.append_version(&next, &version_event("report.updated", &caller, &next), &envelopes).await?;
-    wake_delivery(&state, &envelopes);
-    tracing::info!(report = %next.id, version = %next.version, "report updated");
+    let next = update(&state, &caller, &id, expected, content).await?;
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
 
@@ -169,19 +154,7 @@ pub async fn retract_report(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(WRITERS)?;
     let request: RetractRequest = crate::http::body::read_optional_body(&req, payload).await?;
-    crate::http::input::check_reason(request.reason.as_ref())?;
-    let current = own_report(&caller, &state, &id).await?;
-    may_change(&caller, &current)?;
-    if let Some(expected) = if_match(&req)?
-        && current.version != expected
-    {
-        return Err(ApiError::PreconditionFailed { current: current.version });
-    }
-    let next = current.retract(request.reason, state.clock.now()).map_err(revision_refused)?;
-    let envelopes = envelopes_for(&state, &next).await?;
-    state.store.append_version(&next, &version_event("report.retracted", &caller, &next), &envelopes).await?;
-    wake_delivery(&state, &envelopes);
-    tracing::info!(report = %next.id, version = %next.version, "report retracted");
+    let next = retract(&state, &caller, &id, if_match(&req)?, request.reason).await?;
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
 
@@ -229,6 +202,68 @@ pub async fn get_version(
     Ok(HttpResponse::Ok().json(report))
 }
 
+/// Files `content` as version 1 of a new report of the caller's organisation, with its envelopes
+/// to every partner it may reach, and audits it: what the API and the console both do.
+pub(crate) async fn file(state: &AppState, caller: &Caller, content: ReportContent) -> Result<Report, ApiError> {
+    caller.require(WRITERS)?;
+    let now = state.clock.now();
+    let report = Report::file(caller.org.clone(), content.validate(now)?, now).filed_by(&caller.actor);
+    let envelopes = envelopes_for(state, &report).await?;
+    state.store.insert_report(&report, &version_event("report.created", caller, &report), &envelopes).await?;
+    wake_delivery(state, &envelopes);
+    tracing::info!(report = %report.id, version = %report.version, "report filed");
+    Ok(report)
+}
+
+/// Stores `content` as the next version of the report `id`, if `expected` is still its version.
+pub(crate) async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    expected: Version,
+    content: ReportContent,
+) -> Result<Report, ApiError> {
+    caller.require(WRITERS)?;
+    let current = own_report(caller, state, id).await?;
+    may_change(caller, &current)?;
+    if current.version != expected {
+        return Err(ApiError::PreconditionFailed { current: current.version });
+    }
+    let now = state.clock.now();
+    let next = current.revise(content.validate(now)?, now).map_err(revision_refused)?;
+    let envelopes = envelopes_for(state, &next).await?;
+    state.store.append_version(&next, &version_event("report.updated", caller, &next), &envelopes).await?;
+    wake_delivery(state, &envelopes);
+    tracing::info!(report = %next.id, version = %next.version, "report updated");
+    Ok(next)
+}
+
+/// Withdraws the report `id` (a new version saying so), if `expected`, when given, is still its
+/// version.
+pub(crate) async fn retract(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    expected: Option<Version>,
+    reason: Option<String>,
+) -> Result<Report, ApiError> {
+    caller.require(WRITERS)?;
+    crate::http::input::check_reason(reason.as_ref())?;
+    let current = own_report(caller, state, id).await?;
+    may_change(caller, &current)?;
+    if let Some(expected) = expected
+        && current.version != expected
+    {
+        return Err(ApiError::PreconditionFailed { current: current.version });
+    }
+    let next = current.retract(reason, state.clock.now()).map_err(revision_refused)?;
+    let envelopes = envelopes_for(state, &next).await?;
+    state.store.append_version(&next, &version_event("report.retracted", caller, &next), &envelopes).await?;
+    wake_delivery(state, &envelopes);
+    tracing::info!(report = %next.id, version = %next.version, "report retracted");
+    Ok(next)
+}
+
 /// The audit entry of a new version: which report, which version, the hash of what was stored.
 fn version_event(event: &str, caller: &Caller, report: &Report) -> AuditEvent {
     AuditEvent::new(event, &caller.actor)
@@ -238,7 +273,7 @@ fn version_event(event: &str, caller: &Caller, report: &Report) -> AuditEvent {
 }
 
 /// A coordinator changes any of the organisation's reports; a reporter only those they filed.
-fn may_change(caller: &Caller, report: &Report) -> Result<(), ApiError> {
+pub(crate) fn may_change(caller: &Caller, report: &Report) -> Result<(), ApiError> {
     if caller.roles.contains(&crate::domain::Role::Coordinator)
         || report.filed_by.as_deref() == Some(caller.actor.as_str())
     {
@@ -247,7 +282,7 @@ fn may_change(caller: &Caller, report: &Report) -> Result<(), ApiError> {
     Err(ApiError::Forbidden("a reporter changes only the reports they filed; a coordinator can change any".into()))
 }
 
-pub(super) async fn own_report(caller: &Caller, state: &AppState, id: &str) -> Result<Report, ApiError> {
+pub(crate) async fn own_report(caller: &Caller, state: &AppState, id: &str) -> Result<Report, ApiError> {
     let id = parse_id(id)?;
     state.store.latest_report(&caller.org, id).await?.ok_or_else(no_such_report)
 }

@@ -125,10 +125,13 @@ pub async fn create(
     responses((status = 200, description = "Subscriptions, oldest first", body = Vec<SubscriptionView>), AuthProblems),
     security(("bearer" = ["coordinator", "node-admin"])))]
 pub async fn list(caller: Caller, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(all(&state, &caller).await?))
+}
+
+/// Every subscription, oldest first, with how its deliveries go (no secret).
+pub(crate) async fn all(state: &AppState, caller: &Caller) -> Result<Vec<SubscriptionView>, ApiError> {
     caller.require(SUBSCRIPTION_READERS)?;
-    let views =
-        state.store.subscriptions().await?.into_iter().map(|r| view_of(r, None)).collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(views))
+    state.store.subscriptions().await?.into_iter().map(|r| view_of(r, None)).collect()
 }
 
 /// One subscription, with how its deliveries go.
@@ -149,12 +152,18 @@ pub async fn get(caller: Caller, state: Data<AppState>, id: Path<String>) -> Res
         (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"), AuthProblems),
     security(("bearer" = ["coordinator"])))]
 pub async fn delete(caller: Caller, state: Data<AppState>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    remove(&state, &caller, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes the subscription `id` and what it still had to send.
+pub(crate) async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
     caller.require(SUBSCRIBERS)?;
     let audit = AuditEvent::new("subscription.deleted", &caller.actor).detail(format!("subscription {id}"));
-    if !state.store.delete_subscription(&id, &audit, state.clock.now()).await? {
+    if !state.store.delete_subscription(id, &audit, state.clock.now()).await? {
         return Err(not_found());
     }
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 /// Rotate a subscription's secret: deliveries are signed with the new one and, for a day, the old
