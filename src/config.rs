@@ -35,6 +35,51 @@ pub struct NodeConfig {
     pub auth: Option<AuthSection>,
     #[serde(default)]
     pub webhooks: WebhooksSection,
+    #[serde(default)]
+    pub console: ConsoleSection,
+}
+
+/// The operator console's map, clock and the organisation's sites.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// Map tiles, as `https://tile.example/{z}/{x}/{y}.png`; none: the map is drawn on a plain
+    /// background with a scale, and nothing is fetched from outside the node.
+    #[serde(default)]
+    pub tile_url: Option<String>,
+    /// Who the tiles are by, as the tile source asks to be credited.
+    #[serde(default)]
+    pub tile_attribution: Option<String>,
+    /// The time zone the console shows and reads times in (an IANA name).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// The organisation's sites (its schools, shops, offices), offered as places when filing.
+    #[serde(default)]
+    pub sites: Vec<ConsoleSite>,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        Self { tile_url: None, tile_attribution: None, time_zone: default_time_zone(), sites: Vec::new() }
+    }
+}
+
+fn default_time_zone() -> String {
+    "Europe/Stockholm".to_owned()
+}
+
+/// One of the organisation's sites, as the filing form offers it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSite {
+    pub name: String,
+    pub kind: crate::domain::SiteKind,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub municipality_code: Option<String>,
 }
 
 /// Webhook subscriptions: where the node may POST the picture's changes, and how many.
@@ -192,6 +237,55 @@ impl FederationSection {
             catch_up_seconds: default_catch_up_seconds(),
             sweep_seconds: default_sweep_seconds(),
         }
+    }
+}
+
+impl ConsoleSection {
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if let Some(url) = &self.tile_url {
+            let loopback = ["http://127.0.0.1", "http://localhost"].iter().any(|p| url.starts_with(p));
+            let placeholders = ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p));
+            if !(url.starts_with("https://") || loopback) || !placeholders || url.contains(['"', '\'', ' ', ';']) {
+                return invalid(
+                    "console.tile_url",
+                    "must be an https:// URL with {z}, {x} and {y}, such as https://tile.example/{z}/{x}/{y}.png"
+                        .into(),
+                );
+            }
+        }
+        if self.tile_attribution.as_ref().is_some_and(|a| a.chars().count() > 300) {
+            return invalid("console.tile_attribution", "must be at most 300 characters".into());
+        }
+        if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return invalid(
+                "console.time_zone",
+                format!("'{}' is not an IANA time zone, such as Europe/Stockholm or Europe/Oslo", self.time_zone),
+            );
+        }
+        if self.sites.len() > 500 {
+            return invalid("console.sites", "at most 500 sites".into());
+        }
+        for site in &self.sites {
+            let name = site.name.trim().chars().count();
+            let code_ok =
+                site.municipality_code.as_ref().is_none_or(|c| c.len() == 4 && c.chars().all(|d| d.is_ascii_digit()));
+            if !(1..=200).contains(&name)
+                || !(-90.0..=90.0).contains(&site.lat)
+                || !(-180.0..=180.0).contains(&site.lon)
+                || !code_ok
+            {
+                return invalid(
+                    "console.sites",
+                    format!(
+                        "site '{}' needs a name of 1 to 200 characters, lat -90 to 90, lon -180 to 180 and a \
+                         four-digit municipality_code if any",
+                        site.name
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -392,6 +486,7 @@ impl NodeConfig {
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return invalid("api.tls_cert", "api.tls_cert and api.tls_key are given together, or neither");
         }
+        self.console.check()?;
         if !(1..=200).contains(&self.database.max_connections) {
             return invalid("database.max_connections", "must be between 1 and 200");
         }

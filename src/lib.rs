@@ -8,7 +8,9 @@
 //!
 //! - `cli`: the command line, one module per family of commands; `main.rs` only dispatches to it.
 //! - `server`: start-up: opens the store, loads the identity, binds every edge, runs the workers.
-//! - `api`: the user API (`/api/v1`), sign-in, health and the API's OpenAPI document.
+//! - `api`: the user API (`/api/v1`), sign-in, health and the API's OpenAPI document; its operations
+//!   (filing, signing, importing a card) are what the console calls too.
+//! - `console`: the operator console, server-rendered pages for people in a browser (`/console/`).
 //! - `federation`: the mutual-TLS listener and client, partners, the agreement lifecycle between
 //!   nodes, sharing through the outbox, delivery, receiving, catch-up and the sweep.
 //! - `http`: what every HTTP edge shares: problem+json, body limits, strict JSON, query input,
@@ -34,6 +36,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod domain;
 pub mod federation;

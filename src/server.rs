@@ -15,6 +15,7 @@ use crate::audit_retention;
 use crate::auth::{Login, TokenValidator};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+use crate::console::ConsoleSettings;
 use crate::crypto::keys::SigningKey;
 use crate::crypto::tls::{PeerTrust, TlsIdentity, api_server_config};
 use crate::federation::pins::PinCache;
@@ -139,13 +140,16 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let addr = config.api.listen;
     let listener = TcpListener::bind(addr).map_err(|source| StartError::Listen { key: "api.listen", addr, source })?;
     let api_addr = listener.local_addr().map_err(|source| StartError::Listen { key: "api.listen", addr, source })?;
+    let console = Data::new(ConsoleSettings::new(config, dev_token.is_some()));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(console.clone())
             .app_data(Data::from(metrics.clone()))
             .app_data(body_limit)
             .wrap(Compress::default())
             .wrap(from_fn(http::observe))
+            .configure(|cfg| crate::console::routes(cfg, &console))
             .configure(api::routes)
     })
     .workers(workers)

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::NodeConfig;
-use crate::domain::OrgId;
+use crate::config::{ConsoleSite, NodeConfig};
 use crate::domain::agreement::Agreement;
+use crate::domain::{OrgId, SiteKind};
 use crate::identity::InitOptions;
 use crate::server;
 
@@ -70,6 +70,9 @@ pub struct DemoNode {
     pub docs_url: String,
     /// A bearer token with every role, for this node's API.
     pub token: String,
+    /// A link that opens the node's console signed in with every role, once (a new one each run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
 }
 
 /// Runs the demo from `dir` until Ctrl-C; the API ports are `base_port`..`base_port + 3` and the
@@ -109,8 +112,14 @@ pub async fn run(dir: &Path, base_port: u16) -> anyhow::Result<()> {
     if fresh {
         println!("Setting up the partnership (cards, agreements, example reports)...");
         set_up(&nodes, clock.now()).await?;
-        write_listing(&listing, &nodes)?;
     }
+    let mut nodes = nodes;
+    for (node, started) in nodes.iter_mut().zip(&running) {
+        let roles = crate::domain::Role::ALL.into_iter().collect();
+        let code = crate::auth::session::issue_code(&started.store, &roles, clock.now()).await?;
+        node.console_url = Some(format!("{}/console/signin?code={code}", node.api_url));
+    }
+    write_listing(&listing, &nodes)?;
     print_nodes(&nodes, &listing);
     stop.await;
     println!("Stopping the demo nodes...");
@@ -134,6 +143,7 @@ fn planned(org: &str, name: &str, base_port: u16, index: usize) -> anyhow::Resul
         federation_url: format!("https://127.0.0.1:{federation}"),
         docs_url: format!("http://127.0.0.1:{api}/docs/"),
         token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        console_url: None,
     })
 }
 
@@ -157,7 +167,30 @@ fn prepare(dir: &Path, node: &DemoNode, fresh: bool, now: DateTime<Utc>) -> anyh
         node_dir.join("node.toml")
     };
     let env = [("LAGESBILD_API_DEV_TOKEN".to_owned(), node.token.clone())].into_iter().collect();
-    Ok(NodeConfig::load(Some(&config_path), &env)?)
+    let mut config = NodeConfig::load(Some(&config_path), &env)?;
+    config.console.sites = sites_of(&node.org_id);
+    Ok(config)
+}
+
+/// The places each demo organisation files from, as its console offers them.
+fn sites_of(org: &str) -> Vec<ConsoleSite> {
+    let site = |name: &str, kind: SiteKind, lat: f64, lon: f64, address: &str| ConsoleSite {
+        name: name.to_owned(),
+        kind,
+        lat,
+        lon,
+        address: Some(address.to_owned()),
+        municipality_code: Some("0581".to_owned()),
+    };
+    match org {
+        "se-kommun-norrkoping" => vec![
+            site("Hagebyskolan", SiteKind::School, 58.6110, 16.1510, "Hagebygatan 10"),
+            site("Förskolan Ugglan", SiteKind::Preschool, 58.6072, 16.1472, "Ugglegatan 3"),
+            site("Vårdboendet Hagen", SiteKind::CareHome, 58.6121, 16.1580, "Hagebyvägen 21"),
+        ],
+        "se-ica-hageby" => vec![site("ICA Supermarket Hageby", SiteKind::Shop, 58.6104, 16.1538, "Hageby centrum")],
+        _ => Vec::new(),
+    }
 }
 
 /// Cards, agreements and example reports, each through the nodes' APIs.
@@ -297,13 +330,15 @@ fn write_listing(path: &Path, nodes: &[DemoNode]) -> anyhow::Result<()> {
 
 fn print_nodes(nodes: &[DemoNode], listing: &Path) {
     println!();
-    println!("Four partner nodes are running:");
+    println!("Four partner nodes are running. Open a console link in a browser: each signs you in, once,");
+    println!("as that organisation with every role (later, sign in at /console/ with the node's token).");
     for node in nodes {
         println!();
         println!("  {} ({})", node.name, node.org_id);
-        println!("    API:   {}/api/v1/situation", node.api_url);
-        println!("    Docs:  {}", node.docs_url);
-        println!("    Token: {}", node.token);
+        println!("    Console: {}", node.console_url.as_deref().unwrap_or_default());
+        println!("    API:     {}/api/v1/situation", node.api_url);
+        println!("    Docs:    {}", node.docs_url);
+        println!("    Token:   {}", node.token);
     }
     println!();
     println!("The same, for scripts: {}", listing.display());

@@ -39,15 +39,14 @@ pub async fn observe(
     Ok(response)
 }
 
-/// Replaces a framework-made error body (plain text, or none) by a problem document of the same status.
+/// Replaces a framework-made error body (plain text, or none) by a problem document of the same
+/// status. A body an edge made on purpose passes: a problem document, or a console page (HTML) that
+/// tells a person in a browser what went wrong.
 fn as_problem_if_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let made_on_purpose = content_type.starts_with(PROBLEM_JSON) || content_type.starts_with("text/html");
+    if !(status.is_client_error() || status.is_server_error()) || made_on_purpose {
         return response;
     }
     let replacement: HttpResponse = problem_response(status, "the request could not be served as sent");

@@ -8,11 +8,16 @@ use serde_json::Value;
 
 use crate::support::until;
 
+/// A base port with the demo's eight ports above it free.
+pub fn free_base_port() -> u16 {
+    (0..50).map(|_| crate::support::free_port()).find(|p| *p < 60_000 && ports_free_from(*p)).unwrap()
+}
+
 fn ports_free_from(base: u16) -> bool {
     (0..4).chain(10..14).all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok())
 }
 
-fn start(dir: &std::path::Path, base: u16) -> Child {
+pub fn start(dir: &std::path::Path, base: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_lagesbild"))
         .args(["demo", "--dir"])
         .arg(dir)
@@ -23,7 +28,7 @@ fn start(dir: &std::path::Path, base: u16) -> Child {
         .unwrap()
 }
 
-fn terminate(child: &mut Child) {
+pub fn terminate(child: &mut Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     assert!(child.wait().unwrap().success(), "the demo did not stop cleanly on SIGTERM");
@@ -63,7 +68,7 @@ async fn pictures(nodes: &[Value]) -> Vec<Vec<(String, String)>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_four_partners_and_resumes() {
-    let base = (0..50).map(|_| crate::support::free_port()).find(|p| *p < 60_000 && ports_free_from(*p)).unwrap();
+    let base = free_base_port();
     let dir = tempfile::tempdir().unwrap();
     let mut demo = start(dir.path(), base);
     let listing = dir.path().join("nodes.json");

@@ -39,7 +39,7 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
 async fn unknown_routes_and_methods_get_problems(backend: Backend) {
     let node = TestNode::spawn(backend).await;
     expect_problem(node.get("/api/v1/nothing-here").send().await.unwrap(), StatusCode::NOT_FOUND).await;
-    expect_problem(node.get("/").send().await.unwrap(), StatusCode::NOT_FOUND).await;
+    expect_problem(node.get("/nothing-here").send().await.unwrap(), StatusCode::NOT_FOUND).await;
     // Each 405 says in `Allow` what the path answers (RFC 9110, 15.5.6).
     let report = "/api/v1/reports/01937a4e-2f6c-7d3e-9a1b-2c3d4e5f6a7b";
     for (method, path, allow) in [

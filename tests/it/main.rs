@@ -13,6 +13,8 @@ mod auth;
 mod cap;
 mod catch_up_pause;
 mod cli;
+mod console;
+mod console_browser;
 mod contract;
 mod demo;
 mod deploy;
