@@ -56,11 +56,32 @@ pub struct ConsoleSection {
     /// The organisation's sites (its schools, shops, offices), offered as places when filing.
     #[serde(default)]
     pub sites: Vec<ConsoleSite>,
+    /// Municipalities by code, with a point for each: a report a partner shared only "to the
+    /// municipality" is drawn there as a labelled marker (without one, it is only listed).
+    #[serde(default)]
+    pub municipalities: Vec<ConsoleMunicipality>,
+}
+
+/// A municipality the map can place a report in that names only it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleMunicipality {
+    /// The four-digit municipality code (kommunkod / kommunenummer).
+    pub code: String,
+    pub name: String,
+    pub lat: f64,
+    pub lon: f64,
 }
 
 impl Default for ConsoleSection {
     fn default() -> Self {
-        Self { tile_url: None, tile_attribution: None, time_zone: default_time_zone(), sites: Vec::new() }
+        Self {
+            tile_url: None,
+            tile_attribution: None,
+            time_zone: default_time_zone(),
+            sites: Vec::new(),
+            municipalities: Vec::new(),
+        }
     }
 }
 
@@ -281,6 +302,27 @@ impl ConsoleSection {
                         "site '{}' needs a name of 1 to 200 characters, lat -90 to 90, lon -180 to 180 and a \
                          four-digit municipality_code if any",
                         site.name
+                    ),
+                );
+            }
+        }
+        if self.municipalities.len() > 1_000 {
+            return invalid("console.municipalities", "at most 1000 municipalities".into());
+        }
+        for m in &self.municipalities {
+            let name = m.name.trim().chars().count();
+            if m.code.len() != 4
+                || !m.code.chars().all(|d| d.is_ascii_digit())
+                || !(1..=100).contains(&name)
+                || !(-90.0..=90.0).contains(&m.lat)
+                || !(-180.0..=180.0).contains(&m.lon)
+            {
+                return invalid(
+                    "console.municipalities",
+                    format!(
+                        "municipality '{}' needs a four-digit code, a name of 1 to 100 characters, lat -90 to 90 \
+                         and lon -180 to 180",
+                        m.code
                     ),
                 );
             }
@@ -708,6 +750,36 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_example_configuration_is_one_a_node_starts_with() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node.toml");
+        let config = NodeConfig::load(Some(&path), &HashMap::new()).unwrap();
+        assert_eq!(config.console.time_zone, "Europe/Stockholm");
+        assert_eq!(config.console.sites[0].name, "Hagebyskolan");
+        assert_eq!(config.console.municipalities[0].code, "0581");
+    }
+
+    #[test]
+    fn a_console_section_that_cannot_work_stops_start_up_naming_its_key() {
+        let refused = |section: &str| {
+            let text = format!("[node]\norg_id = \"se-test\"\nname = \"Test\"\n[console]\n{section}\n");
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("node.toml");
+            std::fs::write(&path, text).unwrap();
+            match NodeConfig::load(Some(&path), &HashMap::new()) {
+                Err(ConfigError::Invalid { key, .. }) => key,
+                other => panic!("{section}: {other:?}"),
+            }
+        };
+        assert_eq!(refused("time_zone = \"Mars/Olympus\""), "console.time_zone");
+        assert_eq!(refused("tile_url = \"http://tiles.example/{z}/{x}/{y}.png\""), "console.tile_url");
+        assert_eq!(refused("tile_url = \"https://tiles.example/tile.png\""), "console.tile_url");
+        assert_eq!(
+            refused("[[console.sites]]\nname = \"\"\nkind = \"school\"\nlat = 58.6\nlon = 16.1"),
+            "console.sites"
+        );
     }
 
     #[test]

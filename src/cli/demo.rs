@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{ConsoleSite, NodeConfig};
+use crate::config::{ConsoleMunicipality, ConsoleSite, NodeConfig};
 use crate::domain::agreement::Agreement;
 use crate::domain::{OrgId, SiteKind};
 use crate::identity::InitOptions;
@@ -169,6 +169,12 @@ fn prepare(dir: &Path, node: &DemoNode, fresh: bool, now: DateTime<Utc>) -> anyh
     let env = [("LAGESBILD_API_DEV_TOKEN".to_owned(), node.token.clone())].into_iter().collect();
     let mut config = NodeConfig::load(Some(&config_path), &env)?;
     config.console.sites = sites_of(&node.org_id);
+    config.console.municipalities = vec![ConsoleMunicipality {
+        code: "0581".to_owned(),
+        name: "Norrköping".to_owned(),
+        lat: 58.5877,
+        lon: 16.1924,
+    }];
     Ok(config)
 }
 

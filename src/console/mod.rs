@@ -29,7 +29,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::config::{ConsoleSection, ConsoleSite, NodeConfig};
+use crate::config::{ConsoleMunicipality, ConsoleSection, ConsoleSite, NodeConfig};
 use crate::http::routes::{self, on, path};
 use page::ConsoleError;
 
@@ -41,6 +41,8 @@ pub struct ConsoleSettings {
     pub zone: chrono_tz::Tz,
     /// The organisation's sites, offered when filing.
     pub sites: Vec<ConsoleSite>,
+    /// Where the map places a report shared only to the municipality.
+    pub municipalities: Vec<ConsoleMunicipality>,
     /// Whether the sign-in page may take the node's development token.
     pub dev_sign_in: bool,
     /// Whether cookies must only travel over https (the node, or its sign-in, is on https).
@@ -60,7 +62,15 @@ impl ConsoleSettings {
         let secure_cookies = config.api.tls_cert.is_some()
             || config.auth.as_ref().and_then(|a| a.redirect_url.as_deref()).is_some_and(|u| u.starts_with("https://"));
         let csp = content_security_policy(tiles.as_ref().map(|(url, _)| url.as_str()));
-        ConsoleSettings { tiles, zone, sites: section.sites.clone(), dev_sign_in: dev_token, secure_cookies, csp }
+        ConsoleSettings {
+            tiles,
+            zone,
+            sites: section.sites.clone(),
+            municipalities: section.municipalities.clone(),
+            dev_sign_in: dev_token,
+            secure_cookies,
+            csp,
+        }
     }
 }
 

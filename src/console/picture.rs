@@ -233,6 +233,11 @@ pub async fn picture(
         "lang": viewer.lang.code(),
         "own_org": state.node.org_id.as_str(),
         "sites": settings.sites.iter().map(|s| json!({"name": s.name, "lat": s.lat, "lon": s.lon})).collect::<Vec<_>>(),
+        "municipalities": settings
+            .municipalities
+            .iter()
+            .map(|m| (m.code.clone(), json!({"name": m.name, "lat": m.lat, "lon": m.lon})))
+            .collect::<serde_json::Map<_, _>>(),
         "partners": partners.iter().map(|(org, name)| (org.clone(), json!(name))).collect::<serde_json::Map<_, _>>(),
         "labels": labels(t),
     });

@@ -340,3 +340,141 @@ async fn the_console_speaks_the_browsers_language_and_keeps_the_one_switched_to(
     assert_eq!(away.headers()[LOCATION], "/console/", "the switch never leads off the node");
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_opens_for_exactly_the_roles_its_api_routes_allow() {
+    let node = TestNode::spawn(Backend::Sqlite).await;
+    // Each page, and the API route whose roles (as its OpenAPI document lists them) it must keep.
+    let document: Value = serde_json::from_str(&lagesbild::api::docs::openapi_json()).unwrap();
+    let roles_of = |method: &str, path: &str| -> Vec<Role> {
+        let scopes = document["paths"][path][method]["security"][0]["bearer"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{method} {path} documents no security requirement"));
+        // No scope: any signed-in caller.
+        if scopes.is_empty() {
+            return Role::ALL.to_vec();
+        }
+        scopes.iter().map(|r| r.as_str().unwrap().parse().unwrap()).collect()
+    };
+    let pages: Vec<(&str, Vec<Role>)> = [
+        ("/console/", "get", "/api/v1/situation"),
+        ("/console/reports/new", "post", "/api/v1/reports"),
+        ("/console/patrol", "get", "/api/v1/situation"),
+        ("/console/agreements", "get", "/api/v1/agreements"),
+        ("/console/agreements/new", "post", "/api/v1/agreements"),
+        ("/console/partners", "get", "/api/v1/partners"),
+        ("/console/audit", "get", "/api/v1/audit"),
+        ("/console/dead-letters", "get", "/api/v1/dead-letters"),
+        ("/console/subscriptions", "get", "/api/v1/subscriptions"),
+        ("/console/me", "get", "/api/v1/me"),
+    ]
+    .into_iter()
+    .map(|(page, method, route)| (page, roles_of(method, route)))
+    .collect();
+    for role in Role::ALL {
+        let browser = signed_in(&node, &[role]).await;
+        for (path, allowed) in &pages {
+            let (status, html) = page(&browser, &node, path).await;
+            let expected = if allowed.contains(&role) { StatusCode::OK } else { StatusCode::FORBIDDEN };
+            assert_eq!(status, expected, "{role} on {path}");
+            if status == StatusCode::FORBIDDEN {
+                assert!(html.contains("This needs the role"), "{role} on {path}: {html}");
+            }
+        }
+    }
+    node.stop().await;
+}
+
+on_both_backends!(a_change_made_on_a_stale_version_is_refused_and_said_so);
+async fn a_change_made_on_a_stale_version_is_refused_and_said_so(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    let filed = node.file(&crate::support::report(2)).await;
+    let id = filed["id"].as_str().unwrap();
+    let browser = signed_in(&node, &[Role::Coordinator]).await;
+    let (status, html) = page(&browser, &node, &format!("/console/reports/{id}/edit")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("name=\"version\" value=\"1\""), "the form carries the version it changes");
+    // Someone else changes the report meanwhile.
+    let changed = node
+        .request(reqwest::Method::PUT, &format!("/api/v1/reports/{id}"))
+        .header("If-Match", "\"1\"")
+        .json(&crate::support::report(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let mut form = report_form(&csrf_of(&html), "Changed in the console");
+    form.push(("version", "1".into()));
+    let answer = browser
+        .post(node.url(&format!("/console/reports/{id}")))
+        .header(ACCEPT_LANGUAGE, "en")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::PRECONDITION_FAILED);
+    assert!(answer.text().await.unwrap().contains("Someone else changed the report meanwhile (now version 2)"));
+    let report: Value = node.get(&format!("/api/v1/reports/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(report["version"], 2, "the stale change stored nothing");
+    node.stop().await;
+}
+
+on_both_backends!(the_patrol_sheet_lists_the_window_oldest_first_and_says_how_to_handle_it);
+async fn the_patrol_sheet_lists_the_window_oldest_first_and_says_how_to_handle_it(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    for (hours, title) in [(3, "Earlier: broken window"), (1, "Later: youths on the roof"), (30, "Yesterday")] {
+        let mut body = crate::support::report(hours);
+        body["title"] = serde_json::json!(title);
+        node.file(&body).await;
+    }
+    let browser = signed_in(&node, &[Role::Analyst]).await;
+    let (status, html) = page(&browser, &node, "/console/patrol?window=6h").await;
+    assert_eq!(status, StatusCode::OK);
+    let (earlier, later) = (html.find("Earlier: broken window").unwrap(), html.find("Later: youths").unwrap());
+    assert!(earlier < later, "oldest first, the order of a round");
+    assert!(!html.contains("Yesterday"), "outside the window");
+    assert!(html.contains("2 reports") && html.contains("Contains TLP:AMBER"), "{html}");
+    node.stop().await;
+}
+
+on_both_backends!(a_card_that_does_not_verify_is_refused_on_the_page_and_adds_no_partner);
+async fn a_card_that_does_not_verify_is_refused_on_the_page_and_adds_no_partner(backend: Backend) {
+    let node = TestNode::spawn_federated(backend, MUNICIPALITY).await;
+    let other = TestNode::spawn_federated(backend, POLICE).await;
+    let browser = signed_in(&node, &[Role::NodeAdmin]).await;
+    let (_, html) = page(&browser, &node, "/console/partners").await;
+    let csrf = csrf_of(&html);
+    let view: Value = other.get("/api/v1/node").send().await.unwrap().json().await.unwrap();
+    let mut forged = view["signed_card"].clone();
+    let payload = forged["payload"].as_str().unwrap().to_owned();
+    forged["payload"] = serde_json::json!(format!("{}A", &payload[..payload.len() - 1]));
+    for card in ["not a card at all".to_owned(), forged.to_string()] {
+        let form = reqwest::multipart::Form::new().text("csrf", csrf.clone()).text("card", card.clone());
+        let answer = browser.post(node.url("/console/partners")).multipart(form).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{card}");
+        assert!(answer.text().await.unwrap().contains("id=\"card-problem\""));
+    }
+    let partners: Value = node.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
+    assert_eq!(partners.as_array().unwrap().len(), 0, "no partner was added");
+    let form = reqwest::multipart::Form::new().text("csrf", csrf).text("file", view["signed_card"].to_string());
+    let answer = browser.post(node.url("/console/partners")).multipart(form).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER, "the card as an uploaded file");
+    let (_, html) = page(&browser, &node, "/console/partners").await;
+    assert!(html.contains(POLICE), "{html}");
+    node.stop().await;
+    other.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_page_verifies_the_chain_on_request_and_pages_the_trail() {
+    let node = TestNode::spawn(Backend::Sqlite).await;
+    for hours in 0..3 {
+        node.file(&crate::support::report(hours)).await;
+    }
+    let browser = signed_in(&node, &[Role::NodeAdmin]).await;
+    let (status, html) = page(&browser, &node, "/console/audit?event=report.created&verify=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("The chain is intact") && html.contains("id=\"verify-result\""), "{html}");
+    assert_eq!(html.matches("<code>report.created</code>").count(), 3, "{html}");
+    node.stop().await;
+}

@@ -40,7 +40,10 @@
     if (l && l.lat !== undefined && l.lon !== undefined) {
       return l.cell_metres ? { kind: 'cell', lat: l.lat, lon: l.lon, metres: l.cell_metres } : { kind: 'point', lat: l.lat, lon: l.lon };
     }
-    return { kind: 'none', municipality: l && l.municipality_code };
+    const code = l && l.municipality_code;
+    const municipality = code && cfg.municipalities[code];
+    if (municipality) return { kind: 'municipality', lat: municipality.lat, lon: municipality.lon, name: municipality.name, code };
+    return { kind: 'none', municipality: code };
   }
 
   function whenOf(r) {
@@ -57,6 +60,7 @@
     if (l.place_name) words.push(l.place_name);
     if (place.kind === 'cell') words.push(labels.cell_square.replace('{m}', place.metres));
     if (place.kind === 'none' && place.municipality) words.push(labels.in_municipality.replace('{code}', place.municipality));
+    if (place.kind === 'municipality') words.push(labels.in_municipality.replace('{code}', `${place.name} (${place.code})`));
     return words.join(', ');
   }
 
@@ -79,6 +83,10 @@
         title: titleOf(r),
         keyboard: true,
       });
+    } else if (place.kind === 'municipality') {
+      // Shared only to the municipality: a label at its centre, not a point that pretends to know more.
+      const label = el('span', { class: `mk-muni ${classes}` }, place.name);
+      layer = L.marker([place.lat, place.lon], { icon: L.divIcon({ className: 'mk-muni-anchor', html: label, iconSize: null }), title: titleOf(r) });
     } else if (place.kind === 'cell') {
       const colour = severityColour(r.severity);
       layer = L.rectangle(cellBounds(place.lat, place.lon, place.metres), {
@@ -111,7 +119,7 @@
 
   function inView(entry, bounds) {
     const p = entry.place;
-    if (p.kind === 'point') return bounds.contains([p.lat, p.lon]);
+    if (p.kind === 'point' || p.kind === 'municipality') return bounds.contains([p.lat, p.lon]);
     if (p.kind === 'cell') return bounds.intersects(L.latLngBounds(cellBounds(p.lat, p.lon, p.metres)));
     return true;
   }
