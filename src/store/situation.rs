@@ -11,8 +11,9 @@ use super::{StoreError, on_pool};
 use crate::config::DatabaseKind;
 use crate::domain::{Cursor, PictureReport, SituationPage, SituationQuery};
 
-/// A row of the picture: id, observation time, the stored body, and whether it was received.
-type PictureRow = (Uuid, i64, Json<serde_json::Value>, bool);
+/// A row of the picture: id, observation time, the stored body (as its text: it is parsed once,
+/// straight into the report or view it is), and whether it was received.
+type PictureRow = (Uuid, i64, Json<Box<serde_json::value::RawValue>>, bool);
 
 /// One bound value of a built query.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,9 +51,9 @@ impl super::Store {
             .take(limit)
             .map(|(_, _, Json(body), received)| {
                 let report = if received {
-                    serde_json::from_value(body).map(PictureReport::Received)
+                    serde_json::from_str(body.get()).map(PictureReport::Received)
                 } else {
-                    serde_json::from_value(body).map(PictureReport::Own)
+                    serde_json::from_str(body.get()).map(PictureReport::Own)
                 };
                 report.map_err(|e| StoreError::Corrupt(format!("a report in the picture cannot be read: {e}")))
             })
