@@ -11,6 +11,7 @@
 
 mod catch_up;
 mod ceilings;
+mod console;
 mod db;
 mod federation;
 mod flood;
@@ -93,6 +94,7 @@ enum Step {
     Peer,
     Flood,
     Stream,
+    Console,
 }
 
 /// The sizes of one mode.
@@ -106,6 +108,7 @@ struct Plan {
     peer: peer::Sizes,
     flood: flood::Sizes,
     stream: stream::Sizes,
+    console: console::Sizes,
 }
 
 impl Plan {
@@ -126,6 +129,7 @@ impl Plan {
             },
             flood: flood::Sizes { handshakes: 2_000, strangers: 30, concurrency: 4, reports: 200 },
             stream: stream::Sizes { paced: 200, streams: 200, filings: 200 },
+            console: console::Sizes { reports: 1_000, renders: 50, loads: 3 },
         }
     }
 
@@ -146,6 +150,7 @@ impl Plan {
             },
             flood: flood::Sizes { handshakes: 10_000, strangers: 30, concurrency: 4, reports: 1_000 },
             stream: stream::Sizes { paced: 1_000, streams: 200, filings: 1_000 },
+            console: console::Sizes { reports: 5_000, renders: 300, loads: 5 },
         }
     }
 }
@@ -277,6 +282,15 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         for &backend in &backends {
             if let Err(e) = stream::run(&mut results, http, work, logs, backend, plan.stream).await {
                 failed(&mut results, &format!("the stream on {}", backend.name()), &e);
+            }
+            results.write(&cli.out)?;
+        }
+    }
+    if wanted(Step::Console) {
+        step("10. The console");
+        for &backend in &backends {
+            if let Err(e) = console::run(&mut results, http, work, logs, backend, plan.console).await {
+                failed(&mut results, &format!("the console on {}", backend.name()), &e);
             }
             results.write(&cli.out)?;
         }

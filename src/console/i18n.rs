@@ -412,6 +412,7 @@ texts! {
     patrol_area: "Område (min lon, min lat, max lon, max lat)", "Area (min lon, min lat, max lon, max lat)";
     patrol_printed: "Utskrivet", "Printed";
     patrol_count: "{n} rapporter", "{n} reports";
+    patrol_more: "Bladet visar de {n} senaste; fönstret rymmer fler. Välj ett kortare fönster eller ett mindre område.", "The sheet shows the latest {n}; the window holds more. Choose a shorter window or a smaller area.";
     patrol_handle: "Innehåller {tlp}: hantera enligt märkningen.", "Contains {tlp}: handle as marked.";
     col_when: "När", "When";
     col_what: "Vad", "What";

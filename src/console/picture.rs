@@ -285,6 +285,10 @@ async fn partner_names(state: &AppState) -> Result<Vec<(String, String)>, crate:
     Ok(names)
 }
 
+/// The most lines a patrol sheet prints (about six A4 pages): a round needs a window or an area
+/// narrow enough to walk, and the sheet says when there is more.
+const PATROL_LINES: u32 = 500;
+
 /// One line of the patrol sheet.
 struct PatrolLine {
     when: String,
@@ -308,6 +312,8 @@ struct PatrolPage {
     window: String,
     printed: String,
     count: String,
+    /// Said when the window holds more than the sheet prints.
+    more: Option<String>,
     handling: Option<String>,
 }
 
@@ -327,7 +333,8 @@ pub async fn patrol(
         partners.iter().find(|(id, _)| id == org.as_str()).map_or_else(|| org.to_string(), |(_, name)| name.clone())
     };
     let page =
-        state.store.situation(&filters.query(now, MAX_PAGE_SIZE), now).await.map_err(|e| viewer.fail(e.into()))?;
+        state.store.situation(&filters.query(now, PATROL_LINES), now).await.map_err(|e| viewer.fail(e.into()))?;
+    let more = page.next.is_some();
     // Oldest first: the order a night's round walks through it.
     let mut lines: Vec<(DateTime<Utc>, PatrolLine)> = page
         .reports
@@ -361,6 +368,7 @@ pub async fn patrol(
             .map(|b| format!("{},{},{},{}", b.min_lon, b.min_lat, b.max_lon, b.max_lat))
             .unwrap_or_default(),
         count: t.patrol_count.replace("{n}", &lines.len().to_string()),
+        more: more.then(|| t.patrol_more.replace("{n}", &PATROL_LINES.to_string())),
         lines: lines.into_iter().map(|(_, line)| line).collect(),
         window,
         printed: time::moment(now, zone, lang),
