@@ -105,6 +105,8 @@ struct FlowTable {
 struct AgreementPage {
     chrome: Chrome,
     view: AgreementView,
+    /// Where it stands, in a sentence of the reader's language.
+    said: String,
     state: &'static str,
     state_class: String,
     valid: String,
@@ -178,8 +180,10 @@ pub async fn show(
             actions.push(("revoke", t.agreement_revoke, "danger"));
         }
     }
+    let said = status_words(&status, revocation.as_ref(), a, t, zone, lang);
     let page = AgreementPage {
         chrome: viewer.chrome(Section::Agreements),
+        said,
         state: t.agreement_state(status.state),
         state_class: format!("state-{}", status.state),
         valid: format!("{} – {}", time::moment(a.valid_from, zone, lang), time::moment(a.valid_until, zone, lang)),
@@ -209,6 +213,39 @@ pub async fn show(
         view: AgreementView { summary: a.summary(), agreement: a.clone(), status },
     };
     html(StatusCode::OK, &page)
+}
+
+/// Where an agreement stands, in a sentence of the reader's language.
+fn status_words(
+    status: &crate::domain::agreement::AgreementStatus,
+    revocation: Option<&crate::domain::agreement::RevocationRecord>,
+    agreement: &Agreement,
+    t: &Texts,
+    zone: chrono_tz::Tz,
+    lang: Lang,
+) -> String {
+    let when = |at| time::moment(at, zone, lang);
+    match (status.state, revocation) {
+        ("revoked" | "declined", Some(r)) => {
+            let words = if status.state == "revoked" { t.status_revoked } else { t.status_declined };
+            let said = words.replace("{who}", r.by.as_str()).replace("{when}", &when(r.at));
+            match &r.reason {
+                Some(reason) => format!("{said}: {reason}"),
+                None => format!("{said}."),
+            }
+        }
+        ("framework_inactive", _) => t
+            .status_framework
+            .replace("{framework}", agreement.framework.as_ref().map(|f| f.as_str()).unwrap_or_default()),
+        ("awaiting_signatures", _) => t
+            .status_awaiting
+            .replace("{n}", &status.signed_by.len().to_string())
+            .replace("{m}", &agreement.parties.len().to_string()),
+        ("not_started", _) => t.status_not_started.replace("{when}", &when(agreement.valid_from)),
+        ("expired", _) => t.status_expired.replace("{when}", &when(agreement.valid_until)),
+        ("active", _) => t.status_active.replace("{when}", &when(agreement.valid_until)),
+        _ => status.detail.clone(),
+    }
 }
 
 /// The organisation's current reports, newest first, for the preview's choice.

@@ -262,6 +262,9 @@ texts! {
     recipients_no_federation: "Noden delar inte med någon (ingen federation är inställd).", "This node shares with nobody (no federation is configured).";
     recipient_gets: "får", "receives";
     recipient_gets_nothing: "får inget", "receives nothing";
+    recipient_sees: "Ser:", "Sees:";
+    recipient_misses: "Ser inte:", "Does not see:";
+    recipient_field_by_field: "Fält för fält, med regeln som avgjorde", "Field by field, with the rule that decided";
     recipient_withdrawn: "får besked om att rapporten dras tillbaka", "is told the report is withdrawn";
     under_agreement: "enligt", "under";
     decision_field: "Fält", "Field";
@@ -313,6 +316,13 @@ texts! {
     state_declined: "avböjd", "declined";
     state_framework_inactive: "ramavtalet gäller inte", "its framework is not in force";
     state_unverifiable: "kan inte kontrolleras", "cannot be verified";
+    status_revoked: "Uppsagd av {who} {when}", "Revoked by {who} {when}";
+    status_declined: "Avböjd av {who} {when}", "Declined by {who} {when}";
+    status_framework: "Ramavtalet {framework} gäller inte, så inget delas under den här.", "Its framework {framework} is not in force, so nothing is shared under this one.";
+    status_awaiting: "{n} av {m} parter har undertecknat.", "{n} of {m} parties have signed.";
+    status_not_started: "Undertecknad av alla parter; börjar gälla {when}.", "Signed by every party; comes into force {when}.";
+    status_expired: "Upphörde {when}.", "Ended {when}.";
+    status_active: "Undertecknad av alla parter; gäller till {when}.", "Signed by every party; in force until {when}.";
     propose_agreement: "Föreslå en överenskommelse", "Propose an agreement";
     propose_intro: "Ladda upp en TOML-fil, klistra in den, eller utgå från en mall. Noden fyller i parternas nycklar från deras nodkort, undertecknar och skickar förslaget till de andra parterna.", "Upload a TOML file, paste it, or start from a template. The node fills in the parties' keys from their node cards, signs, and sends the proposal to the other parties.";
     propose_template: "Mall", "Template";

@@ -26,6 +26,8 @@ pub struct FieldLine {
     /// The value as the recipient gets it; empty where it gets none.
     pub value: String,
     pub kept: bool,
+    /// Left out by the rule (not merely empty in the report).
+    pub dropped: bool,
 }
 
 /// What one partner gets.
@@ -37,6 +39,26 @@ pub struct RecipientLine {
     pub outcome: &'static str,
     pub reason: String,
     pub fields: Vec<FieldLine>,
+}
+
+impl RecipientLine {
+    /// What the recipient sees, in one line: each field it gets, with its value.
+    pub fn sees(&self) -> String {
+        let seen: Vec<String> = self
+            .fields
+            .iter()
+            .filter(|f| f.kept && !f.value.is_empty())
+            .map(|f| format!("{}: {}", f.field, f.value))
+            .collect();
+        seen.join(" · ")
+    }
+
+    /// The fields it does not get.
+    pub fn misses(&self) -> String {
+        let mut missed: Vec<&str> = self.fields.iter().filter(|f| f.dropped).map(|f| f.field).collect();
+        missed.dedup();
+        missed.join(", ")
+    }
 }
 
 /// The panel, or why it cannot be shown yet.
@@ -152,6 +174,7 @@ pub(super) fn field_lines(
             effect: effect_text(&d.effect, t),
             value: seen(d.field, view, t, zone, lang),
             kept: !matches!(d.effect, Effect::Dropped | Effect::Empty),
+            dropped: d.effect == Effect::Dropped,
         })
         .collect()
 }

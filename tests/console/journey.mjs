@@ -133,7 +133,7 @@ try {
   check(atPolice.includes(title) && atPolice.includes(witness), `the panel, police: ${atPolice}`);
   check(atShop.includes('500 m') && !atShop.includes(title) && !atShop.includes(witness), `the panel, shop: ${atShop}`);
   check(atGuards.includes(title) && !atGuards.includes(witness), `the panel, guards: ${atGuards}`);
-  await reporter.locator('#recipients').scrollIntoViewIfNeeded();
+  await reporter.evaluate(() => document.getElementById('recipients').scrollIntoView({ block: 'start' }));
   await shot(reporter, 'reporter-recipients-panel');
   await reporter.locator('#report-form button.primary').scrollIntoViewIfNeeded();
   const filedAt = Date.now();
