@@ -3,8 +3,10 @@
 //! - the migrations (`sqlx::migrate!`), so a change to one rebuilds;
 //! - the console's browser libraries (Leaflet and its marker clustering), installed from the npm
 //!   registry with `npm ci` from the lockfile in `src/console/assets/` into `OUT_DIR`, never copied
-//!   into the sources. `LAGESBILD_CONSOLE_NODE_MODULES` may name a `node_modules` folder installed
-//!   from the same lockfile instead (a container build, or a machine without the registry).
+//!   into the sources; the files the console serves are copied to `OUT_DIR/console-vendor/`, where
+//!   `console::assets` embeds them. `LAGESBILD_CONSOLE_NODE_MODULES` may name a `node_modules`
+//!   folder installed from the same lockfile instead (a container build, or a machine without the
+//!   registry).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,13 +17,29 @@ const ASSETS: &str = "src/console/assets";
 /// The packages the console embeds files of; each must be installed at its locked version.
 const PACKAGES: [&str; 2] = ["leaflet", "leaflet.markercluster"];
 
+/// The files the console serves, as `node_modules` holds them.
+const FILES: [&str; 12] = [
+    "leaflet/dist/leaflet.js",
+    "leaflet/dist/leaflet.css",
+    "leaflet/dist/images/layers.png",
+    "leaflet/dist/images/layers-2x.png",
+    "leaflet/dist/images/marker-icon.png",
+    "leaflet/dist/images/marker-icon-2x.png",
+    "leaflet/dist/images/marker-shadow.png",
+    "leaflet.markercluster/dist/leaflet.markercluster.js",
+    "leaflet.markercluster/dist/MarkerCluster.css",
+    "leaflet.markercluster/dist/MarkerCluster.Default.css",
+    "leaflet/LICENSE",
+    "leaflet.markercluster/MIT-LICENCE.txt",
+];
+
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed={ASSETS}/package.json");
     println!("cargo:rerun-if-changed={ASSETS}/package-lock.json");
     println!("cargo:rerun-if-env-changed=LAGESBILD_CONSOLE_NODE_MODULES");
-    match browser_libraries() {
-        Ok(modules) => println!("cargo:rustc-env=LAGESBILD_CONSOLE_VENDOR={}", modules.display()),
+    match browser_libraries().and_then(|modules| vendor(&modules)) {
+        Ok(()) => {}
         Err(why) => {
             eprintln!("error: the console's browser libraries are not available: {why}");
             eprintln!(
@@ -71,6 +89,20 @@ fn browser_libraries() -> Result<PathBuf, String> {
     check_versions(&modules, &locked)?;
     std::fs::write(&stamp, &lock).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(modules)
+}
+
+/// Copies the files the console serves from `modules` to `OUT_DIR/console-vendor/`, where
+/// `console::assets` embeds them (the same paths below `node_modules`).
+fn vendor(modules: &Path) -> Result<(), String> {
+    let out = PathBuf::from(std::env::var("OUT_DIR").map_err(|_| "cargo did not set OUT_DIR".to_owned())?);
+    for file in FILES {
+        let (from, to) = (modules.join(file), out.join("console-vendor").join(file));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::copy(&from, &to).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+    }
+    Ok(())
 }
 
 /// Each package in `modules` is the version the lockfile names.

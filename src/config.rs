@@ -454,8 +454,9 @@ const ENV_OVERRIDES: &[(&str, &str, &str, Kind)] = &[
     ("LAGESBILD_AUTH_CLIENT_SECRET", "auth", "client_secret", Kind::Text),
 ];
 
-/// Environment variables that are not configuration keys and are left alone.
-const ENV_NOT_CONFIG: &[&str] = &["LAGESBILD_CONFIG"];
+/// Environment variables that are not configuration keys and are left alone: where the
+/// configuration file is, and where a build takes the console's npm packages from.
+const ENV_NOT_CONFIG: &[&str] = &["LAGESBILD_CONFIG", "LAGESBILD_CONSOLE_NODE_MODULES"];
 
 impl NodeConfig {
     /// Reads `path` (or the embedded default), applies `env` over it and checks the result.

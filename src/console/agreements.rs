@@ -10,7 +10,6 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::ConsoleSettings;
-use super::form::FormData;
 use super::i18n::{Lang, Texts};
 use super::page::{Chrome, ConfirmPage, ConsoleError, Section, html, see_other};
 use super::recipients::{FieldLine, field_lines};
@@ -407,9 +406,7 @@ pub async fn propose(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    viewer.require(AGREEMENT_ADMINS)?;
-    let form = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &form)?;
+    let form = viewer.form(AGREEMENT_ADMINS, &req, payload).await?;
     let text = form.optional("file").unwrap_or_else(|| form.text("text").to_owned());
     let refused = |text: String, problems: Vec<String>| {
         let page = ProposePage {
@@ -495,10 +492,8 @@ pub async fn act(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    viewer.require(AGREEMENT_ADMINS)?;
+    let form = viewer.form(AGREEMENT_ADMINS, &req, payload).await?;
     let (id, action) = path.into_inner();
-    let form = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &form)?;
     let reason = form.optional("reason");
     let caller = &viewer.caller;
     let done = match action.as_str() {

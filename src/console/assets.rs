@@ -10,10 +10,10 @@ use actix_web::http::header;
 use actix_web::web::Path;
 use actix_web::{HttpRequest, HttpResponse};
 
-/// The npm packages' folder, as `build.rs` installed it.
+/// A file of the npm packages, as `build.rs` copied it into the build's own folder.
 macro_rules! vendor {
     ($file:literal) => {
-        include_bytes!(concat!(env!("LAGESBILD_CONSOLE_VENDOR"), "/", $file))
+        include_bytes!(concat!(env!("OUT_DIR"), "/console-vendor/", $file))
     };
 }
 

@@ -9,7 +9,6 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::ConsoleSettings;
-use super::form::FormData;
 use super::page::{Chrome, ConfirmPage, ConsoleError, Section, html, see_other};
 use super::time;
 use super::viewer::Viewer;
@@ -118,9 +117,7 @@ pub async fn import(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    viewer.require(NODE_ADMINS)?;
-    let form = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &form)?;
+    let form = viewer.form(NODE_ADMINS, &req, payload).await?;
     let text = form.optional("file").unwrap_or_else(|| form.text("card").to_owned());
     let card = Jws::parse(text.as_bytes())
         .map_err(|e| ApiError::MalformedBody(format!("this is not a signed node card (JWS JSON): {e}")));
@@ -180,10 +177,8 @@ pub async fn act(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    viewer.require(NODE_ADMINS)?;
+    viewer.form(NODE_ADMINS, &req, payload).await?;
     let (org, action) = path.into_inner();
-    let form = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &form)?;
     let blocked = match action.as_str() {
         "block" => true,
         "unblock" => false,
@@ -250,9 +245,7 @@ pub async fn delete_subscription(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    viewer.require(SUBSCRIBERS)?;
-    let form = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &form)?;
+    viewer.form(SUBSCRIBERS, &req, payload).await?;
     crate::api::subscriptions::remove(&state, &viewer.caller, &id).await.map_err(|e| viewer.fail(e))?;
     Ok(see_other("/console/subscriptions"))
 }

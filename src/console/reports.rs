@@ -11,7 +11,6 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::ConsoleSettings;
-use super::form::FormData;
 use super::i18n::Texts;
 use super::page::{Chrome, ConsoleError, Section, html, see_other};
 use super::recipients::{RecipientPanel, panel};
@@ -105,9 +104,7 @@ pub async fn file(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    viewer.require(WRITERS)?;
-    let data = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &data)?;
+    let data = viewer.form(WRITERS, &req, payload).await?;
     let form = ReportForm::of_form(&data);
     let page = FormPage::new(&viewer, &settings, form.clone(), "/console/reports".into(), None);
     let t = viewer.lang.texts();
@@ -148,9 +145,7 @@ pub async fn update(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    viewer.require(WRITERS)?;
-    let data = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &data)?;
+    let data = viewer.form(WRITERS, &req, payload).await?;
     let form = ReportForm::of_form(&data);
     let page = FormPage::new(&viewer, &settings, form.clone(), format!("/console/reports/{id}"), Some(id.to_string()));
     let (t, lang) = (viewer.lang.texts(), viewer.lang);
@@ -183,9 +178,7 @@ pub async fn preview(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    viewer.require(WRITERS)?;
-    let data = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &data)?;
+    let data = viewer.form(WRITERS, &req, payload).await?;
     let form = ReportForm::of_form(&data);
     let editing = data.optional("report").and_then(|id| id.parse::<ReportId>().ok());
     let content = form.content(settings.zone, &settings.sites);
@@ -413,9 +406,7 @@ pub async fn retract(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    viewer.require(WRITERS)?;
-    let data = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &data)?;
+    let data = viewer.form(WRITERS, &req, payload).await?;
     let expected = data.text("version").parse().ok().and_then(Version::new);
     match crate::api::reports::retract(&state, &viewer.caller, &id, expected, data.optional("reason")).await {
         Ok(report) => Ok(see_other(&format!("/console/reports/{}", report.id))),

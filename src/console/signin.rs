@@ -157,8 +157,7 @@ pub async fn sign_out(
     req: HttpRequest,
     payload: actix_web::web::Payload,
 ) -> Result<HttpResponse, ConsoleError> {
-    let form = FormData::read(&req, payload).await.map_err(|e| viewer.fail(e))?;
-    viewer.check_form(&req, &form)?;
+    viewer.form(&Role::ALL, &req, payload).await?;
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
         end_session(&state, cookie.value()).await.map_err(|e| viewer.fail(e))?;
     }

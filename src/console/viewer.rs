@@ -61,8 +61,22 @@ impl Viewer {
         ConsoleError::from_api(error, self.lang)
     }
 
+    /// The form of a request that changes something: for a person holding one of `allowed`, read
+    /// within the body limit, carrying this session's token and sent from this node's own pages.
+    pub async fn form(
+        &self,
+        allowed: &[Role],
+        req: &HttpRequest,
+        payload: actix_web::web::Payload,
+    ) -> Result<FormData, ConsoleError> {
+        self.require(allowed)?;
+        let form = FormData::read(req, payload).await.map_err(|e| self.fail(e))?;
+        self.check_form(req, &form)?;
+        Ok(form)
+    }
+
     /// Refuses a form that does not carry this session's token, or that a page of another site sent.
-    pub fn check_form(&self, req: &HttpRequest, form: &FormData) -> Result<(), ConsoleError> {
+    fn check_form(&self, req: &HttpRequest, form: &FormData) -> Result<(), ConsoleError> {
         let site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok());
         let from_elsewhere = site.is_some_and(|s| s != "same-origin");
         if from_elsewhere || !session::csrf_matches(&self.secret, form.text("csrf")) {

@@ -8,10 +8,15 @@
 // report and sees the per-recipient panel; the police coordinator's open map shows it within two
 // seconds without a reload; the shop's map shows only the 500 m square and the day; a retraction
 // leaves the police map; an agreement is proposed and signed in the browser by each party and comes
-// into force. Every step leaves a screenshot. Exits non-zero, saying which step failed and why.
+// into force; the patrol sheet prints on A4; and axe-core (npm) finds no serious or critical
+// accessibility problem on any page. Every step leaves a screenshot. Exits non-zero, saying which step
+// failed and why.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const axeSource = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 const [listing, shots] = process.argv.slice(2);
 if (!listing || !shots) {
@@ -34,11 +39,15 @@ const browser = await chromium.launch({
     '--disable-sync', '--no-first-run'],
 });
 
-/** A browser context as one person's browser: Swedish, desktop or phone. */
-async function person(name, { phone = false } = {}) {
-  const context = await browser.newContext(phone
-    ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'sv-SE' }
-    : { viewport: { width: 1366, height: 860 }, locale: 'sv-SE' });
+/** A browser context as one person's browser: Swedish, desktop or phone (standing at Hagebyskolan). */
+async function person(name, { phone = false, options = {} } = {}) {
+  const context = await browser.newContext({
+    ...(phone
+      ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'sv-SE',
+          geolocation: { latitude: 58.6110, longitude: 16.1510 }, permissions: ['geolocation'] }
+      : { viewport: { width: 1366, height: 860 }, locale: 'sv-SE' }),
+    ...options,
+  });
   const page = await context.newPage();
   page.on('pageerror', (error) => problems.push(`${name}: script error: ${error.message}`));
   page.on('console', (message) => {
@@ -103,6 +112,10 @@ try {
   // A bad form: its errors beside their fields, and nothing stored.
   const before = (await api(municipality, '/api/v1/situation?source=own&limit=1000')).reports.length;
   await reporter.goto(`${municipality.api_url}/console/reports/new`);
+  // The device's position fills in the place.
+  await reporter.click('#use-position');
+  await reporter.waitForFunction(() => document.getElementById('lat').value !== '', null, { timeout: 5000 });
+  check(Math.abs(Number(await reporter.inputValue('#lat')) - 58.611) < 1e-4, 'the position fills in the latitude');
   await reporter.selectOption('#category', 'vandalism');
   await reporter.fill('#lat', '91');
   await reporter.fill('#lon', '16.1510');
@@ -234,6 +247,40 @@ location = "grid 500m"
     check(state.includes('state-active'), `the agreement is in force at the ${who}: ${state}`);
   }
   await shot(coordinator, 'agreement-in-force');
+
+  // The patrol sheet, printed: the page's frame and its form left off, the table on A4.
+  await coordinator.goto(`${police.api_url}/console/patrol?window=24h`);
+  await coordinator.emulateMedia({ media: 'print' });
+  const hidden = await coordinator.evaluate(() => ['header.top', 'form.filters', 'footer.bottom']
+    .map((s) => getComputedStyle(document.querySelector(s)).display));
+  check(hidden.every((d) => d === 'none'), `printing hides the frame and the form: ${hidden}`);
+  check(await coordinator.locator('table.patrol tbody tr').count() > 0, 'the sheet lists the window');
+  const pdf = await coordinator.pdf({ path: path.join(shots, 'patrol-sheet.pdf'), format: 'A4', printBackground: false });
+  check(pdf.length > 1000, 'the sheet prints to A4');
+  await coordinator.emulateMedia({ media: 'screen' });
+
+  // Accessibility, judged by axe-core on every page (WCAG 2 A and AA). The page's CSP forbids the
+  // injected checker, so this browser alone lets it in; Leaflet's map itself is left to its makers.
+  const auditor = await person('accessibility check', { options: { bypassCSP: true } });
+  await auditor.goto(`${municipality.api_url}/console/signin`);
+  await auditor.fill('#token', municipality.token);
+  await Promise.all([auditor.waitForURL('**/console/'), auditor.click('button[type="submit"]')]);
+  const pages = ['/console/', '/console/reports/new', `/console/reports/${reportId}`, '/console/agreements',
+    '/console/agreements/se-norrkoping-trygghetsoverenskommelse', '/console/agreements/new', '/console/partners',
+    '/console/audit', '/console/dead-letters', '/console/subscriptions', '/console/patrol', '/console/me'];
+  for (const route of pages) {
+    await auditor.goto(`${municipality.api_url}${route}`);
+    await auditor.waitForLoadState('networkidle');
+    await auditor.addScriptTag({ path: axeSource });
+    const found = await auditor.evaluate(() => window.axe.run(
+      { exclude: [['#map'], ['#pick-map']] },
+      { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } },
+    ));
+    for (const v of found.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')) {
+      problems.push(`${route}: ${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join('; ')}`);
+    }
+  }
+  console.log(`axe-core checked ${pages.length} pages`);
 } catch (error) {
   problems.push(`step ${step + 1}: ${error.message}`);
 } finally {

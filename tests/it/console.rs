@@ -478,3 +478,56 @@ async fn the_audit_page_verifies_the_chain_on_request_and_pages_the_trail() {
     assert_eq!(html.matches("<code>report.created</code>").count(), 3, "{html}");
     node.stop().await;
 }
+
+on_both_backends!(an_agreement_starts_from_a_template_and_a_bad_file_is_explained_by_line);
+async fn an_agreement_starts_from_a_template_and_a_bad_file_is_explained_by_line(backend: Backend) {
+    let node = TestNode::spawn_federated(backend, MUNICIPALITY).await;
+    let browser = signed_in(&node, &[Role::AgreementAdmin]).await;
+    let (status, html) =
+        page(&browser, &node, "/console/agreements/new?template=norrkoping-safety-agreement.toml").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("se-norrkoping-trygghetsoverenskommelse"), "the template fills the text");
+    let csrf = csrf_of(&html);
+    let broken = "id = \"se-broken-agreement\"\ntitle = \"Broken\"\npurpose = \"x\"\nvalid_from = 2026-01-01\n\
+                  valid_until = 2025-01-01\nevaluation_date = 2026-06-01\nretention_days = 30\n";
+    let form = reqwest::multipart::Form::new().text("csrf", csrf).text("text", broken);
+    let answer = browser
+        .post(node.url("/console/agreements"))
+        .header(ACCEPT_LANGUAGE, "en")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = answer.text().await.unwrap();
+    assert!(html.contains("id=\"agreement-problems\"") && html.contains("parties"), "{html}");
+    assert!(html.contains("se-broken-agreement"), "the text comes back to be corrected");
+    let agreements: Value = node.get("/api/v1/agreements").send().await.unwrap().json().await.unwrap();
+    assert_eq!(agreements.as_array().unwrap().len(), 0, "nothing was proposed");
+    node.stop().await;
+}
+
+on_both_backends!(blocking_a_partner_in_the_console_names_the_consequence_then_refuses_it);
+async fn blocking_a_partner_in_the_console_names_the_consequence_then_refuses_it(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE], |_| {}).await;
+    let municipality = &nodes[0];
+    let browser = signed_in(municipality, &[Role::NodeAdmin]).await;
+    let (status, html) = page(&browser, municipality, &format!("/console/partners/{POLICE}/block")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("refused at the TLS handshake"), "the page names the consequence: {html}");
+    let answer = browser
+        .post(municipality.url(&format!("/console/partners/{POLICE}/block")))
+        .form(&[("csrf", csrf_of(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let partner: Value =
+        municipality.get(&format!("/api/v1/partners/{POLICE}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(partner["blocked"], true);
+    let (_, html) = page(&browser, municipality, "/console/partners").await;
+    assert!(html.contains(&format!("/console/partners/{POLICE}/unblock")), "the page offers to unblock it");
+    for node in nodes {
+        node.stop().await;
+    }
+}
