@@ -36,6 +36,10 @@ pub struct InitArgs {
     /// The database (default: SQLite in the folder; a relative SQLite path is read from the folder).
     #[arg(long)]
     database_url: Option<String>,
+    /// Succeed without a change when the folder holds a node already (a container's first-start
+    /// step, run again at every start); without it, an existing node is an error.
+    #[arg(long)]
+    if_missing: bool,
 }
 
 /// Replace the node's signing and TLS keys. The new card is signed by the old key too, and the
@@ -59,8 +63,13 @@ pub enum CardCommand {
 
 /// Makes a new node in a new folder and says what to do next.
 pub fn init(args: InitArgs) -> anyhow::Result<()> {
-    let InitArgs { org_id, name, dir, api_listen, federation_listen, federation_url, database_url } = args;
+    let InitArgs { org_id, name, dir, api_listen, federation_listen, federation_url, database_url, if_missing } = args;
     let org_id = OrgId::parse(&org_id).map_err(|e| anyhow::anyhow!("--org-id {org_id:?}: {e}"))?;
+    let existing = dir.join("node.toml");
+    if if_missing && existing.exists() {
+        println!("{} holds a node already; nothing changed", existing.display());
+        return Ok(());
+    }
     let options = InitOptions {
         org_id,
         name,

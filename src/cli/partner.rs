@@ -14,10 +14,11 @@ use crate::store::Store;
 
 #[derive(Subcommand)]
 pub enum PartnerCommand {
-    /// Import a partner's signed node card (the file its admin sent you).
+    /// Import partners' signed node cards (the files their admins sent you).
     Add {
-        /// The partner's card (JWS JSON).
-        file: PathBuf,
+        /// The partners' cards (JWS JSON), one file each.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         #[arg(long, env = "LAGESBILD_CONFIG")]
         config: PathBuf,
     },
@@ -25,21 +26,36 @@ pub enum PartnerCommand {
 
 /// Runs a `partner` command.
 pub fn run(command: PartnerCommand) -> anyhow::Result<()> {
-    let PartnerCommand::Add { file, config } = command;
-    add(&file, &config)
-}
-
-fn add(file: &Path, config_path: &Path) -> anyhow::Result<()> {
-    let config = load_config(Some(config_path))?;
-    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let card = Jws::parse(&text).with_context(|| format!("{} is not a signed node card", file.display()))?;
+    let PartnerCommand::Add { files, config } = command;
+    let config = load_config(Some(&config))?;
     runtime()?.block_on(async {
         let store = Store::open(&config.database).await?;
-        let outcome = import_card(&store, &card, &config.node.org_id, None, SystemClock.now(), "cli").await;
+        let mut outcome = Ok(());
+        for file in &files {
+            outcome = add(&store, &config.node.org_id, file).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
         store.close().await;
-        let (partner, imported) = outcome.with_context(|| format!("the card in {} was refused", file.display()))?;
-        println!("{imported:?} partner {} ({}) at {}", partner.org_id, partner.name, partner.federation_url);
+        outcome?;
         println!("A running node picks the change up when it restarts or when a partner is changed through the API.");
         anyhow::Ok(())
     })
+}
+
+/// Imports the card in `file` into `store`, saying what changed; the card on record already is
+/// left as it is (a set-up step that runs at every start imports the same cards again).
+async fn add(store: &Store, own: &crate::domain::OrgId, file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let card = Jws::parse(&text).with_context(|| format!("{} is not a signed node card", file.display()))?;
+    if store.partners().await?.iter().any(|p| p.card == card.to_json()) {
+        println!("Unchanged: the card in {} is the one on record", file.display());
+        return Ok(());
+    }
+    let (partner, imported) = import_card(store, &card, own, None, SystemClock.now(), "cli")
+        .await
+        .with_context(|| format!("the card in {} was refused", file.display()))?;
+    println!("{imported:?} partner {} ({}) at {}", partner.org_id, partner.name, partner.federation_url);
+    Ok(())
 }

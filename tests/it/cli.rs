@@ -130,3 +130,60 @@ async fn health_says_whether_a_node_answers_and_exits_accordingly() {
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains(&format!("{nobody}/healthz does not answer")), "{said}");
 }
+
+/// `init` for a node in `dir` (SQLite beside it), with `extra` flags.
+fn init(dir: &std::path::Path, org: &str, extra: &[&str]) -> std::process::Output {
+    lagesbild()
+        .args(["init", "--org-id", org, "--name", org, "--dir"])
+        .arg(dir)
+        .args(["--federation-listen", "127.0.0.1:18443"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// What a container's set-up runs at every start (deploy/compose.yaml): `init --if-missing` makes
+/// the node once and then changes nothing; `partner add` takes several cards, and the same cards
+/// again change nothing.
+#[test]
+fn a_set_up_run_at_every_start_makes_the_node_once_and_imports_cards_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kommun, polisen, ica) = (dir.path().join("kommun"), dir.path().join("polisen"), dir.path().join("ica"));
+    for (path, org) in [(&kommun, "se-kommun-norrkoping"), (&polisen, "se-polisen-ost"), (&ica, "se-ica-hageby")] {
+        assert!(init(path, org, &["--if-missing"]).status.success());
+    }
+    let key = std::fs::read(kommun.join("keys/signing-key.pem")).unwrap();
+    let again = init(&kommun, "se-kommun-norrkoping", &["--if-missing"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("holds a node already; nothing changed"));
+    assert_eq!(std::fs::read(kommun.join("keys/signing-key.pem")).unwrap(), key, "the keys are never made anew");
+    let without = init(&kommun, "se-kommun-norrkoping", &[]);
+    assert!(!without.status.success(), "without --if-missing an existing node is an error");
+
+    let add = || {
+        lagesbild()
+            .args(["partner", "add"])
+            .arg(polisen.join("node-card.json"))
+            .arg(ica.join("node-card.json"))
+            .arg("--config")
+            .arg(kommun.join("node.toml"))
+            .output()
+            .unwrap()
+    };
+    let first = add();
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(said.contains("Added partner se-polisen-ost") && said.contains("Added partner se-ica-hageby"), "{said}");
+    let second = add();
+    let said = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success() && said.matches("Unchanged").count() == 2, "{said}");
+    let own = lagesbild()
+        .args(["partner", "add"])
+        .arg(kommun.join("node-card.json"))
+        .arg("--config")
+        .arg(kommun.join("node.toml"))
+        .output()
+        .unwrap();
+    assert!(!own.status.success(), "a node's own card is refused");
+    assert!(String::from_utf8_lossy(&own.stderr).contains("own card"), "{}", String::from_utf8_lossy(&own.stderr));
+}
