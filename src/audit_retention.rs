@@ -1,9 +1,10 @@
 //! Keeping the audit trail: entries past their retention are pruned behind a checkpoint the node
 //! signs (the sequence number and hash of the last entry pruned), so the rest of the chain still
 //! verifies, and nobody without the node's key can forge a checkpoint to hide a deletion. Pruning
-//! needs the node's identity; a node without one keeps every entry.
+//! needs the node's identity; a node without one keeps every entry. The node also verifies the
+//! whole trail on a schedule, and keeps the outcome for its metrics (an operator's alert).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -93,6 +94,53 @@ pub fn spawn_retention(
             tick.tick().await;
             if let Err(error) = prune(&store, &key, clock.now(), retention).await {
                 tracing::warn!(%error, "pruning the audit trail failed; will retry");
+            }
+        }
+    })
+}
+
+/// The outcome of the node's latest verification of its whole trail.
+#[derive(Debug, Default)]
+pub struct Verification {
+    latest: Mutex<Option<(bool, DateTime<Utc>)>>,
+}
+
+impl Verification {
+    /// Whether the trail verified, and when that was found; nothing before the first run ends.
+    pub fn latest(&self) -> Option<(bool, DateTime<Utc>)> {
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, intact: bool, at: DateTime<Utc>) {
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some((intact, at));
+    }
+}
+
+/// Verifies the whole trail every `every`, from start-up on, and records the outcome. A broken
+/// chain is logged as an error; the metrics carry it to the operator's alerts.
+pub fn spawn_verification(
+    store: Store,
+    node_key: Option<PublicKey>,
+    clock: Arc<dyn Clock>,
+    every: StdDuration,
+    outcome: Arc<Verification>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match verify(&store, node_key).await {
+                Ok(entries) => {
+                    tracing::debug!(entries, "the audit trail verifies");
+                    outcome.record(true, clock.now());
+                }
+                Err(VerifyError::Store(error)) => {
+                    tracing::warn!(%error, "verifying the audit trail failed; will retry")
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the audit trail does not verify");
+                    outcome.record(false, clock.now());
+                }
             }
         }
     })

@@ -184,11 +184,18 @@ pub struct AuditSection {
     /// Entries older than this are pruned behind a signed checkpoint (needs an `[identity]`).
     #[serde(default = "default_audit_retention")]
     pub retention_days: u32,
+    /// How often the node verifies its whole trail (the metrics say when and with what outcome).
+    #[serde(default = "default_audit_verify_minutes")]
+    pub verify_minutes: u32,
+}
+
+fn default_audit_verify_minutes() -> u32 {
+    60
 }
 
 impl Default for AuditSection {
     fn default() -> Self {
-        Self { retention_days: default_audit_retention() }
+        Self { retention_days: default_audit_retention(), verify_minutes: default_audit_verify_minutes() }
     }
 }
 
@@ -571,6 +578,9 @@ impl NodeConfig {
                     ),
                 });
             }
+        }
+        if !(1..=10_080).contains(&self.audit.verify_minutes) {
+            return invalid("audit.verify_minutes", "must be between 1 and 10080 (a week)");
         }
         if !(30..=3650).contains(&self.audit.retention_days) {
             return invalid("audit.retention_days", "must be between 30 and 3650 days");

@@ -121,6 +121,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
     )
     .await?;
     let body_limit = BodyLimit(config.api.body_limit_bytes);
+    let audit = Arc::new(audit_retention::Verification::default());
     let state = Data::new(AppState {
         store: store.clone(),
         clock: clock.clone(),
@@ -132,6 +133,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         federation: federation.as_ref().map(|(f, ..)| f.clone()),
         feed: feed.clone(),
         webhooks: config.webhooks.clone(),
+        audit: audit.clone(),
     });
     if dev_token.is_none() && config.auth.is_none() {
         tracing::warn!("neither [auth] nor api.dev_token is set: every /api/v1 route will refuse requests");
@@ -172,11 +174,15 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         settings: config.webhooks.clone(),
     });
     let mut background = vec![feed.clone().spawn(), webhooks.spawn()];
+    let mut node_key = None;
     if let Some(identity) = &config.identity {
         let key = Arc::new(SigningKey::load(&identity.signing_key).map_err(IdentityError::from)?);
+        node_key = Some(key.public());
         let retention = chrono::Duration::days(i64::from(config.audit.retention_days));
         background.push(audit_retention::spawn_retention(store.clone(), key, clock.clone(), retention));
     }
+    let every = std::time::Duration::from_secs(60 * u64::from(config.audit.verify_minutes));
+    background.push(audit_retention::spawn_verification(store.clone(), node_key, clock.clone(), every, audit));
     let mut federation_addr = None;
     let mut running_federation = None;
     if let Some((federation, server, bound)) = federation {

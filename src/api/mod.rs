@@ -55,6 +55,8 @@ pub struct AppState {
     pub feed: Arc<crate::picture_feed::PictureFeed>,
     /// Where webhooks may go, and how many subscriptions the node keeps.
     pub webhooks: crate::config::WebhooksSection,
+    /// The outcome of the node's latest verification of its audit trail.
+    pub audit: Arc<crate::audit_retention::Verification>,
 }
 
 /// Registers every route. Each path lists its methods; any other method gets a 405 problem.

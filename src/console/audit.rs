@@ -85,11 +85,15 @@ pub async fn trail(
         limit: PAGE,
     };
     let verified = if value("verify") == "1" {
-        Some(match state.store.verify_audit().await.map_err(|e| viewer.fail(e.into()))? {
+        // As `lagesbild audit verify` does: the signed checkpoint (if entries were pruned), then the chain.
+        let node_key = state.federation.as_ref().map(|f| f.keys.signing.public());
+        Some(match crate::audit_retention::verify(&state.store, node_key).await {
             Ok(checked) => (true, t.audit_verified.replace("{n}", &checked.to_string())),
-            Err(broken) => {
+            Err(crate::audit_retention::VerifyError::Broken(broken)) => {
                 (false, t.audit_broken.replace("{seq}", &broken.seq.to_string()).replace("{why}", &broken.reason))
             }
+            Err(crate::audit_retention::VerifyError::Store(e)) => return Err(viewer.fail(e.into())),
+            Err(other) => (false, other.to_string()),
         })
     } else {
         None

@@ -389,6 +389,14 @@ impl super::Store {
         }))
     }
 
+    /// How many envelopes have been refused into the dead-letter table so far (its highest id:
+    /// it only grows, pruning or not), for the metrics.
+    pub async fn dead_letters_so_far(&self) -> Result<i64, StoreError> {
+        let max: Option<i64> =
+            on_pool!(self, |p| { sqlx::query_scalar("SELECT MAX(id) FROM dead_letters").fetch_one(p).await? });
+        Ok(max.unwrap_or(0))
+    }
+
     /// Refused envelopes, newest first.
     pub async fn dead_letters(
         &self,

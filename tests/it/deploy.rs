@@ -158,3 +158,87 @@ fn the_compose_file_is_valid_against_the_compose_specification() {
         assert!(!command.contains(&format!("/partners/{short}/")), "partners-{short} imports its own card");
     }
 }
+
+/// The metric names a file of `deploy/` uses.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("lagesbild_") {
+        let name: String = text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        names.insert(name);
+    }
+    names
+}
+
+fn promtool(args: &[&str], dir: &std::path::Path) -> String {
+    let output = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool runs (tests/run installs Debian's prometheus package)");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "promtool {args:?}: {said}");
+    said
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_their_unit_tests() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    assert!(promtool(&["check", "rules", "alerts.yml"], &dir).contains("SUCCESS: 7 rules found"));
+    assert!(promtool(&["test", "rules", "alerts.test.yml"], &dir).contains("SUCCESS"));
+}
+
+/// Every query of the Grafana dashboard is PromQL that promtool parses (each checked as a
+/// recording rule), and every metric the dashboard and the alerts name is one a running node
+/// exports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_the_alerts_ask_only_for_metrics_a_node_exports() {
+    use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, agree, federation};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("deploy/grafana/lagesbild-node.json")).unwrap())
+            .unwrap();
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(queries.len() >= 10, "{queries:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let rules: Vec<serde_json::Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| serde_json::json!({"record": format!("dashboard:panel_{i}"), "expr": q}))
+        .collect();
+    // JSON is YAML: promtool reads it as a rules file.
+    let file = serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]});
+    std::fs::write(dir.path().join("dashboard-rules.yml"), file.to_string()).unwrap();
+    promtool(&["check", "rules", "dashboard-rules.yml"], dir.path());
+
+    // A node with something queued for a partner, and an old TLS pin still in its overlap after a
+    // key rotation: every family of its metrics then has a sample.
+    let mut nodes = federation(crate::support::Backend::Sqlite, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    agree(&[&nodes[0], &nodes[1]], GUARDING).await;
+    nodes[0].file(&crate::support::report(1)).await;
+    let mut municipality = nodes.remove(0);
+    municipality.halt().await;
+    municipality.clock.advance(chrono::Duration::minutes(5));
+    lagesbild::identity::rotate(&municipality.config, lagesbild::clock::Clock::now(&*municipality.clock)).unwrap();
+    let municipality = municipality.restart().await;
+    municipality.get("/api/v1/node").send().await.unwrap();
+    let exported = crate::support::until(|| async {
+        let text = municipality.get("/metrics").send().await.unwrap().text().await.unwrap();
+        text.contains("lagesbild_audit_chain_intact 1").then_some(text)
+    })
+    .await;
+    let alerts = std::fs::read_to_string(root.join("deploy/prometheus/alerts.yml")).unwrap();
+    for name in metric_names(&alerts).into_iter().chain(metric_names(&queries.join("\n"))) {
+        assert!(exported.contains(&name), "{name} is not among the node's metrics:\n{exported}");
+    }
+    assert!(exported.contains(&format!("lagesbild_partner_blocked{{partner=\"{GUARDS}\"}} 0")), "{exported}");
+    assert!(exported.contains(&format!("lagesbild_tls_pin_overlap_end_timestamp_seconds{{org=\"{MUNICIPALITY}\"}}")));
+    municipality.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
