@@ -1,11 +1,12 @@
 //! The `lagesbild` command line: one module per family of commands (running a node, its identity,
-//! partners, agreements, the audit trail, data-protection requests, the demo), each with its
+//! partners, agreements, the audit trail, data-protection requests, backups, the demo), each with its
 //! arguments and what it does. `main.rs` only parses and dispatches. What the commands share is
 //! here: reading the environment and the configuration, a runtime, the store, and writing to
 //! standard output so that a closed pipe is an error, not a panic.
 
 pub mod agreement;
 pub mod audit;
+pub mod backup;
 pub mod demo;
 pub mod gdpr;
 pub mod health;
@@ -65,6 +66,7 @@ pub enum Command {
     },
     Openapi(serve::OpenapiArgs),
     Health(health::HealthArgs),
+    Backup(backup::BackupArgs),
 }
 
 /// Runs a parsed command.
@@ -82,6 +84,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Card { command } => identity::card(command),
         Command::Openapi(args) => serve::openapi(args),
         Command::Health(args) => health::health(args),
+        Command::Backup(args) => backup::backup(args),
     }
 }
 

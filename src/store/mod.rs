@@ -112,6 +112,24 @@ macro_rules! in_write_tx {
 
 pub(crate) use {in_write_tx, on_pool};
 
+impl Store {
+    /// Copies a SQLite database, while the node runs, into a new file at `to` (`VACUUM INTO`: one
+    /// consistent snapshot, compacted); then checks the copy's integrity. A PostgreSQL database is
+    /// the cluster's to back up: `Ok(false)`.
+    pub async fn snapshot_to(&self, to: &std::path::Path) -> Result<bool, StoreError> {
+        let Pool::Sqlite(pool) = &self.pool else { return Ok(false) };
+        let target = to.to_str().ok_or_else(|| StoreError::Open(format!("{} is not valid UTF-8", to.display())))?;
+        sqlx::query("VACUUM INTO $1").bind(target).execute(pool).await?;
+        let copy = SqlitePool::connect_with(SqliteConnectOptions::new().filename(to).read_only(true)).await?;
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&copy).await?;
+        copy.close().await;
+        if check != "ok" {
+            return Err(StoreError::Corrupt(format!("the copy does not pass SQLite's integrity check: {check}")));
+        }
+        Ok(true)
+    }
+}
+
 /// A stored epoch-milliseconds time.
 pub(crate) fn time(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()

@@ -10,6 +10,7 @@ mod agreement_lifecycle;
 mod agreements;
 mod audit;
 mod auth;
+mod backup;
 mod cap;
 mod catch_up_pause;
 mod cli;
