@@ -20,7 +20,7 @@ use crate::crypto::keys::SigningKey;
 use crate::crypto::tls::{PeerTrust, TlsIdentity, api_server_config};
 use crate::federation::pins::PinCache;
 use crate::federation::refusals::RefusalTally;
-use crate::federation::{ExchangeSettings, Federation, announce, catch_up, delivery, listener, sweep};
+use crate::federation::{ExchangeSettings, Federation, announce, catch_up, delivery, lifecycle, listener, sweep};
 use crate::http::{self, BodyLimit};
 use crate::identity::{IdentityError, NodeKeys};
 use crate::metrics::Metrics;
@@ -192,6 +192,7 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         background.push(federation.refusals.clone().spawn_writer(store.clone()));
         background.push(announce::spawn(federation.clone()));
         background.push(delivery::spawn(federation.clone()));
+        background.push(lifecycle::spawn(federation.clone()));
         background.push(catch_up::spawn(federation.clone()));
         background.push(sweep::spawn(federation.clone()));
         running_federation = Some(federation);

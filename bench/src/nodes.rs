@@ -288,6 +288,12 @@ pub async fn agree(http: &reqwest::Client, nodes: &[&NodeProcess], agreement: &V
     let first = nodes.first().context("no node to propose at")?;
     first.call(http, reqwest::Method::POST, "/api/v1/agreements", Some(agreement)).await?;
     for node in &nodes[1..] {
+        // The proposal reaches each party through the proposer's lifecycle outbox.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while node.call(http, reqwest::Method::GET, &format!("/api/v1/agreements/{id}"), None).await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "agreement {id} did not reach {}", node.org);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         node.call(http, reqwest::Method::POST, &format!("/api/v1/agreements/{id}/sign"), None).await?;
     }
     for node in nodes {

@@ -56,6 +56,8 @@ pub struct PartnerView {
 pub struct DeliveryView {
     /// Envelopes waiting to be acknowledged.
     pub queued: i64,
+    /// Agreement documents (proposals, signatures, revocations) waiting to be acknowledged.
+    pub documents_queued: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_delivered_at: Option<DateTime<Utc>>,
     /// Why the last attempt or envelope failed, while envelopes wait or after one was refused.
@@ -65,7 +67,7 @@ pub struct DeliveryView {
 
 impl From<DeliveryState> for DeliveryView {
     fn from(d: DeliveryState) -> Self {
-        Self { queued: d.queued, last_delivered_at: d.last_delivered_at, last_error: d.last_error }
+        Self { queued: d.queued, documents_queued: 0, last_delivered_at: d.last_delivered_at, last_error: d.last_error }
     }
 }
 
@@ -154,11 +156,17 @@ pub(crate) async fn with_delivery(
 ) -> Result<Vec<PartnerView>, ApiError> {
     let mut deliveries: std::collections::HashMap<String, DeliveryState> =
         state.store.delivery_states().await?.into_iter().collect();
+    let mut documents: std::collections::HashMap<String, (i64, Option<String>)> =
+        state.store.lifecycle_states().await?.into_iter().map(|(org, queued, error)| (org, (queued, error))).collect();
     Ok(partners
         .into_iter()
         .map(|p| {
-            let delivery = deliveries.remove(p.org_id.as_str()).unwrap_or_default();
-            PartnerView { delivery: delivery.into(), ..PartnerView::from(p) }
+            let mut delivery = DeliveryView::from(deliveries.remove(p.org_id.as_str()).unwrap_or_default());
+            if let Some((queued, error)) = documents.remove(p.org_id.as_str()) {
+                delivery.documents_queued = queued;
+                delivery.last_error = delivery.last_error.or(error);
+            }
+            PartnerView { delivery, ..PartnerView::from(p) }
         })
         .collect())
 }

@@ -225,8 +225,14 @@ async fn set_up(nodes: &[DemoNode], now: DateTime<Utc>) -> anyhow::Result<()> {
             .await?
             .error_for_status()?;
         for party in &parties[1..] {
-            let path = format!("/api/v1/agreements/{id}/sign");
-            call(&nodes[*party], reqwest::Method::POST, &path).send().await?.error_for_status()?;
+            // The proposal reaches each party through the proposer's lifecycle outbox.
+            let deadline = Instant::now() + StdDuration::from_secs(10);
+            let path = format!("/api/v1/agreements/{id}");
+            while !call(&nodes[*party], reqwest::Method::GET, &path).send().await?.status().is_success() {
+                ensure!(Instant::now() < deadline, "agreement {id} did not reach {}", nodes[*party].org_id);
+                tokio::time::sleep(StdDuration::from_millis(50)).await;
+            }
+            call(&nodes[*party], reqwest::Method::POST, &format!("{path}/sign")).send().await?.error_for_status()?;
         }
         for party in parties {
             let deadline = Instant::now() + StdDuration::from_secs(10);

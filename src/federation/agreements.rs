@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::Federation;
-use super::client::PartnerClient;
 use super::registry::signing_keys;
 use super::sweep::end_sharing;
 use crate::crypto::jws::{self, Jws, JwsError};
@@ -22,7 +21,7 @@ use crate::domain::agreement::{
 use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, ValidationErrors};
 use crate::http::ApiError;
-use crate::store::{AgreementRecord, Store, StoreError};
+use crate::store::{AgreementRecord, LifecycleDocument, LifecycleKind, MAX_PENDING_REVOCATIONS, Store, StoreError};
 
 /// Why an agreement, a signature or a revocation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +55,11 @@ pub enum LifecycleError {
          node must sign or decline one before another is taken"
     )]
     TooManyPending(OrgId),
+    #[error(
+        "{0} has sent {MAX_PENDING_REVOCATIONS} revocations of agreements not known here already; they are applied \
+         when their agreements arrive"
+    )]
+    TooManyPendingRevocations(OrgId),
     #[error("{0}")]
     Forbidden(String),
     #[error(transparent)]
@@ -133,10 +137,13 @@ pub async fn propose(
     let payload = serde_json::to_vec(&agreement).map_err(|e| LifecycleError::Forbidden(e.to_string()))?;
     let document = jws::sign(&payload, AGREEMENT_TYPE, &[&federation.keys.signing]);
     let checked = check_document(&federation.store, federation, &document).await?;
-    if !insert(&federation.store, &checked, own.as_str(), now, AuditEvent::new("agreement.proposed", actor)).await? {
+    let send = for_the_others(federation, &checked.agreement, LifecycleKind::Agreement, &checked.document);
+    if !insert(&federation.store, &checked, own.as_str(), now, AuditEvent::new("agreement.proposed", actor), &send)
+        .await?
+    {
         return Err(LifecycleError::Exists);
     }
-    distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
+    federation.lifecycle.wake();
     tracing::info!(agreement = %checked.agreement.id, "agreement proposed");
     Ok(checked)
 }
@@ -161,8 +168,11 @@ pub async fn sign(
         checked.document.countersign(AGREEMENT_TYPE, &federation.keys.signing);
         let checked = check_document(&federation.store, federation, &checked.document).await?;
         let previous = (record.document.as_str(), was_active);
-        if replace(&federation.store, &checked, previous, now, AuditEvent::new("agreement.signed", actor)).await? {
-            distribute(federation, &checked.agreement, "/federation/v1/agreements", &checked.document).await;
+        let send = for_the_others(federation, &checked.agreement, LifecycleKind::Agreement, &checked.document);
+        if replace(&federation.store, &checked, previous, now, AuditEvent::new("agreement.signed", actor), &send)
+            .await?
+        {
+            federation.lifecycle.wake();
             tracing::info!(agreement = %checked.agreement.id, "agreement signed");
             return Ok(checked);
         }
@@ -197,7 +207,7 @@ pub async fn receive(
                 stored.merge(document).map_err(|_| LifecycleError::DifferentBytes)?;
                 let merged = check_document(&federation.store, federation, &stored).await?;
                 if merged.document.to_json() == record.document
-                    || replace(&federation.store, &merged, (&record.document, was_active), now, event()).await?
+                    || replace(&federation.store, &merged, (&record.document, was_active), now, event(), &[]).await?
                 {
                     return Ok(merged);
                 }
@@ -206,7 +216,8 @@ pub async fn receive(
                 if pending_from(federation, peer, now).await? >= MAX_PENDING_PROPOSALS {
                     return Err(LifecycleError::TooManyPending(peer.clone()));
                 }
-                if insert(&federation.store, &incoming, peer.as_str(), now, event()).await? {
+                if insert(&federation.store, &incoming, peer.as_str(), now, event(), &[]).await? {
+                    apply_pending_revocations(federation, &incoming.agreement.id, now).await?;
                     return Ok(incoming);
                 }
             }
@@ -277,9 +288,10 @@ async fn end(
         statement: signed.to_json(),
     };
     let event = event.agreement(id).object(revocation.statement.as_bytes());
-    federation.store.revoke_agreement(id, &revocation, &event).await?;
+    let send = for_the_others(federation, &checked.agreement, LifecycleKind::Revocation, &signed);
+    federation.store.revoke_agreement(id, &revocation, &event, &send).await?;
+    federation.lifecycle.wake();
     end_sharing(federation, id, "agreement.sharing_ended", "the agreement was revoked", now).await?;
-    distribute(federation, &checked.agreement, "/federation/v1/revocations", &signed).await;
     tracing::info!(agreement = %checked.agreement.id, event = %event.event, "agreement ended");
     Ok(revocation)
 }
@@ -294,16 +306,31 @@ async fn pending_from(federation: &Federation, peer: &OrgId, now: DateTime<Utc>)
         .count())
 }
 
-/// Takes a revocation a partner sent: it must be signed by a party to the agreement.
+/// Takes a revocation a partner sent: it must be signed by a party to the agreement. One for an
+/// agreement not known here yet is kept, and judged when the agreement arrives (`None`).
 pub async fn receive_revocation(
     federation: &Federation,
     peer: &OrgId,
     signed: &Jws,
     now: DateTime<Utc>,
-) -> Result<RevocationRecord, LifecycleError> {
+) -> Result<Option<RevocationRecord>, LifecycleError> {
     let claimed: Revocation = serde_json::from_slice(&signed.unverified_payload()?)
         .map_err(|e| LifecycleError::Signature(JwsError::Malformed(e.to_string())))?;
-    let record = federation.store.agreement(claimed.agreement.as_str()).await?.ok_or(LifecycleError::NotFound)?;
+    let Some(record) = federation.store.agreement(claimed.agreement.as_str()).await? else {
+        // The revocation overtook its agreement: kept until the agreement arrives, and judged then.
+        let kept =
+            federation.store.keep_pending_revocation(claimed.agreement.as_str(), peer, &signed.to_json(), now).await?;
+        if !kept {
+            return Err(LifecycleError::TooManyPendingRevocations(peer.clone()));
+        }
+        let event = AuditEvent::new("agreement.revocation_kept", &format!("partner:{peer}"))
+            .partner(peer)
+            .agreement(&claimed.agreement)
+            .object(signed.to_json().as_bytes())
+            .detail("the agreement is not known here yet; applied when it arrives");
+        federation.store.record_audit(&event, now).await?;
+        return Ok(None);
+    };
     let checked = load(&federation.store, federation, &record).await?;
     if checked.agreement.party(peer).is_none() {
         return Err(LifecycleError::Forbidden(format!("{peer} is not a party to agreement {}", claimed.agreement)));
@@ -322,11 +349,11 @@ pub async fn receive_revocation(
         .partner(peer)
         .agreement(&claimed.agreement)
         .object(revocation.statement.as_bytes());
-    federation.store.revoke_agreement(claimed.agreement.as_str(), &revocation, &event).await?;
+    federation.store.revoke_agreement(claimed.agreement.as_str(), &revocation, &event, &[]).await?;
     end_sharing(federation, claimed.agreement.as_str(), "agreement.sharing_ended", "the agreement was revoked", now)
         .await?;
     tracing::info!(agreement = %claimed.agreement, by = %claimed.by, "agreement revoked by a party");
-    Ok(revocation)
+    Ok(Some(revocation))
 }
 
 /// A stored agreement, checked again (keys may have changed since it was stored).
@@ -412,6 +439,7 @@ async fn insert(
     proposed_by: &str,
     now: DateTime<Utc>,
     event: AuditEvent,
+    send: &[LifecycleDocument],
 ) -> Result<bool, LifecycleError> {
     let record = AgreementRecord {
         id: checked.agreement.id.to_string(),
@@ -423,7 +451,7 @@ async fn insert(
     };
     let mut events = vec![event.agreement(&checked.agreement.id).object(record.document.as_bytes())];
     events.extend(activation(checked, false, now, &events[0].actor));
-    Ok(store.insert_agreement(&record, &events).await?)
+    Ok(store.insert_agreement(&record, &events, send).await?)
 }
 
 /// The `agreement.activated` entry, when `checked` is in force now and was not before.
@@ -446,33 +474,48 @@ async fn replace(
     (previous, was_active): (&str, bool),
     now: DateTime<Utc>,
     event: AuditEvent,
+    send: &[LifecycleDocument],
 ) -> Result<bool, LifecycleError> {
     let document = checked.document.to_json();
     let mut events = vec![event.agreement(&checked.agreement.id).object(document.as_bytes())];
     events.extend(activation(checked, was_active, now, &events[0].actor));
-    Ok(store.replace_agreement_document(checked.agreement.id.as_str(), previous, &document, now, &events).await?)
+    Ok(store.replace_agreement_document(checked.agreement.id.as_str(), previous, &document, now, &events, send).await?)
 }
 
-/// Sends `body` to every other party's node; a party that cannot be reached now is logged, and
-/// gets the document again with the next signature or at the next start-up.
-async fn distribute(federation: &Federation, agreement: &Agreement, path: &str, body: &Jws) {
-    let now = federation.clock.now();
-    for party in agreement.parties.iter().filter(|p| p.org_id != federation.keys.card.org_id) {
-        let sent = match federation.store.partner(&party.org_id).await {
-            Ok(Some(partner)) => {
-                match PartnerClient::new(&federation.keys.tls, &federation.trust, &partner, &federation.clock) {
-                    Ok(client) => client.post(path, body).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-            Ok(None) => Err("no card on record".to_owned()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(error) = sent {
-            tracing::warn!(agreement = %agreement.id, party = %party.org_id, %error, "could not send to a party");
-            let _ = federation.store.record_partner_contact(&party.org_id, now, Some(&error)).await;
+/// `document` for every other party of `agreement`, to queue with the change that made it.
+fn for_the_others(
+    federation: &Federation,
+    agreement: &Agreement,
+    kind: LifecycleKind,
+    document: &Jws,
+) -> Vec<LifecycleDocument> {
+    let json = document.to_json();
+    agreement
+        .parties
+        .iter()
+        .filter(|p| p.org_id != federation.keys.card.org_id)
+        .map(|p| LifecycleDocument {
+            recipient: p.org_id.clone(),
+            kind,
+            agreement: agreement.id.to_string(),
+            document: json.clone(),
+        })
+        .collect()
+}
+
+/// Applies the revocations that arrived before `agreement` did, each judged as if it came now.
+async fn apply_pending_revocations(
+    federation: &Federation,
+    agreement: &AgreementId,
+    now: DateTime<Utc>,
+) -> Result<(), LifecycleError> {
+    for (sender, statement, _) in federation.store.take_pending_revocations(agreement.as_str()).await? {
+        let (Ok(sender), Ok(statement)) = (OrgId::parse(&sender), Jws::parse(statement.as_bytes())) else { continue };
+        if let Err(error) = Box::pin(receive_revocation(federation, &sender, &statement, now)).await {
+            tracing::warn!(%agreement, %sender, %error, "a revocation kept for this agreement does not apply");
         }
     }
+    Ok(())
 }
 
 /// The problem for a refused lifecycle step, wherever it came from.
@@ -488,6 +531,7 @@ impl From<LifecycleError> for ApiError {
             | LifecycleError::AlreadySigned
             | LifecycleError::NotPending
             | LifecycleError::TooManyPending(_)
+            | LifecycleError::TooManyPendingRevocations(_)
             | LifecycleError::DifferentBytes => ApiError::Conflict(error.to_string()),
             LifecycleError::NotAParty
             | LifecycleError::UnknownParty(_)

@@ -190,7 +190,7 @@ fn settle(entry: &OutboxEntry, outcome: Outcome, reason: Option<String>) -> (i64
 
 /// How long to wait after `attempts` failed attempts: doubling from one second up to five
 /// minutes, each wait drawn between half and all of it so partners coming back are not stormed.
-fn backoff(attempts: i64) -> Duration {
+pub(super) fn backoff(attempts: i64) -> Duration {
     let full = 2f64.powi(attempts.clamp(0, 16) as i32).min(MAX_BACKOFF_SECONDS);
     let mut byte = [0u8; 1];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);

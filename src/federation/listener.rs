@@ -200,14 +200,15 @@ pub async fn receive_agreement(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A party revokes an agreement: the statement must be signed by a party's key.
+/// A party revokes an agreement: the statement must be signed by a party's key. A revocation that
+/// overtook its agreement is kept, and applied when the agreement arrives.
 #[utoipa::path(
     post, path = "/federation/v1/revocations", tag = "federation",
     request_body = Jws,
     // The body's problems first: a 422 of the route's own, below, says more than theirs.
-    responses(BodyProblems, (status = 204, description = "The agreement is revoked here"),
+    responses(BodyProblems, (status = 204, description = "The agreement is revoked here, or, not known here yet, the statement is kept and applied when the agreement arrives"),
         (status = 403, description = "The sender is no party to the agreement", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such agreement here", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The sender has as many revocations of unknown agreements kept here as it may", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The statement or its signature is invalid", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn receive_revocation(

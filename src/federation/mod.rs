@@ -12,6 +12,7 @@ pub mod client;
 pub mod delivery;
 pub mod docs;
 pub mod inbox;
+pub mod lifecycle;
 pub mod listener;
 pub mod pins;
 pub mod refusals;
@@ -41,6 +42,8 @@ pub struct Federation {
     pub agreements: sharing::ActiveAgreements,
     /// Wakes the delivery worker when envelopes were queued.
     pub outbox: delivery::Wake,
+    /// Wakes the lifecycle worker when an agreement's document was queued for its parties.
+    pub lifecycle: lifecycle::Wake,
     /// Clients for partners, kept so connections are reused.
     pub clients: client::ClientCache,
     /// Per-partner budgets of the federation listener: requests, and envelopes delivered.
@@ -112,6 +115,7 @@ impl Federation {
             settings,
             agreements: sharing::ActiveAgreements::default(),
             outbox: delivery::Wake::default(),
+            lifecycle: lifecycle::Wake::default(),
             clients: client::ClientCache::default(),
             limits,
             catching_up: catch_up::CatchingUp::default(),

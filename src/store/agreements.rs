@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::audit::append_audit;
-use super::{StoreError, in_write_tx, on_pool, time};
+use super::lifecycle::queue_lifecycle;
+use super::{LifecycleDocument, StoreError, in_write_tx, on_pool, time};
 use crate::domain::agreement::RevocationRecord;
 use crate::domain::audit::AuditEvent;
 
@@ -44,8 +45,14 @@ fn record(row: AgreementRow) -> AgreementRecord {
 }
 
 impl super::Store {
-    /// Stores a new agreement with its audit entry; false (and nothing stored) if the id is taken.
-    pub async fn insert_agreement(&self, record: &AgreementRecord, audit: &[AuditEvent]) -> Result<bool, StoreError> {
+    /// Stores a new agreement with its audit entry and the documents to send the other parties;
+    /// false (and nothing stored) if the id is taken.
+    pub async fn insert_agreement(
+        &self,
+        record: &AgreementRecord,
+        audit: &[AuditEvent],
+        send: &[LifecycleDocument],
+    ) -> Result<bool, StoreError> {
         let inserted = in_write_tx!(self, |tx| {
             let inserted = sqlx::query(
                 "INSERT INTO agreements (id, document, proposed_by, received_at_ms, updated_at_ms) \
@@ -63,6 +70,7 @@ impl super::Store {
                 for event in audit {
                     append_audit!(tx, event, record.updated_at);
                 }
+                queue_lifecycle!(tx, send, record.updated_at);
             }
             inserted
         });
@@ -71,6 +79,7 @@ impl super::Store {
 
     /// Replaces an agreement's document (more signatures), only if it is still `previous`: of two
     /// merges at the same moment one wins and the other must merge again, so no signature is lost.
+    /// The documents to send the other parties are queued with it.
     pub async fn replace_agreement_document(
         &self,
         id: &str,
@@ -78,6 +87,7 @@ impl super::Store {
         document: &str,
         at: DateTime<Utc>,
         audit: &[AuditEvent],
+        send: &[LifecycleDocument],
     ) -> Result<bool, StoreError> {
         let replaced = in_write_tx!(self, |tx| {
             let replaced =
@@ -93,18 +103,21 @@ impl super::Store {
                 for event in audit {
                     append_audit!(tx, event, at);
                 }
+                queue_lifecycle!(tx, send, at);
             }
             replaced
         });
         Ok(replaced == 1)
     }
 
-    /// Records a revocation and its audit entry; the first one stands, later ones change nothing.
+    /// Records a revocation and its audit entry, and queues the statement for the other parties
+    /// (`send`); the first revocation stands, later ones change nothing.
     pub async fn revoke_agreement(
         &self,
         id: &str,
         revocation: &RevocationRecord,
         audit: &AuditEvent,
+        send: &[LifecycleDocument],
     ) -> Result<(), StoreError> {
         in_write_tx!(self, |tx| {
             let changed = sqlx::query(
@@ -121,6 +134,7 @@ impl super::Store {
             .rows_affected();
             if changed == 1 {
                 append_audit!(tx, audit, revocation.at);
+                queue_lifecycle!(tx, send, revocation.at);
             }
         });
         Ok(())

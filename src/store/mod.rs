@@ -6,6 +6,7 @@
 mod agreements;
 pub(crate) mod audit;
 mod filing;
+mod lifecycle;
 mod outbox;
 mod partners;
 mod picture_events;
@@ -25,6 +26,7 @@ use crate::config::{DatabaseKind, DatabaseSection};
 
 pub use agreements::{AgreementRecord, AgreementsStamp};
 pub use audit::{AuditQuery, CheckpointRecord};
+pub use lifecycle::{LifecycleDocument, LifecycleEntry, LifecycleKind, LifecycleOutcome, MAX_PENDING_REVOCATIONS};
 pub use outbox::{DeliveryRound, DeliveryState, OutboxEntry, QueuedEnvelope};
 pub use partners::PartnerRecord;
 pub use picture_events::{EventBounds, PictureEvent};

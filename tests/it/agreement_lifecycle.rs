@@ -15,13 +15,14 @@ use serde_json::{Value, json};
 use crate::exchange::ledger;
 use crate::on_both_backends;
 use crate::peering::{client, partners};
-use crate::support::{Backend, TestNode, expect_problem, problem_fields, report, until_within};
+use crate::support::{Backend, TestNode, expect_problem, problem_fields, report, until_advancing, until_within};
 
 on_both_backends!(
     an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when_one_revokes,
     documents_over_other_bytes_or_from_outside_the_agreement_are_refused,
     an_agreement_past_its_end_date_is_inactive_and_says_why,
-    a_party_that_was_offline_hears_of_signatures_and_revocation_when_the_other_restarts,
+    a_signature_made_while_a_party_was_down_reaches_it_when_it_returns_without_any_restart,
+    a_revocation_that_overtakes_its_agreement_is_kept_and_applied_when_it_arrives,
     agreements_survive_a_key_rotation,
     a_local_agreement_flows_only_while_its_framework_is_active,
 );
@@ -39,6 +40,16 @@ fn template() -> Value {
 async fn status(node: &TestNode) -> Value {
     let view: Value = node.get(&format!("/api/v1/agreements/{ID}")).send().await.unwrap().json().await.unwrap();
     view["status"].clone()
+}
+
+/// The agreement's status at `node` once it is `state`: a party hears of another's signature or
+/// revocation through that party's lifecycle outbox, a moment after it was made.
+async fn status_once(node: &TestNode, state: &str) -> Value {
+    until_within(&format!("the agreement did not become {state}"), StdDuration::from_secs(20), || async {
+        let status = status(node).await;
+        if status["state"] == state { Ok(status) } else { Err(status.to_string()) }
+    })
+    .await
 }
 
 /// What `recipient` would receive of the report `filed` under the agreement, as the node previews it.
@@ -67,13 +78,13 @@ async fn an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when
     // The parties' keys were filled in from the cards.
     assert!(proposed["agreement"]["parties"][1]["signing_key"].is_string());
 
-    // The proposal reached the guards' node, where it waits for their signature.
+    // The proposal reaches the guards' node, where it waits for their signature.
+    crate::exchange::holds_agreement(&guards, ID).await;
     assert_eq!(status(&guards).await["state"], "awaiting_signatures");
     let signed = guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
     assert_eq!(signed.status(), StatusCode::OK);
     for node in [&guards, &municipality] {
-        let status = status(node).await;
-        assert_eq!(status["state"], "active", "{status}");
+        let status = status_once(node, "active").await;
         assert_eq!(status["awaiting"], json!([]));
     }
     let again = guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
@@ -105,8 +116,7 @@ async fn an_agreement_takes_effect_when_every_party_signed_and_ends_for_all_when
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::OK);
     for node in [&guards, &municipality] {
-        let status = status(node).await;
-        assert_eq!(status["state"], "revoked", "{status}");
+        let status = status_once(node, "revoked").await;
         assert!(
             status["detail"].as_str().unwrap().contains("se-vaktbolaget-ost")
                 && status["detail"].as_str().unwrap().contains("Contract ended")
@@ -202,8 +212,9 @@ async fn documents_over_other_bytes_or_from_outside_the_agreement_are_refused(ba
 async fn an_agreement_past_its_end_date_is_inactive_and_says_why(backend: Backend) {
     let (municipality, guards) = municipality_and_guards(backend).await;
     municipality.request(Method::POST, "/api/v1/agreements").json(&template()).send().await.unwrap();
+    crate::exchange::holds_agreement(&guards, ID).await;
     guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
-    assert_eq!(status(&municipality).await["state"], "active");
+    status_once(&municipality, "active").await;
     municipality.clock.advance(Duration::days(800));
     let status = status(&municipality).await;
     assert_eq!(status["state"], "expired");
@@ -212,32 +223,85 @@ async fn an_agreement_past_its_end_date_is_inactive_and_says_why(backend: Backen
     guards.stop().await;
 }
 
-async fn a_party_that_was_offline_hears_of_signatures_and_revocation_when_the_other_restarts(backend: Backend) {
-    let (municipality, mut guards) = municipality_and_guards(backend).await;
+async fn a_signature_made_while_a_party_was_down_reaches_it_when_it_returns_without_any_restart(backend: Backend) {
+    let (municipality, guards) = municipality_and_guards(backend).await;
     municipality.request(Method::POST, "/api/v1/agreements").json(&template()).send().await.unwrap();
-    guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
-    // The municipality goes offline; meanwhile the guards revoke. The revocation cannot be sent.
+    crate::exchange::holds_agreement(&guards, ID).await;
+    // The municipality goes down; meanwhile the guards sign. The signature waits in their
+    // lifecycle outbox, and their partner page says so.
     let mut municipality = municipality;
     municipality.halt().await;
-    guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/revoke")).send().await.unwrap();
+    guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
+    let waiting = || async {
+        let partner: Value =
+            guards.get("/api/v1/partners/se-kommun-norrkoping").send().await.unwrap().json().await.unwrap();
+        partner["delivery"]["documents_queued"].as_i64().unwrap_or(-1)
+    };
+    until_advancing(&[&guards], Duration::seconds(1), || async { (waiting().await == 1).then_some(()) }).await;
+    // It returns; the guards' outbox delivers the signature on its next try (their clock moved on
+    // to it), and nobody restarts the guards' node.
     let municipality = municipality.restart().await;
-    assert_eq!(status(&municipality).await["state"], "active", "the revocation arrived while offline?");
-    // When the guards' node restarts, it announces what it has; the municipality hears of it.
-    guards.halt().await;
-    let guards = guards.restart().await;
-    until_within("the revocation never reached the municipality", StdDuration::from_secs(20), || async {
-        let state = status(&municipality).await["state"].clone();
-        if state == "revoked" { Ok(()) } else { Err(format!("it is {state}")) }
+    assert_eq!(status(&municipality).await["state"], "awaiting_signatures");
+    until_advancing(&[&guards], Duration::seconds(5), || async {
+        (status(&municipality).await["state"] == "active" && waiting().await == 0).then_some(())
     })
     .await;
     municipality.stop().await;
     guards.stop().await;
 }
 
+async fn a_revocation_that_overtakes_its_agreement_is_kept_and_applied_when_it_arrives(backend: Backend) {
+    use crate::exchange::{MUNICIPALITY, POLICE, RETAILER, SAFETY, federation, holds_agreement, template};
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |_| {}).await;
+    let [municipality, police, retailer] = &nodes[..] else { unreachable!() };
+    let id = template(SAFETY)["id"].as_str().unwrap().to_owned();
+    // The shop's node refuses the municipality's for a while: the proposal waits in the
+    // municipality's outbox.
+    let block = |verb: &str| retailer.request(Method::POST, &format!("/api/v1/partners/{MUNICIPALITY}/{verb}")).send();
+    assert_eq!(block("block").await.unwrap().status(), StatusCode::OK);
+    let proposed =
+        municipality.request(Method::POST, "/api/v1/agreements").json(&template(SAFETY)).send().await.unwrap();
+    assert_eq!(proposed.status(), StatusCode::CREATED);
+    holds_agreement(police, &id).await;
+    // The police decline it; their statement reaches the shop before the agreement does.
+    let declined = police.request(Method::POST, &format!("/api/v1/agreements/{id}/decline")).send().await.unwrap();
+    assert_eq!(declined.status(), StatusCode::OK);
+    let kept = || async {
+        let trail: Value = retailer
+            .get(&format!("/api/v1/audit?event=agreement.revocation_kept&agreement={id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        trail["entries"].as_array().unwrap().len()
+    };
+    until_advancing(&[police], Duration::seconds(1), || async { (kept().await == 1).then_some(()) }).await;
+    assert_eq!(retailer.get(&format!("/api/v1/agreements/{id}")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    // Let in again, the municipality's next try delivers the agreement, and the kept statement is
+    // applied to it at once.
+    assert_eq!(block("unblock").await.unwrap().status(), StatusCode::OK);
+    until_advancing(&[municipality], Duration::seconds(5), || async {
+        let answer = retailer.get(&format!("/api/v1/agreements/{id}")).send().await.unwrap();
+        if answer.status() != StatusCode::OK {
+            return None;
+        }
+        let view: Value = answer.json().await.unwrap();
+        (view["status"]["state"] == "declined").then_some(())
+    })
+    .await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
 async fn agreements_survive_a_key_rotation(backend: Backend) {
     let (mut municipality, guards) = municipality_and_guards(backend).await;
     municipality.request(Method::POST, "/api/v1/agreements").json(&template()).send().await.unwrap();
+    crate::exchange::holds_agreement(&guards, ID).await;
     guards.request(Method::POST, &format!("/api/v1/agreements/{ID}/sign")).send().await.unwrap();
+    status_once(&municipality, "active").await;
     municipality.halt().await;
     municipality.clock.advance(Duration::minutes(5));
     guards.clock.advance(Duration::minutes(5));
@@ -251,12 +315,12 @@ async fn agreements_survive_a_key_rotation(backend: Backend) {
     })
     .await;
     // Signatures made with the old key still count on both sides.
-    assert_eq!(status(&municipality).await["state"], "active");
-    assert_eq!(status(&guards).await["state"], "active");
+    status_once(&municipality, "active").await;
+    status_once(&guards, "active").await;
     // And the rotated party can still revoke, with its new key.
     let revoked = municipality.request(Method::POST, &format!("/api/v1/agreements/{ID}/revoke")).send().await.unwrap();
     assert_eq!(revoked.status(), StatusCode::OK);
-    assert_eq!(status(&guards).await["state"], "revoked");
+    status_once(&guards, "revoked").await;
     municipality.stop().await;
     guards.stop().await;
 }
@@ -273,12 +337,14 @@ async fn a_local_agreement_flows_only_while_its_framework_is_active(backend: Bac
     assert_eq!(propose(&framework).await.unwrap().status(), StatusCode::CREATED);
     assert_eq!(propose(&local).await.unwrap().status(), StatusCode::CREATED);
     let sign = |id: &str| guards.request(Method::POST, &format!("/api/v1/agreements/{id}/sign")).send();
+    crate::exchange::holds_agreement(&guards, "se-ramavtal-bevakning").await;
+    crate::exchange::holds_agreement(&guards, ID).await;
     assert_eq!(sign(ID).await.unwrap().status(), StatusCode::OK);
     // Envelopes are queued in the transaction that files the report: an empty ledger right after
     // filing means nothing will ever go out for it.
     // Signed by both, but its framework is not: nothing flows. The sweep, which ends sharing under
     // agreements that ended, runs now on both sides: a framework not yet in force has not ended.
-    assert_eq!(status(&municipality).await["state"], "framework_inactive");
+    status_once(&municipality, "framework_inactive").await;
     for node in [&municipality, &guards] {
         lagesbild::federation::sweep::sweep(node.federation()).await.unwrap();
     }
@@ -288,7 +354,7 @@ async fn a_local_agreement_flows_only_while_its_framework_is_active(backend: Bac
     // The framework in force: a report flows, under the local agreement (the first by id), with its
     // narrower rules.
     assert_eq!(sign("se-ramavtal-bevakning").await.unwrap().status(), StatusCode::OK);
-    assert_eq!(status(&municipality).await["state"], "active");
+    status_once(&municipality, "active").await;
     let during = municipality.file(&report(2)).await["id"].as_str().unwrap().to_owned();
     // A delivery that reached the guards before their side saw the framework in force is deferred
     // and retried after a back-off, which these clocks reach only when told to move.
@@ -306,8 +372,8 @@ async fn a_local_agreement_flows_only_while_its_framework_is_active(backend: Bac
 
     // The framework revoked: the local agreement stops at once, on both sides.
     guards.request(Method::POST, "/api/v1/agreements/se-ramavtal-bevakning/revoke").send().await.unwrap();
-    assert_eq!(status(&municipality).await["state"], "framework_inactive");
-    assert_eq!(status(&guards).await["state"], "framework_inactive");
+    status_once(&municipality, "framework_inactive").await;
+    status_once(&guards, "framework_inactive").await;
     let after = municipality.file(&report(1)).await["id"].as_str().unwrap().to_owned();
     assert_eq!(ledger(&municipality, &after).await.len(), 0, "a report was queued after the framework was revoked");
     let picture = guards.situation("?limit=1000").await.to_string();

@@ -78,6 +78,7 @@ pub async fn agree_on(nodes: &[&TestNode], agreement: &Value) -> String {
     let proposed = nodes[0].request(Method::POST, "/api/v1/agreements").json(agreement).send().await.unwrap();
     assert_eq!(proposed.status(), StatusCode::CREATED, "{}", proposed.text().await.unwrap());
     for node in &nodes[1..] {
+        holds_agreement(node, &id).await;
         let signed = node.request(Method::POST, &format!("/api/v1/agreements/{id}/sign")).send().await.unwrap();
         assert_eq!(signed.status(), StatusCode::OK, "{}", signed.text().await.unwrap());
     }
@@ -90,6 +91,15 @@ pub async fn agree_on(nodes: &[&TestNode], agreement: &Value) -> String {
         assert_eq!(state, "active");
     }
     id
+}
+
+/// Waits until the proposal `id` has reached `node` (its proposer's lifecycle outbox sends it).
+pub async fn holds_agreement(node: &TestNode, id: &str) {
+    until(|| async {
+        let answer = node.get(&format!("/api/v1/agreements/{id}")).send().await.unwrap();
+        (answer.status() == StatusCode::OK).then_some(())
+    })
+    .await;
 }
 
 /// The report with `id` in `node`'s picture, once `check` holds for it (or for its absence).

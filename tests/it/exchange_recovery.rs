@@ -174,8 +174,21 @@ async fn a_node_killed_mid_delivery_stores_every_report_exactly_once_and_resends
         municipality.request(Method::POST, "/api/v1/agreements").json(&template(GUARDING)).send().await.unwrap();
     assert_eq!(proposed.status(), StatusCode::CREATED);
     let id = template(GUARDING)["id"].as_str().unwrap().to_owned();
+    crate::exchange::holds_agreement(&guards, &id).await;
     let signed = guards.request(Method::POST, &format!("/api/v1/agreements/{id}/sign")).send().await.unwrap();
     assert_eq!(signed.status(), StatusCode::OK);
+    until(|| async {
+        let view: Value = municipality
+            .request(Method::GET, &format!("/api/v1/agreements/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (view["status"]["state"] == "active").then_some(())
+    })
+    .await;
 
     // The reports queue up while the guards are blocked, then go out in several batches.
     let block = |verb: &str| municipality.request(Method::POST, &format!("/api/v1/partners/{GUARDS}/{verb}")).send();

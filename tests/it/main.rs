@@ -29,6 +29,7 @@ mod hostile_partner;
 mod layout;
 mod leaks;
 mod peering;
+
 mod reports;
 mod signin;
 mod situation;
