@@ -29,7 +29,7 @@ mod hostile_partner;
 mod layout;
 mod leaks;
 mod peering;
-
+mod replicas;
 mod reports;
 mod signin;
 mod situation;
