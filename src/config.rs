@@ -462,8 +462,9 @@ const ENV_OVERRIDES: &[(&str, &str, &str, Kind)] = &[
 ];
 
 /// Environment variables that are not configuration keys and are left alone: where the
-/// configuration file is, and where a build takes the console's npm packages from.
-const ENV_NOT_CONFIG: &[&str] = &["LAGESBILD_CONFIG", "LAGESBILD_CONSOLE_NODE_MODULES"];
+/// configuration file is, where a build takes the console's npm packages from, and where a
+/// container's health check (`lagesbild health`) asks, which shares the node's environment.
+const ENV_NOT_CONFIG: &[&str] = &["LAGESBILD_CONFIG", "LAGESBILD_CONSOLE_NODE_MODULES", "LAGESBILD_HEALTH_URL"];
 
 impl NodeConfig {
     /// Reads `path` (or the embedded default), applies `env` over it and checks the result.

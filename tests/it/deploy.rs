@@ -242,3 +242,115 @@ async fn the_dashboard_and_the_alerts_ask_only_for_metrics_a_node_exports() {
         node.stop().await;
     }
 }
+
+/// podman with the settings this kind of machine needs: cgroups by cgroupfs, and no default
+/// ulimits (the sandbox may not raise them).
+fn podman() -> std::process::Command {
+    let conf = std::env::temp_dir().join("lagesbild-it-containers.conf");
+    std::fs::write(&conf, "[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = \"cgroupfs\"\n").unwrap();
+    let mut command = std::process::Command::new("podman");
+    command.env("CONTAINERS_CONF", conf).args(["--runtime", "runc"]);
+    command
+}
+
+fn run(mut command: std::process::Command) -> String {
+    let output = command.output().expect("podman runs (tests/run installs podman and runc)");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{command:?}: {said}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Base images cannot be pulled here, so the image is built `FROM scratch` out of the binary and
+/// the C libraries it links (what deploy/Containerfile's distroless base provides): it starts as
+/// the non-root user on a read-only root with no capabilities, serves, and its health check passes,
+/// with the health check's own address in the environment `serve` shares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_runs_in_a_container_built_here_read_only_and_as_a_non_root_user() {
+    let stage = tempfile::tempdir().unwrap();
+    let root = stage.path().join("rootfs");
+    std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_lagesbild"), root.join("usr/local/bin/lagesbild")).unwrap();
+    let ldd = run({
+        let mut c = std::process::Command::new("ldd");
+        c.arg(env!("CARGO_BIN_EXE_lagesbild"));
+        c
+    });
+    for library in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
+        let target = root.join(library.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(library, target).unwrap();
+    }
+    std::fs::write(
+        stage.path().join("Containerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nUSER 65532:65532\nENTRYPOINT [\"/usr/local/bin/lagesbild\"]\nCMD [\"serve\"]\n",
+    )
+    .unwrap();
+    let tag = format!("localhost/lagesbild-it:{}", std::process::id());
+    run({
+        let mut c = podman();
+        c.args(["build", "--quiet", "-t", &tag]).arg(stage.path());
+        c
+    });
+    let data = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(data.path(), Some(65532), Some(65532)).unwrap();
+    let port = crate::support::free_port();
+    let container = run({
+        let mut c = podman();
+        c.args(["run", "-d", "--read-only", "--user", "65532:65532", "--cap-drop", "all"])
+            .args(["--security-opt", "no-new-privileges", "--network", "host", "--workdir", "/var/lib/lagesbild"])
+            .arg("-v")
+            .arg(format!("{}:/var/lib/lagesbild", data.path().display()))
+            .args(["-e", &format!("LAGESBILD_API_LISTEN=127.0.0.1:{port}")])
+            .args(["-e", &format!("LAGESBILD_HEALTH_URL=http://127.0.0.1:{port}")])
+            .arg(&tag);
+        c
+    });
+    let _cleanup = Cleanup(container.clone(), tag.clone());
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    crate::support::until_within(
+        "the node in the container was not ready",
+        std::time::Duration::from_secs(30),
+        || async {
+            match reqwest::get(&ready).await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                _ => {
+                    let logs = run({
+                        let mut c = podman();
+                        c.args(["logs", &container]);
+                        c
+                    });
+                    Err(logs)
+                }
+            }
+        },
+    )
+    .await;
+    // The image's HEALTHCHECK command, run in the container, asks the address in its environment.
+    run({
+        let mut c = podman();
+        c.args(["exec", &container, "/usr/local/bin/lagesbild", "health", "--ready"]);
+        c
+    });
+    let whoami = run({
+        let mut c = podman();
+        c.args(["inspect", "--format", "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}", &container]);
+        c
+    });
+    assert_eq!(whoami, "65532:65532 true");
+    assert!(data.path().join("lagesbild-data/lagesbild.db").exists(), "the node wrote only to its volume");
+    run({
+        let mut c = podman();
+        c.args(["stop", "--time", "10", &container]);
+        c
+    });
+}
+
+/// Removes the test's container and image, however the test ends.
+struct Cleanup(String, String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = podman().args(["rm", "--force", &self.0]).output();
+        let _ = podman().args(["rmi", "--force", &self.1]).output();
+    }
+}
