@@ -90,10 +90,24 @@ fn entry(row: EntryRow) -> OutboxEntry {
 /// supersedes, in the same transaction, every older one of the report still queued for the same
 /// recipient: the newest version (or its withdrawal) is all the recipient needs, and an older one
 /// sent later would hand out what the originator has since narrowed, re-marked or withdrawn.
+///
+/// The rows' ids follow commit order, because a partner's catch-up feed is read by id from where
+/// it stopped: an id drawn before another's but committed after it would lie behind a cursor that
+/// has moved on, and never be served. So the ids are drawn while the transaction holds the audit
+/// chain's head row, which it keeps until it commits: of two transactions queuing at once (two
+/// replicas on one PostgreSQL), the second draws its ids after the first has committed. Every
+/// transaction that queues envelopes appends to the chain too, so this takes no lock it would not
+/// take anyway; queue envelopes last in a transaction, after its head rows and audit entries, so
+/// that locks are always taken in one order. SQLite has one writer at a time: its ids are in commit
+/// order already.
 macro_rules! queue_envelopes {
     ($tx:expr, $envelopes:expr, $now:expr) => {{
         let now: chrono::DateTime<chrono::Utc> = $now;
-        for queued in $envelopes {
+        let envelopes: &[crate::store::QueuedEnvelope] = $envelopes;
+        if !envelopes.is_empty() {
+            sqlx::query("UPDATE audit_head SET last_seq = last_seq WHERE id = 1").execute(&mut *$tx).await?;
+        }
+        for queued in envelopes {
             let queued: &crate::store::QueuedEnvelope = queued;
             if queued.version.get() > 1 {
                 sqlx::query(
@@ -266,7 +280,8 @@ impl super::Store {
 
     /// What `recipient` may fetch through its catch-up feed: envelopes addressed to it after
     /// `after` that it has not acknowledged yet (what it acknowledged it holds; serving that again
-    /// would have it check and store each pushed envelope twice), oldest first.
+    /// would have it check and store each pushed envelope twice), oldest first. Ids follow commit
+    /// order (see [`queue_envelopes`]), so a cursor never moves past a row that commits later.
     pub async fn feed_for(&self, recipient: &OrgId, after: i64, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM outbox WHERE recipient = $1 AND id > $2 AND state = 'queued' \

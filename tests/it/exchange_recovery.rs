@@ -46,6 +46,69 @@ async fn two_replicas_on_one_postgresql_never_send_an_envelope_twice() {
     }
 }
 
+/// A partner reads its catch-up feed from where it stopped, by the outbox's ids. Two replicas
+/// filing at once on one PostgreSQL each draw ids in their own transaction; if ids could commit out
+/// of order, a reader between two commits would move its cursor past a row that commits later and
+/// never see it. Here a reader follows the feed as the partner does while both replicas file, and
+/// must end with every envelope queued for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partners_feed_read_while_two_replicas_file_never_steps_past_a_later_commit() {
+    let mut nodes = crate::exchange::federation(Backend::Postgres, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let mut guards = nodes.pop().unwrap();
+    let municipality = nodes.pop().unwrap();
+    agree(&[&municipality, &guards], GUARDING).await;
+    // The guards are away: what is queued for them stays queued, and their feed serves it.
+    guards.halt().await;
+    let replica = municipality.replica().await;
+    let partner = OrgId::parse(GUARDS).unwrap();
+    const PER_REPLICA: usize = 150;
+
+    let filing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let (store, partner, filing) = (municipality.store().clone(), partner.clone(), filing.clone());
+        tokio::spawn(async move {
+            let (mut cursor, mut seen) = (0, std::collections::BTreeSet::new());
+            loop {
+                let done = !filing.load(std::sync::atomic::Ordering::SeqCst);
+                let page = store.feed_for(&partner, cursor, 20).await.unwrap();
+                if let Some(last) = page.last() {
+                    cursor = last.id;
+                }
+                seen.extend(page.iter().map(|e| e.id));
+                if done && page.is_empty() {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let file_at = |node: &TestNode| {
+        let requests: Vec<_> = (0..PER_REPLICA)
+            .map(|i| node.request(Method::POST, "/api/v1/reports").json(&report(1 + (i % 20) as i64)).send())
+            .collect();
+        async move {
+            for response in futures_util::future::join_all(requests).await {
+                assert_eq!(response.unwrap().status(), StatusCode::CREATED);
+            }
+        }
+    };
+    tokio::join!(file_at(&municipality), file_at(&replica));
+    filing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+
+    let queued: std::collections::BTreeSet<i64> =
+        municipality.store().feed_for(&partner, 0, 10_000).await.unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(queued.len(), 2 * PER_REPLICA, "every report is queued for the guards");
+    let missed: Vec<&i64> = queued.difference(&seen).collect();
+    assert!(
+        missed.is_empty(),
+        "the feed's reader stepped past {} envelopes that committed late: {missed:?}",
+        missed.len()
+    );
+    replica.stop().await;
+    municipality.stop().await;
+}
+
 /// A node of the municipality run as its own process, as `lagesbild serve` runs in production.
 struct NodeProcess {
     child: Child,
