@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{agreements, audit, health, partners, reports, situation, stream, subscriptions};
+use super::{agreement_templates, agreements, audit, health, partners, reports, situation, stream, subscriptions};
 use crate::crypto::jws::{Jws, JwsSignature};
 use crate::domain::policy::{Effect, FieldDecision};
 use crate::domain::view::{
@@ -54,6 +54,8 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         agreements::revoke,
         agreements::decline,
         agreements::preview,
+        agreement_templates::list,
+        agreement_templates::draft,
         partners::node,
         partners::add_partner,
         partners::list_partners,
@@ -74,7 +76,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
         partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, super::auth::Me, crate::domain::Role, audit::AuditPage, crate::domain::audit::AuditEntry,
         crate::domain::audit::AuditEvent,
-        agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, stream::StreamData, stream::ServerSentEvent, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
+        agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, stream::StreamData, stream::ServerSentEvent, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, agreement_templates::TemplateView, agreement_templates::TemplateParty, agreement_templates::Draft, crate::domain::agreement::template::Adaptation, crate::domain::agreement::template::PartyChange, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
     modifiers(&BearerAuth, &PictureReportsByName, &OpenPartsOfWholes),

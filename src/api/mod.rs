@@ -2,6 +2,7 @@
 //! `/openapi.json`). Handlers parse and check input, call the domain for decisions and the store for
 //! data, and map every failure to problem+json. They never build SQL or decide policy.
 
+pub(crate) mod agreement_templates;
 pub(crate) mod agreements;
 pub(crate) mod audit;
 pub(crate) mod auth;
@@ -103,6 +104,8 @@ fn paths() -> Vec<Path> {
         path("/api/v1/agreements/{id}/revoke", vec![on(Method::POST, agreements::revoke)]),
         path("/api/v1/agreements/{id}/decline", vec![on(Method::POST, agreements::decline)]),
         path("/api/v1/agreements/{id}/preview", vec![on(Method::GET, agreements::preview)]),
+        path("/api/v1/agreement-templates", vec![on(Method::GET, agreement_templates::list)]),
+        path("/api/v1/agreement-templates/{name}/draft", vec![on(Method::POST, agreement_templates::draft)]),
         path(
             "/api/v1/partners",
             vec![on(Method::GET, partners::list_partners), on(Method::POST, partners::add_partner)],

@@ -21,20 +21,11 @@ use crate::api::agreements::{
     AgreementView, all, end_agreement, preview_report, propose_agreement, sign_agreement, stored,
 };
 use crate::api::auth::{AGREEMENT_ADMINS, AGREEMENT_READERS, PREVIEWERS};
+use crate::domain::agreement::template::TEMPLATES;
 use crate::domain::agreement::{Agreement, Area, Flow, file};
 use crate::domain::situation::{SituationQuery, Source};
 use crate::federation::agreements as lifecycle;
 use crate::http::ApiError;
-
-/// The templates in `policies/`, offered when proposing: file name and text.
-const TEMPLATES: &[(&str, &str)] = &[
-    ("norrkoping-safety-agreement.toml", include_str!("../../policies/norrkoping-safety-agreement.toml")),
-    ("norrkoping-municipality-guards.toml", include_str!("../../policies/norrkoping-municipality-guards.toml")),
-    ("lulea-safety-agreement.toml", include_str!("../../policies/lulea-safety-agreement.toml")),
-    ("labour-market-staff-protected.toml", include_str!("../../policies/labour-market-staff-protected.toml")),
-    ("no-politi-vekter-rammeavtale.toml", include_str!("../../policies/no-politi-vekter-rammeavtale.toml")),
-    ("no-oslo-lokal-avtale.toml", include_str!("../../policies/no-oslo-lokal-avtale.toml")),
-];
 
 /// One agreement in the list.
 struct ListLine {

@@ -25,6 +25,7 @@ on_both_backends!(
     a_revocation_that_overtakes_its_agreement_is_kept_and_applied_when_it_arrives,
     agreements_survive_a_key_rotation,
     a_local_agreement_flows_only_while_its_framework_is_active,
+    an_agreement_drafted_from_a_template_for_new_parties_comes_into_force_between_them,
 );
 
 const ID: &str = "se-norrkoping-kommun-vaktbolag";
@@ -379,5 +380,51 @@ async fn a_local_agreement_flows_only_while_its_framework_is_active(backend: Bac
     let picture = guards.situation("?limit=1000").await.to_string();
     assert!(!picture.contains(&before) && !picture.contains(&after), "{picture}");
     municipality.stop().await;
+    guards.stop().await;
+}
+
+async fn an_agreement_drafted_from_a_template_for_new_parties_comes_into_force_between_them(backend: Backend) {
+    let (linkoping, guards) = partners(backend, "se-kommun-linkoping", "se-vakt-linkoping").await;
+    let draft_at = |template: &str, body: Value| {
+        linkoping.request(Method::POST, &format!("/api/v1/agreement-templates/{template}/draft")).json(&body).send()
+    };
+    let adaptation = json!({
+        "id": "se-linkoping-kommun-vaktbolag",
+        "title": "Bevakning i Linköping",
+        "parties": [
+            { "role": "municipality", "org_id": "se-kommun-linkoping" },
+            { "role": "guard_company", "org_id": "se-vakt-linkoping" }
+        ],
+        "valid_from": (crate::support::start_time() - Duration::days(1)).to_rfc3339()
+    });
+    let listed: Value = linkoping.get("/api/v1/agreement-templates").send().await.unwrap().json().await.unwrap();
+    assert!(listed.as_array().unwrap().iter().any(|t| t["name"] == "norrkoping-municipality-guards"), "{listed}");
+    let answer = draft_at("norrkoping-municipality-guards", adaptation.clone()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let draft: Value = answer.json().await.unwrap();
+    // Names come from this node's own card and the partner's card on record.
+    let parties = &draft["agreement"]["parties"];
+    assert_eq!(parties[0]["name"], "Test node se-kommun-linkoping", "{draft}");
+    assert_eq!(parties[1]["name"], "Test node se-vakt-linkoping", "{draft}");
+    let notes = draft["notes"].to_string();
+    assert!(notes.contains("keeps the template's area") && !notes.contains("named by its id"), "{notes}");
+    assert!(!draft["agreement"].to_string().contains("norrkoping\""), "no party of the template stays: {draft}");
+
+    crate::exchange::agree_on(&[&linkoping, &guards], &draft["agreement"]).await;
+    let filed = linkoping.file(&report(2)).await["id"].as_str().unwrap().to_owned();
+    let received = crate::exchange::picture_entry(&guards, &filed, |entry| entry.is_some()).await.unwrap();
+    assert_eq!(received["agreement"], "se-linkoping-kommun-vaktbolag");
+
+    // A party that takes no one's place, and a template that does not exist, are named.
+    let mut nowhere = adaptation.clone();
+    nowhere["parties"] = json!([{ "role": "retailer", "org_id": "se-ica-linkoping" }]);
+    let refused = expect_problem(
+        draft_at("norrkoping-municipality-guards", nowhere).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem_fields(&refused), ["parties[0].role"]);
+    expect_problem(draft_at("no-such-template", adaptation).await.unwrap(), StatusCode::NOT_FOUND).await;
+    linkoping.stop().await;
     guards.stop().await;
 }

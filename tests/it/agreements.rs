@@ -296,3 +296,61 @@ fn preview_shows_the_guards_neither_the_staff_members_name_nor_the_exact_second(
     assert!(!stdout.contains(ODD_SECOND), "{stdout}");
     assert!(stdout.contains("actions.by"), "the explanation says what became of who acted: {stdout}");
 }
+
+#[test]
+fn agreement_new_writes_a_checked_agreement_for_the_next_municipality_from_a_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("umea.toml");
+    let new = |out: &std::path::Path, parties: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lagesbild"));
+        command.args([
+            "agreement",
+            "new",
+            "--template",
+            "lulea-safety-agreement",
+            "--id",
+            "se-umea-trygghetsoverenskommelse",
+        ]);
+        command.args(["--title", "Trygghetsöverenskommelse Ersboda", "--valid-from", "2027-01-01"]);
+        for party in parties {
+            command.args(["--party", party]);
+        }
+        command.arg("--out").arg(out).output().unwrap()
+    };
+    let made = new(
+        &out,
+        &[
+            "role=municipality,org=se-kommun-umea,name=Umeå kommun",
+            "role=police,org=se-polisen-vasterbotten,name=Polisen, lokalpolisområde Umeå",
+            "role=retailer,org=se-ica-ersboda,name=ICA Ersboda",
+        ],
+    );
+    let said = String::from_utf8_lossy(&made.stderr);
+    assert!(made.status.success(), "{said}");
+    assert!(said.contains("flows[2] keeps the template's area"), "the writer is told what to look at: {said}");
+    // The file is an agreement `check` accepts, with the new parties in every flow and a year from
+    // the new start, as the template has.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let agreement = agreement_file::read(&text, None).unwrap_or_else(|p| panic!("{p:?}\n{text}"));
+    let names: Vec<&str> = agreement.parties.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["Umeå kommun", "Polisen, lokalpolisområde Umeå", "ICA Ersboda"]);
+    for old in ["se-kommun-lulea", "se-polisen-norrbotten", "se-ica-hertsotorget"] {
+        assert!(!text.contains(old), "{old} stays in the new agreement:\n{text}");
+    }
+    assert_eq!(agreement.valid_from.to_rfc3339(), "2027-01-01T00:00:00+00:00");
+    assert_eq!(agreement.valid_until.to_rfc3339(), "2027-12-31T23:59:59+00:00");
+    let checked =
+        Command::new(env!("CARGO_BIN_EXE_lagesbild")).args(["agreement", "check"]).arg(&out).output().unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+
+    // An existing file is never overwritten; a party that takes no one's place is named.
+    let again = new(&out, &["role=municipality,org=se-kommun-umea"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    let nowhere = new(&dir.path().join("other.toml"), &["role=guard_company,org=se-vakt-umea"]);
+    let said = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(
+        !nowhere.status.success() && said.contains("parties[0].role: the template has no party of role guard_company"),
+        "{said}"
+    );
+    assert!(!dir.path().join("other.toml").exists(), "nothing is written when the agreement has problems");
+}

@@ -2,13 +2,15 @@
 //! purpose and how long, in a form people can read and the node enforces. This module holds the
 //! document and its own rules (consistency, and that a local agreement only narrows its framework);
 //! beside it, the geometry of its areas (`geometry`), the file format people write agreements in
-//! (`file`), and where a signed agreement stands at a moment (`status`). All of it is pure: how
-//! agreements are proposed, signed and revoked between nodes is `federation::agreements`, and what
-//! a given report becomes for a given recipient is `policy`'s work.
+//! (`file`), new agreements made from the templates in `policies/` (`template`), and where a signed
+//! agreement stands at a moment (`status`). All of it is pure: how agreements are proposed, signed
+//! and revoked between nodes is `federation::agreements`, and what a given report becomes for a
+//! given recipient is `policy`'s work.
 
 pub mod file;
 mod geometry;
 mod status;
+pub mod template;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -113,7 +115,7 @@ pub struct Party {
 
 /// What kind of organisation a party is. A local agreement's parties are matched to its
 /// framework's by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PartyRole {
     Municipality,
@@ -162,17 +164,21 @@ fn moment<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<
         Written::Toml(map) if map.len() == 1 => map.into_values().next().unwrap_or_default(),
         Written::Toml(_) => return Err(serde::de::Error::custom("expected a date or a date and time")),
     };
-    if let Ok(moment) = DateTime::parse_from_rfc3339(&text) {
+    parse_moment(&text).map_err(serde::de::Error::custom)
+}
+
+/// A moment as agreements write it: RFC 3339 (`2026-01-01T00:00:00Z`) or a date (`2026-06-30`,
+/// midnight UTC).
+pub fn parse_moment(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(moment) = DateTime::parse_from_rfc3339(text) {
         return Ok(moment.with_timezone(&Utc));
     }
-    chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
         .and_then(|date| date.and_hms_opt(0, 0, 0))
         .map(|midnight| midnight.and_utc())
         .ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "'{text}' is neither a date (2026-06-30) nor a date and time with an offset (2026-01-01T00:00:00Z)"
-            ))
+            format!("'{text}' is neither a date (2026-06-30) nor a date and time with an offset (2026-01-01T00:00:00Z)")
         })
 }
 
