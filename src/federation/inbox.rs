@@ -132,28 +132,29 @@ pub async fn receive_batch(
     let mut results: Vec<Option<EnvelopeResult>> = vec![None; envelopes.len()];
     let mut accepted_at = Vec::new();
     for (index, raw) in envelopes.iter().enumerate() {
-        let checked = check(raw, peer, own, &keys, now, federation.settings.window).and_then(|(view, payload)| {
-            let agreement = active
-                .iter()
-                .find(|c| c.agreement.id == view.agreement)
-                .ok_or_else(|| EnvelopeRefusal::NoAgreement(view.agreement.to_string()))?;
-            let (_, flow) = agreement
-                .agreement
-                .flow(&view.origin, own)
-                .ok_or_else(|| EnvelopeRefusal::NoAgreement(view.agreement.to_string()))?;
-            if let Some(reason) = exceeds(&view, flow) {
-                return Err(EnvelopeRefusal::BeyondFlow { agreement: view.agreement.to_string(), reason });
-            }
-            Ok((view, payload))
-        });
+        let checked =
+            check(raw, peer, own, &keys, now, federation.settings.window).and_then(|(view, payload, signed_at)| {
+                let agreement = active
+                    .iter()
+                    .find(|c| c.agreement.id == view.agreement)
+                    .ok_or_else(|| EnvelopeRefusal::NoAgreement(view.agreement.to_string()))?;
+                let (_, flow) = agreement
+                    .agreement
+                    .flow(&view.origin, own)
+                    .ok_or_else(|| EnvelopeRefusal::NoAgreement(view.agreement.to_string()))?;
+                if let Some(reason) = exceeds(&view, flow) {
+                    return Err(EnvelopeRefusal::BeyondFlow { agreement: view.agreement.to_string(), reason });
+                }
+                Ok((view, payload, signed_at))
+            });
         match checked {
-            Ok((view, payload)) => {
+            Ok((view, payload, signed_at)) => {
                 let audit = AuditEvent::new("envelope.received", &actor)
                     .partner(peer)
                     .report(view.id)
                     .agreement(&view.agreement)
                     .object(&payload);
-                accepted.push(Received { view, sender: peer.clone(), audit });
+                accepted.push(Received { view, sender: peer.clone(), signed_at, audit });
                 accepted_at.push(index);
             }
             Err(refusal) if refusal.may_pass_later() => {
@@ -224,7 +225,7 @@ fn check(
     keys: &[crate::crypto::keys::PublicKey],
     now: DateTime<Utc>,
     window: chrono::Duration,
-) -> Result<(ReportView, Vec<u8>), EnvelopeRefusal> {
+) -> Result<(ReportView, Vec<u8>, DateTime<Utc>), EnvelopeRefusal> {
     if raw.len() > MAX_ENVELOPE_BYTES {
         return Err(EnvelopeRefusal::Malformed(format!("larger than {MAX_ENVELOPE_BYTES} bytes")));
     }
@@ -242,7 +243,7 @@ fn check(
     let view: ReportView = serde_json::from_slice(&verified.payload)
         .map_err(|e| EnvelopeRefusal::Malformed(format!("the payload is not a report view: {e}")))?;
     check_addressing(&header, &view, peer, own, now, window)?;
-    Ok((view, verified.payload))
+    Ok((view, verified.payload, header.signed_at()))
 }
 
 /// Where a partner's catch-up read starts.

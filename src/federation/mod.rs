@@ -17,6 +17,7 @@ pub mod listener;
 pub mod pins;
 pub mod refusals;
 pub mod registry;
+pub mod reshare;
 pub mod sharing;
 pub mod sweep;
 

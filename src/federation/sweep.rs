@@ -1,7 +1,7 @@
 //! The sweep: ends sharing under agreements that ended (revoked, past their end date, or under a
-//! framework that was revoked or is past its end) by cancelling their queued envelopes and deleting
-//! what was received under them, and deletes received reports whose agreement's retention period
-//! is over.
+//! framework that was revoked or is past its end) by cancelling their queued envelopes, deleting
+//! what was received under them and sending again under other agreements what went under them
+//! (`reshare`), and deletes received reports whose agreement's retention period is over.
 //! Revocations end sharing at once when they happen; the sweep also catches one whose follow-up
 //! was interrupted, and expiry, which nobody announces. Refused envelopes are kept 30 days.
 
@@ -48,10 +48,12 @@ pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
         } else {
             None
         };
-        if let Some((event, why)) = ended
-            && !federation.store.expiry_handled(&record.id).await?
-        {
-            end_sharing(federation, &record.id, event, why, now).await?;
+        if let Some((event, why)) = ended {
+            if !federation.store.expiry_handled(&record.id).await? {
+                end_sharing(federation, &record.id, event, why, now).await?;
+            } else if !federation.store.reshared(&record.id).await? {
+                reshare(federation, &record.id, now).await;
+            }
         }
         let cutoff = now - Duration::days(i64::from(agreement.retention_days));
         let audit = AuditEvent::new("retention.deleted", "retention").agreement(&record.id);
@@ -63,7 +65,8 @@ pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Cancels what is queued under an agreement and deletes what was received under it.
+/// Cancels what is queued under an agreement and deletes what was received under it; then sends
+/// again, under other agreements, what went under it where they let it go.
 pub async fn end_sharing(
     federation: &Federation,
     agreement: &str,
@@ -74,5 +77,13 @@ pub async fn end_sharing(
     let audit = AuditEvent::new(event, "node").agreement(agreement);
     let (cancelled, dropped) = federation.store.end_sharing_under(agreement, why, &audit, now).await?;
     tracing::info!(agreement, cancelled, dropped, why, "sharing ended under an agreement");
+    reshare(federation, agreement, now).await;
     Ok(())
+}
+
+/// Sends again what went under the ended `agreement`; a failure is left for the next sweep.
+async fn reshare(federation: &Federation, agreement: &str, now: DateTime<Utc>) {
+    if let Err(error) = super::reshare::reshare(federation, agreement, now).await {
+        tracing::warn!(agreement, %error, "sending again what went under an ended agreement failed; the sweep tries again");
+    }
 }

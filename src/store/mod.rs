@@ -12,6 +12,7 @@ mod partners;
 mod picture_events;
 mod received;
 mod reports;
+mod reshare;
 mod sessions;
 mod situation;
 mod subscriptions;
@@ -32,6 +33,7 @@ pub use partners::PartnerRecord;
 pub use picture_events::{EventBounds, PictureEvent};
 pub use received::{DeadLetter, ReceiveOutcome, Received};
 pub use reports::ReportCount;
+pub use reshare::EndedShare;
 pub use sessions::SessionRecord;
 pub use subscriptions::{DueDelivery, SubscriptionRecord, WatchedChange};
 

@@ -18,6 +18,9 @@ use crate::domain::{OrgId, ReportId};
 pub struct Received {
     pub view: ReportView,
     pub sender: OrgId,
+    /// When the sender signed it: of two envelopes of one version under different agreements, the
+    /// one signed later is the sender's latest word.
+    pub signed_at: DateTime<Utc>,
     /// The audit entry to write, completed with what happened.
     pub audit: AuditEvent,
 }
@@ -90,19 +93,23 @@ impl<'a> ViewRow<'a> {
     }
 }
 
-/// Stores a received version if the report is new here, or newer than the version held; a row of
-/// this node's own never changes.
+/// Stores a received version if the report is new here, or newer than the version held, or the
+/// same version sent again under another agreement and signed later (its sender's agreement ended
+/// and another one carries the report now); a row of this node's own never changes.
 const UPSERT_RECEIVED: &str = "INSERT INTO report_heads (report_id, origin, version, observed_at_ms, \
      observed_end_ms, category, severity, status, tlp, lat, lon, retracted, expires_at_ms, updated_at_ms, body, \
-     received_under, received_from, received_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+     received_under, received_from, received_at_ms, shared_at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
      ON CONFLICT (origin, report_id) DO UPDATE SET version = excluded.version, \
      observed_at_ms = excluded.observed_at_ms, observed_end_ms = excluded.observed_end_ms, \
      category = excluded.category, severity = excluded.severity, status = excluded.status, tlp = excluded.tlp, \
      lat = excluded.lat, lon = excluded.lon, retracted = excluded.retracted, expires_at_ms = excluded.expires_at_ms, \
      updated_at_ms = excluded.updated_at_ms, body = excluded.body, received_under = excluded.received_under, \
-     received_from = excluded.received_from, received_at_ms = excluded.received_at_ms \
-     WHERE report_heads.version < excluded.version AND report_heads.received_under IS NOT NULL";
+     received_from = excluded.received_from, received_at_ms = excluded.received_at_ms, \
+     shared_at_ms = excluded.shared_at_ms \
+     WHERE report_heads.received_under IS NOT NULL AND (report_heads.version < excluded.version \
+     OR (report_heads.version = excluded.version AND report_heads.received_under <> excluded.received_under \
+     AND COALESCE(report_heads.shared_at_ms, 0) < excluded.shared_at_ms))";
 
 /// The version held of a received view's report, and whether the row is a received one, inside
 /// transaction `$tx`.
@@ -182,6 +189,7 @@ impl super::Store {
                         .bind(agreement)
                         .bind(received.sender.as_str())
                         .bind(now.timestamp_millis())
+                        .bind(received.signed_at.timestamp_millis())
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();

@@ -165,7 +165,8 @@ async fn documents_over_other_bytes_or_from_outside_the_agreement_are_refused(ba
     expect_problem(twice, StatusCode::CONFLICT).await;
 
     // The municipality's key signs a document with the same id but other terms: the guards' node
-    // keeps the agreement it has.
+    // keeps the agreement it has (once the proposal has reached it through the lifecycle outbox).
+    crate::exchange::holds_agreement(&guards, ID).await;
     let view: Value = municipality.get(&format!("/api/v1/agreements/{ID}")).send().await.unwrap().json().await.unwrap();
     let mut changed = view["agreement"].clone();
     changed["retention_days"] = json!(3650);

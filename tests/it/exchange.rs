@@ -27,6 +27,7 @@ on_both_backends!(
     forged_replayed_stale_and_foreign_envelopes_are_refused_one_by_one,
     retention_and_expiry_delete_what_was_received,
     each_partner_reads_only_its_own_feed_within_its_rate,
+    a_report_shared_under_one_of_two_agreements_is_sent_again_under_the_other_when_that_one_ends,
 );
 
 pub const MUNICIPALITY: &str = "se-kommun-norrkoping";
@@ -590,6 +591,57 @@ async fn each_partner_reads_only_its_own_feed_within_its_rate(backend: Backend) 
         Some(lagesbild::federation::client::ClientError::Refused { status: 429, .. }) => {}
         other => panic!("expected 429 within ten quick requests, got {other:?}"),
     }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Two agreements let the municipality's reports reach the guards: a short one (first by id, so
+/// reports go under it) that keeps titles, and a standing one that drops them. When the short one
+/// ends, what went under it is sent again under the other, with the other's rules, instead of
+/// disappearing at the guards until its next version. The municipality's clock passes the end an
+/// hour before the guards' does, so the report sent again reaches the guards while they still hold
+/// it under the ended agreement: the copy signed later replaces it, and survives the guards' own
+/// ending of the short agreement.
+async fn a_report_shared_under_one_of_two_agreements_is_sent_again_under_the_other_when_that_one_ends(
+    backend: Backend,
+) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let [municipality, guards] = &nodes[..] else { unreachable!() };
+    let mut short = template(GUARDING);
+    short["id"] = json!("se-a-kort-bevakning");
+    short["valid_until"] = json!((crate::support::start_time() + Duration::hours(2)).to_rfc3339());
+    let mut standing = template(GUARDING);
+    standing["id"] = json!("se-b-staende-bevakning");
+    standing["flows"][0]["fields"]["title"] = json!("drop");
+    agree_on(&[municipality, guards], &short).await;
+    agree_on(&[municipality, guards], &standing).await;
+    let id = id_of(&municipality.file(&report(1)).await);
+    let first = picture_entry(guards, &id, |e| e.is_some()).await.unwrap();
+    assert_eq!(first["agreement"], "se-a-kort-bevakning");
+    assert_eq!(first["title"], "Broken windows at Hagebyskolan");
+
+    // The short agreement ends at the municipality; the guards' clock is an hour behind.
+    municipality.clock.advance(Duration::hours(2) + Duration::minutes(1));
+    guards.clock.advance(Duration::hours(1) + Duration::minutes(55));
+    lagesbild::federation::sweep::sweep(municipality.federation()).await.unwrap();
+    let again = picture_entry(guards, &id, |e| e.is_some_and(|e| e["agreement"] == "se-b-staende-bevakning")).await;
+    let again = again.unwrap();
+    assert!(again.get("title").is_none(), "sent again under the standing agreement's rules: {again}");
+    assert_eq!(again["version"], 1);
+
+    // The guards' clock passes the end too: what they hold under the standing agreement stays.
+    guards.clock.advance(Duration::minutes(10));
+    lagesbild::federation::sweep::sweep(guards.federation()).await.unwrap();
+    let kept = picture_entry(guards, &id, |_| true).await;
+    assert_eq!(kept.map(|e| e["agreement"].clone()), Some(json!("se-b-staende-bevakning")));
+    // The live stream at the guards tells of a new form of the report, not of an erasure.
+    let events = guards.store().picture_events_after(0, 1000).await.unwrap();
+    let kinds: Vec<&str> = events.iter().filter(|e| e.id.to_string() == id).map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["filed", "updated"]);
+    let resent = audit(municipality, "event=agreement.reshared&agreement=se-a-kort-bevakning").await;
+    assert_eq!(resent.len(), 1, "{resent:?}");
+    assert!(resent[0]["detail"].as_str().unwrap().contains("1 "), "{resent:?}");
     for node in nodes {
         node.stop().await;
     }
