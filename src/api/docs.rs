@@ -8,7 +8,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{agreement_templates, agreements, audit, health, partners, reports, situation, stream, subscriptions};
+use super::{
+    agreement_templates, agreements, audit, evaluation, health, partners, reports, situation, stream, subscriptions,
+};
 use crate::crypto::jws::{Jws, JwsSignature};
 use crate::domain::policy::{Effect, FieldDecision};
 use crate::domain::view::{
@@ -56,6 +58,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         agreements::preview,
         agreement_templates::list,
         agreement_templates::draft,
+        evaluation::evaluation,
         partners::node,
         partners::add_partner,
         partners::list_partners,
@@ -76,7 +79,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
         partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, super::auth::Me, crate::domain::Role, audit::AuditPage, crate::domain::audit::AuditEntry,
         crate::domain::audit::AuditEvent,
-        agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, stream::StreamData, stream::ServerSentEvent, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, agreement_templates::TemplateView, agreement_templates::TemplateParty, agreement_templates::Draft, crate::domain::agreement::template::Adaptation, crate::domain::agreement::template::PartyChange, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
+        agreements::RevokeRequest, crate::picture_feed::Change, stream::StreamReset, stream::StreamData, stream::ServerSentEvent, subscriptions::NewSubscription, subscriptions::SubscriptionView, subscriptions::DeliveryState, crate::domain::watch::Watch, crate::domain::watch::GeoPolygon, crate::domain::Source, agreements::Preview, agreement_templates::TemplateView, agreement_templates::TemplateParty, agreement_templates::Draft, evaluation::EvaluationFormat, crate::domain::evaluation::Evaluation, crate::domain::evaluation::SentRow, crate::domain::evaluation::ReceivedRow, crate::domain::evaluation::Arrival, crate::domain::agreement::template::Adaptation, crate::domain::agreement::template::PartyChange, crate::domain::agreement::AgreementStatus, ReportView, FieldDecision,
         Effect, TimePrecision, ViewLocation, ViewSite, ViewPersons, PseudonymousPerson, RoleCount,
     )),
     modifiers(&BearerAuth, &PictureReportsByName, &OpenPartsOfWholes),

@@ -8,6 +8,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod dead_letters;
 pub mod docs;
+mod evaluation;
 mod health;
 pub mod login;
 pub(crate) mod partners;
@@ -104,6 +105,7 @@ fn paths() -> Vec<Path> {
         path("/api/v1/agreements/{id}/revoke", vec![on(Method::POST, agreements::revoke)]),
         path("/api/v1/agreements/{id}/decline", vec![on(Method::POST, agreements::decline)]),
         path("/api/v1/agreements/{id}/preview", vec![on(Method::GET, agreements::preview)]),
+        path("/api/v1/agreements/{id}/evaluation", vec![on(Method::GET, evaluation::evaluation)]),
         path("/api/v1/agreement-templates", vec![on(Method::GET, agreement_templates::list)]),
         path("/api/v1/agreement-templates/{name}/draft", vec![on(Method::POST, agreement_templates::draft)]),
         path(

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::say;
+use super::{load_config, say, with_store};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::agreement::template::{self, Adaptation, PartyChange};
 use crate::domain::agreement::{Agreement, AgreementId, file, parse_moment};
@@ -45,6 +45,17 @@ pub enum AgreementCommand {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Print what the parties need when they evaluate an agreement: per month, flow and party,
+    /// how many reports went where, by category and severity, and how fast; never contents.
+    Evaluate {
+        /// The agreement's id.
+        id: String,
+        #[arg(long, env = "LAGESBILD_CONFIG")]
+        config: PathBuf,
+        /// CSV, one line per month, flow and party, for a spreadsheet (JSON by default).
+        #[arg(long)]
+        csv: bool,
+    },
     /// Print the JSON Schema of agreement files (policies/schema/agreement.schema.json).
     Schema,
 }
@@ -59,6 +70,7 @@ pub fn run(command: AgreementCommand) -> anyhow::Result<()> {
             say(format!("{}: agreement {} is valid: {parties} parties, {flows} flows\n", file.display(), agreement.id))
         }
         AgreementCommand::Preview { file, report, from, to, at } => preview(&file, &report, &from, &to, at.as_deref()),
+        AgreementCommand::Evaluate { id, config, csv } => evaluate(&id, &config, csv),
         AgreementCommand::Schema => say(file::schema_json()),
     }
 }
@@ -247,4 +259,22 @@ fn party_change(text: &str) -> anyhow::Result<PartyChange> {
     }
     let org_id = org.with_context(|| format!("--party {text}: org=... is missing"))?;
     Ok(PartyChange { role, replaces, org_id, name })
+}
+
+fn evaluate(id: &str, config_path: &Path, csv: bool) -> anyhow::Result<()> {
+    let config = load_config(Some(config_path))?;
+    let own = config.node.org_id.clone();
+    with_store(Some(config_path), async |store| {
+        let record = store.agreement(id).await?.with_context(|| {
+            format!("this node holds no agreement {id}; `GET /api/v1/agreements` lists the ones it holds")
+        })?;
+        // The node checked the document's signatures when it stored it; counting needs its terms.
+        let agreement: Agreement = crate::crypto::jws::Jws::parse(record.document.as_bytes())
+            .ok()
+            .and_then(|jws| jws.unverified_payload().ok())
+            .and_then(|payload| serde_json::from_slice(&payload).ok())
+            .with_context(|| format!("the stored document of {id} does not read"))?;
+        let evaluation = store.evaluation(&agreement, &own, SystemClock.now()).await?;
+        if csv { say(evaluation.to_csv()) } else { say(serde_json::to_string_pretty(&evaluation)? + "\n") }
+    })
 }

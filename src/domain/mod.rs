@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cap;
 pub mod card;
 pub mod envelope;
+pub mod evaluation;
 pub mod ids;
 pub mod policy;
 #[cfg(test)]

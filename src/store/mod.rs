@@ -5,6 +5,7 @@
 
 mod agreements;
 pub(crate) mod audit;
+mod evaluation;
 mod filing;
 mod lifecycle;
 mod outbox;

@@ -28,6 +28,7 @@ on_both_backends!(
     retention_and_expiry_delete_what_was_received,
     each_partner_reads_only_its_own_feed_within_its_rate,
     a_report_shared_under_one_of_two_agreements_is_sent_again_under_the_other_when_that_one_ends,
+    an_agreements_evaluation_counts_what_its_sharing_ledger_holds,
 );
 
 pub const MUNICIPALITY: &str = "se-kommun-norrkoping";
@@ -642,6 +643,92 @@ async fn a_report_shared_under_one_of_two_agreements_is_sent_again_under_the_oth
     let resent = audit(municipality, "event=agreement.reshared&agreement=se-a-kort-bevakning").await;
     assert_eq!(resent.len(), 1, "{resent:?}");
     assert!(resent[0]["detail"].as_str().unwrap().contains("1 "), "{resent:?}");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// The evaluation the parties meet over counts exactly what the sender's sharing ledger holds and
+/// what the receiver's audit trail recorded, as JSON, as CSV and from the command line.
+async fn an_agreements_evaluation_counts_what_its_sharing_ledger_holds(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |_| {}).await;
+    let [municipality, police, retailer] = &nodes[..] else { unreachable!() };
+    let agreement = agree(&[municipality, police, retailer], SAFETY).await;
+    let mut filed = Vec::new();
+    for hours in 1..=3 {
+        filed.push(id_of(&municipality.file(&report(hours)).await));
+    }
+    filed.push(id_of(&municipality.file(&green_report_at_the_centre()).await));
+    let mut changed = report(1);
+    changed["severity"] = json!("severe");
+    let updated = municipality
+        .request(Method::PUT, &format!("/api/v1/reports/{}", filed[0]))
+        .header("If-Match", "\"1\"")
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let retracted = municipality.request(Method::POST, &format!("/api/v1/reports/{}/retract", filed[1])).send().await;
+    assert_eq!(retracted.unwrap().status(), StatusCode::OK);
+    let mut ledgers = Vec::new();
+    for id in &filed {
+        ledgers.extend(acknowledged_ledger(municipality, id).await.into_iter().map(|share| (id.clone(), share)));
+    }
+
+    let path = format!("/api/v1/agreements/{agreement}/evaluation");
+    let evaluation: Value = municipality.get(&path).send().await.unwrap().json().await.unwrap();
+    for recipient in [POLICE, RETAILER] {
+        let rows: Vec<&Value> =
+            evaluation["sent"].as_array().unwrap().iter().filter(|r| r["recipient"] == recipient).collect();
+        let sum = |field: &str| rows.iter().map(|r| r[field].as_u64().unwrap()).sum::<u64>();
+        let shares: Vec<&Value> = ledgers.iter().map(|(_, s)| s).filter(|s| s["recipient"] == recipient).collect();
+        let count = |state: &str| shares.iter().filter(|s| s["state"] == state).count() as u64;
+        assert_eq!(sum("new") + sum("updated") + sum("retracted"), shares.len() as u64, "{recipient}: {evaluation}");
+        assert_eq!(sum("delivered"), count("delivered"), "{recipient}: {evaluation}");
+        assert_eq!(sum("cancelled"), count("cancelled"), "{recipient}: {evaluation}");
+        let mut reports: Vec<&str> =
+            ledgers.iter().filter(|(_, s)| s["recipient"] == recipient).map(|(id, _)| id.as_str()).collect();
+        reports.sort();
+        reports.dedup();
+        assert_eq!(sum("reports"), reports.len() as u64, "{recipient}: {evaluation}");
+        let first_versions = shares.iter().filter(|s| s["version"] == 1).count() as u64;
+        assert_eq!(sum("new"), first_versions, "{recipient}: {evaluation}");
+    }
+    let police_row = evaluation["sent"].as_array().unwrap().iter().find(|r| r["recipient"] == POLICE).unwrap();
+    assert_eq!(police_row["retracted"], 1, "{police_row}");
+    assert!(police_row["arrival_seconds"]["max"].as_f64().unwrap() >= 0.0, "{police_row}");
+    assert!(!evaluation.to_string().contains("Hagebyskolan"), "an evaluation never holds contents: {evaluation}");
+
+    // The police's own evaluation counts what arrived from the municipality as its audit trail does.
+    let at_police: Value = police.get(&path).send().await.unwrap().json().await.unwrap();
+    let stored: u64 = at_police["received"].as_array().unwrap().iter().map(|r| r["stored"].as_u64().unwrap()).sum();
+    let mut stored_here = 0;
+    for id in &filed {
+        stored_here += stored_versions(police, id).await.len() as u64;
+    }
+    assert_eq!(stored, stored_here, "{at_police}");
+
+    // As CSV, one line per row, for a spreadsheet.
+    let csv = municipality.get(&format!("{path}?format=csv")).send().await.unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    let rows = evaluation["sent"].as_array().unwrap().len() + evaluation["received"].as_array().unwrap().len();
+    assert_eq!(text.lines().count(), rows + 1, "{text}");
+    assert!(text.starts_with("direction,month,flow,party,reports,"), "{text}");
+
+    // The command line reads the same from the node's database.
+    let config = municipality.config_path();
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_lagesbild"))
+        .args(["agreement", "evaluate", &agreement, "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let from_cli: Value = serde_json::from_slice(&printed.stdout).unwrap();
+    assert_eq!(from_cli["sent"], evaluation["sent"]);
+    let refused = municipality.get(&format!("{path}?format=xml")).send().await.unwrap();
+    crate::support::expect_problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
     for node in nodes {
         node.stop().await;
     }

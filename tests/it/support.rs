@@ -163,6 +163,11 @@ impl TestNode {
         Self::start_with(config, self.db.clone(), self.clock.clone(), self.identity_dir.clone()).await
     }
 
+    /// The configuration file `init` wrote for this federated node, as the command line reads it.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.identity_dir.as_ref().expect("a federated node has a folder").path().join("node.toml")
+    }
+
     /// The files of this federated node's TLS certificate and key, which it presents to partners.
     pub fn tls_certificate(&self) -> (std::path::PathBuf, std::path::PathBuf) {
         let identity = self.config.identity.as_ref().expect("a federated node has an identity");
