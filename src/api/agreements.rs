@@ -28,6 +28,9 @@ pub struct AgreementView {
     /// What flows where, one sentence per flow.
     pub summary: Vec<String>,
     pub status: AgreementStatus,
+    /// This node holds it as the framework of its local agreements and is no party to it: it
+    /// neither signs nor revokes it, and nothing flows under it here.
+    pub held_as_framework: bool,
 }
 
 /// Why an agreement is revoked or declined.
@@ -133,7 +136,13 @@ pub(crate) async fn all(state: &AppState) -> Result<Vec<AgreementView>, ApiError
                             signed_by: Vec::new(),
                             awaiting: Vec::new(),
                         };
-                        views.push(AgreementView { summary: agreement.summary(), agreement, status });
+                        let held_as_framework = record.held_as_framework;
+                        views.push(AgreementView {
+                            summary: agreement.summary(),
+                            agreement,
+                            status,
+                            held_as_framework,
+                        });
                     }
                 }
             }
@@ -354,5 +363,10 @@ fn view_of(
     now: chrono::DateTime<chrono::Utc>,
 ) -> AgreementView {
     let status = agreements::status(&checked, revocation, now);
-    AgreementView { summary: checked.agreement.summary(), agreement: checked.agreement, status }
+    AgreementView {
+        summary: checked.agreement.summary(),
+        held_as_framework: checked.held_as_framework,
+        agreement: checked.agreement,
+        status,
+    }
 }

@@ -9,7 +9,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    agreement_templates, agreements, audit, evaluation, health, partners, reports, situation, stream, subscriptions,
+    agreement_templates, agreements, audit, evaluation, frameworks, health, partners, reports, situation, stream,
+    subscriptions,
 };
 use crate::crypto::jws::{Jws, JwsSignature};
 use crate::domain::policy::{Effect, FieldDecision};
@@ -59,6 +60,8 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         agreement_templates::list,
         agreement_templates::draft,
         evaluation::evaluation,
+        frameworks::document,
+        frameworks::import,
         partners::node,
         partners::add_partner,
         partners::list_partners,

@@ -9,6 +9,7 @@ pub(crate) mod auth;
 pub(crate) mod dead_letters;
 pub mod docs;
 mod evaluation;
+mod frameworks;
 mod health;
 pub mod login;
 pub(crate) mod partners;
@@ -106,6 +107,8 @@ fn paths() -> Vec<Path> {
         path("/api/v1/agreements/{id}/decline", vec![on(Method::POST, agreements::decline)]),
         path("/api/v1/agreements/{id}/preview", vec![on(Method::GET, agreements::preview)]),
         path("/api/v1/agreements/{id}/evaluation", vec![on(Method::GET, evaluation::evaluation)]),
+        path("/api/v1/agreements/{id}/document", vec![on(Method::GET, frameworks::document)]),
+        path("/api/v1/frameworks", vec![on(Method::POST, frameworks::import)]),
         path("/api/v1/agreement-templates", vec![on(Method::GET, agreement_templates::list)]),
         path("/api/v1/agreement-templates/{name}/draft", vec![on(Method::POST, agreement_templates::draft)]),
         path(

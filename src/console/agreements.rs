@@ -160,7 +160,8 @@ pub async fn show(
     let reports = if may_preview { own_reports(&state, now).await.map_err(|e| viewer.fail(e))? } else { Vec::new() };
     let names = partner_names(&state).await.map_err(|e| viewer.fail(e))?;
     let mut actions = Vec::new();
-    if viewer.may(AGREEMENT_ADMINS) {
+    // A framework held for local agreements is its own parties' to sign and revoke.
+    if viewer.may(AGREEMENT_ADMINS) && !checked.held_as_framework {
         let ended = matches!(status.state, "revoked" | "declined" | "expired");
         if status.awaiting.contains(&own) && !ended {
             actions.push(("sign", t.agreement_sign, "primary"));
@@ -200,7 +201,12 @@ pub async fn show(
         preview,
         may_preview,
         actions,
-        view: AgreementView { summary: a.summary(), agreement: a.clone(), status },
+        view: AgreementView {
+            summary: a.summary(),
+            agreement: a.clone(),
+            status,
+            held_as_framework: checked.held_as_framework,
+        },
     };
     html(StatusCode::OK, &page)
 }

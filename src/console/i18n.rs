@@ -357,6 +357,7 @@ texts! {
     what_sees_recipient: "Partner", "Partner";
     what_sees_no_reports: "Ni har inga aktuella rapporter att förhandsvisa.", "You have no current reports to preview.";
     agreement_sign: "Underteckna", "Sign";
+    agreement_held_framework: "Ramavtal som noden håller för sina lokala avtal. Organisationen är inte part i det: dess parter undertecknar och säger upp det, och inget delas under det här.", "A framework this node holds for its local agreements. The organisation is no party to it: its parties sign and revoke it, and nothing is shared under it here.";
     agreement_revoke: "Säg upp", "Revoke";
     agreement_decline: "Avböj", "Decline";
     sign_consequence: "När alla parter har undertecknat börjar överenskommelsen gälla, och noden delar då det som flödena ovan anger med de andra parterna.", "Once every party has signed, the agreement comes into force, and the node then shares what the flows above say with the other parties.";

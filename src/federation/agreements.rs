@@ -75,6 +75,8 @@ pub struct Checked {
     /// False when the agreement sits under a framework that is not active (never signed by all,
     /// revoked or expired): then nothing flows under it either.
     pub framework_active: bool,
+    /// Held as the framework of this node's local agreements, this node being no party to it.
+    pub held_as_framework: bool,
 }
 
 /// The status of a stored agreement at `now`.
@@ -137,7 +139,9 @@ pub async fn propose(
     let payload = serde_json::to_vec(&agreement).map_err(|e| LifecycleError::Forbidden(e.to_string()))?;
     let document = jws::sign(&payload, AGREEMENT_TYPE, &[&federation.keys.signing]);
     let checked = check_document(&federation.store, federation, &document).await?;
-    let send = for_the_others(federation, &checked.agreement, LifecycleKind::Agreement, &checked.document);
+    // A party no party to the framework gets the framework first, in the outbox's order.
+    let mut send = super::frameworks::with_proposal(federation, &checked.agreement).await?;
+    send.extend(for_the_others(federation, &checked.agreement, LifecycleKind::Agreement, &checked.document));
     if !insert(&federation.store, &checked, own.as_str(), now, AuditEvent::new("agreement.proposed", actor), &send)
         .await?
     {
@@ -261,6 +265,10 @@ async fn unrevoked(federation: &Federation, id: &str) -> Result<Checked, Lifecyc
     if let Some(r) = &record.revocation {
         return Err(LifecycleError::Revoked(r.by.clone()));
     }
+    if record.held_as_framework {
+        // Held for local agreements: its own parties revoke it.
+        return Err(LifecycleError::NotAParty);
+    }
     load(&federation.store, federation, &record).await
 }
 
@@ -288,10 +296,13 @@ async fn end(
         statement: signed.to_json(),
     };
     let event = event.agreement(id).object(revocation.statement.as_bytes());
-    let send = for_the_others(federation, &checked.agreement, LifecycleKind::Revocation, &signed);
+    let mut send = for_the_others(federation, &checked.agreement, LifecycleKind::Revocation, &signed);
+    // Nodes that hold it as the framework of their local agreements are told too.
+    send.extend(super::frameworks::holders_of(federation, &checked.agreement, &signed).await?);
     federation.store.revoke_agreement(id, &revocation, &event, &send).await?;
     federation.lifecycle.wake();
     end_sharing(federation, id, "agreement.sharing_ended", "the agreement was revoked", now).await?;
+    super::frameworks::end_local_agreements(federation, &checked.agreement.id, now).await?;
     tracing::info!(agreement = %checked.agreement.id, event = %event.event, "agreement ended");
     Ok(revocation)
 }
@@ -352,13 +363,15 @@ pub async fn receive_revocation(
     federation.store.revoke_agreement(claimed.agreement.as_str(), &revocation, &event, &[]).await?;
     end_sharing(federation, claimed.agreement.as_str(), "agreement.sharing_ended", "the agreement was revoked", now)
         .await?;
+    super::frameworks::end_local_agreements(federation, &claimed.agreement, now).await?;
     tracing::info!(agreement = %claimed.agreement, by = %claimed.by, "agreement revoked by a party");
     Ok(Some(revocation))
 }
 
 /// A stored agreement, checked again (keys may have changed since it was stored).
 pub async fn load(store: &Store, federation: &Federation, record: &AgreementRecord) -> Result<Checked, LifecycleError> {
-    check_document(store, federation, &Jws::parse(record.document.as_bytes())?).await
+    let document = Jws::parse(record.document.as_bytes())?;
+    check_document_as(store, federation, &document, !record.held_as_framework).await
 }
 
 /// Checks a document: every signature by a party's key as known here (and each such key the one
@@ -366,11 +379,22 @@ pub async fn load(store: &Store, federation: &Federation, record: &AgreementReco
 /// names one). The signatures come before the content, once the numbers of parties and flows are
 /// known to be small: a document no party signed costs no more than that.
 async fn check_document(store: &Store, federation: &Federation, document: &Jws) -> Result<Checked, LifecycleError> {
+    check_document_as(store, federation, document, true).await
+}
+
+/// Like [`check_document`]; a framework held for local agreements (`as_party` false) need not name
+/// this node among its parties.
+pub(super) async fn check_document_as(
+    store: &Store,
+    federation: &Federation,
+    document: &Jws,
+    as_party: bool,
+) -> Result<Checked, LifecycleError> {
     let payload = document.unverified_payload()?;
     let agreement: Agreement = serde_json::from_slice(&payload)
         .map_err(|e| LifecycleError::Invalid(ValidationErrors::single("agreement", e.to_string())))?;
     agreement.check_bounds().map_err(LifecycleError::Invalid)?;
-    if agreement.party(&federation.keys.card.org_id).is_none() {
+    if as_party && agreement.party(&federation.keys.card.org_id).is_none() {
         return Err(LifecycleError::NotAParty);
     }
     let keys = party_keys(store, federation, &agreement).await?;
@@ -397,7 +421,7 @@ async fn check_document(store: &Store, federation: &Federation, document: &Jws) 
     // A party that signed with its old key and again with its new one is one signer.
     signed_by.sort();
     signed_by.dedup();
-    Ok(Checked { agreement, document: document.clone(), signed_by, framework_active })
+    Ok(Checked { agreement, document: document.clone(), signed_by, framework_active, held_as_framework: !as_party })
 }
 
 /// Every party's signing keys as known here: the current one and, after a rotation, the one its
@@ -441,6 +465,19 @@ async fn insert(
     event: AuditEvent,
     send: &[LifecycleDocument],
 ) -> Result<bool, LifecycleError> {
+    insert_as(store, checked, proposed_by, false, now, event, send).await
+}
+
+/// Like [`insert`]; `held_as_framework` stores a framework this node is no party to.
+pub(super) async fn insert_as(
+    store: &Store,
+    checked: &Checked,
+    proposed_by: &str,
+    held_as_framework: bool,
+    now: DateTime<Utc>,
+    event: AuditEvent,
+    send: &[LifecycleDocument],
+) -> Result<bool, LifecycleError> {
     let record = AgreementRecord {
         id: checked.agreement.id.to_string(),
         document: checked.document.to_json(),
@@ -448,6 +485,7 @@ async fn insert(
         received_at: now,
         updated_at: now,
         revocation: None,
+        held_as_framework,
     };
     let mut events = vec![event.agreement(&checked.agreement.id).object(record.document.as_bytes())];
     events.extend(activation(checked, false, now, &events[0].actor));

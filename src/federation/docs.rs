@@ -26,6 +26,8 @@ rate-limited (429 with Retry-After). Errors are RFC 9457 problem documents.",
         listener::receive_card,
         listener::receive_agreement,
         listener::receive_revocation,
+        listener::receive_framework,
+        listener::receive_holding,
         inbox::receive_envelopes,
         inbox::feed
     ),

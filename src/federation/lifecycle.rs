@@ -15,7 +15,7 @@ use super::client::ClientError;
 use super::delivery::backoff;
 use crate::crypto::jws::Jws;
 use crate::domain::OrgId;
-use crate::store::{LifecycleEntry, LifecycleOutcome, StoreError};
+use crate::store::{LifecycleEntry, LifecycleKind, LifecycleOutcome, StoreError};
 
 /// How many documents one claim takes.
 const BATCH: i64 = 20;
@@ -115,7 +115,7 @@ async fn send(federation: &Federation, entry: &LifecycleEntry) -> Result<(), Fai
         Err(error) => return Err(Failure::Later(error.to_string())),
     };
     let document = Jws::parse(entry.document.as_bytes()).map_err(|e| Failure::Refused(format!("unreadable: {e}")))?;
-    let path = if entry.kind == "revocation" { "/federation/v1/revocations" } else { "/federation/v1/agreements" };
+    let path = LifecycleKind::path(&entry.kind);
     let identities = std::iter::once(&federation.keys.tls).chain(federation.keys.previous_tls.as_ref());
     let mut last = Failure::Later("no identity to send with".into());
     for identity in identities {

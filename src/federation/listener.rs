@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::Federation;
 use super::agreements;
+use super::frameworks;
 use super::inbox;
 use super::registry::import_card;
 use crate::crypto::jws::Jws;
@@ -82,6 +83,8 @@ fn paths() -> Vec<Path> {
         path("/federation/v1/hello", vec![on(Method::GET, hello)]),
         path("/federation/v1/agreements", vec![on(Method::POST, receive_agreement)]),
         path("/federation/v1/revocations", vec![on(Method::POST, receive_revocation)]),
+        path("/federation/v1/frameworks", vec![on(Method::POST, receive_framework)]),
+        path("/federation/v1/frameworks/holders", vec![on(Method::POST, receive_holding)]),
         path("/federation/v1/envelopes", vec![on(Method::POST, inbox::receive_envelopes)])
             .body_limit(inbox::MAX_BATCH_BYTES),
         path("/federation/v1/feed", vec![on(Method::GET, inbox::feed)]),
@@ -219,6 +222,56 @@ pub async fn receive_revocation(
     let now = federation.clock.now();
     if let Err(error) = agreements::receive_revocation(&federation, &peer.org, &statement, now).await {
         refusal(&federation, &peer, "agreement.revocation_refused", &statement, &error, now).await?;
+        return Err(ApiError::from(error));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A party to a local agreement sends the framework it sits under, ahead of the agreement, for
+/// this node to hold: signed by every one of the framework's parties, with the keys on their cards
+/// here.
+#[utoipa::path(
+    post, path = "/federation/v1/frameworks", tag = "federation",
+    request_body = Jws,
+    // The body's problems first: a 422 of the route's own, below, says more than theirs.
+    responses(BodyProblems, (status = 204, description = "Held, or held already"),
+        (status = 403, description = "The sender has handed this node as many frameworks as it may", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This node is a party to the agreement: it is not held, but proposed and signed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a framework every party signed, or a party is unknown here", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn receive_framework(
+    peer: Peer,
+    federation: Data<Federation>,
+    StrictJson(document): StrictJson<Jws>,
+) -> Result<HttpResponse, ApiError> {
+    let now = federation.clock.now();
+    let actor = format!("partner:{}", peer.org);
+    if let Err(error) = frameworks::hold(&federation, Some(&peer.org), &document, now, &actor).await {
+        refusal(&federation, &peer, "agreement.framework_refused", &document, &error, now).await?;
+        return Err(ApiError::from(error));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A node that holds one of this node's frameworks for its local agreements says so, in a statement
+/// signed by its key; it is told when the framework is revoked.
+#[utoipa::path(
+    post, path = "/federation/v1/frameworks/holders", tag = "federation",
+    request_body = Jws,
+    // The body's problems first: a 422 of the route's own, below, says more than theirs.
+    responses(BodyProblems, (status = 204, description = "Recorded, or recorded already"),
+        (status = 403, description = "The statement is about another node, or this node is no party to the framework", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such framework here", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The statement or its signature is invalid", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn receive_holding(
+    peer: Peer,
+    federation: Data<Federation>,
+    StrictJson(statement): StrictJson<Jws>,
+) -> Result<HttpResponse, ApiError> {
+    let now = federation.clock.now();
+    if let Err(error) = frameworks::receive_holding(&federation, &peer.org, &statement, now).await {
+        refusal(&federation, &peer, "agreement.holding_refused", &statement, &error, now).await?;
         return Err(ApiError::from(error));
     }
     Ok(HttpResponse::NoContent().finish())

@@ -11,6 +11,7 @@ pub mod catch_up;
 pub mod client;
 pub mod delivery;
 pub mod docs;
+pub mod frameworks;
 pub mod inbox;
 pub mod lifecycle;
 pub mod listener;

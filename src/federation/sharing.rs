@@ -51,6 +51,8 @@ impl ActiveAgreements {
         let all = self.all(federation, now).await?;
         Ok(all
             .into_iter()
+            // A framework held for local agreements lets nothing flow here: this node is no party.
+            .filter(|s| !s.record.held_as_framework)
             .filter(|s| {
                 agreements::status_with(&s.checked, s.framework_active, s.record.revocation.as_ref(), now).state
                     == "active"

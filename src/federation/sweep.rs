@@ -36,6 +36,10 @@ pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
     // The agreements as the sharing side knows them: checked once per document, not every sweep.
     let stored = federation.agreements.all(federation, now).await.map_err(|e| StoreError::NotReady(e.to_string()))?;
     for Stored { checked, record, framework_ended, .. } in stored {
+        if record.held_as_framework {
+            // Nothing was sent or received under a framework held for local agreements.
+            continue;
+        }
         let agreement = &checked.agreement;
         let ended = if record.revocation.is_some() {
             Some(("agreement.sharing_ended", "the agreement was revoked"))

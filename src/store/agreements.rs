@@ -19,15 +19,19 @@ pub struct AgreementRecord {
     pub received_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub revocation: Option<RevocationRecord>,
+    /// Held as the framework of local agreements this node is a party to, not as a party to it:
+    /// nothing flows under it here, and this node neither signs nor revokes it.
+    pub held_as_framework: bool,
 }
 
 /// A revision that moves whenever the stored agreements change (a trigger counts every write).
 pub type AgreementsStamp = i64;
 
-type AgreementRow = (String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>, Option<String>);
+type AgreementRow =
+    (String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>, Option<String>, String);
 
 const COLUMNS: &str = "id, document, proposed_by, received_at_ms, updated_at_ms, revoked_by, revoked_at_ms, \
-     revocation_reason, revocation";
+     revocation_reason, revocation, held_as";
 
 fn record(row: AgreementRow) -> AgreementRecord {
     let revocation = match (row.5, row.6, row.8) {
@@ -41,6 +45,7 @@ fn record(row: AgreementRow) -> AgreementRecord {
         received_at: time(row.3),
         updated_at: time(row.4),
         revocation,
+        held_as_framework: row.9 == "framework",
     }
 }
 
@@ -55,14 +60,15 @@ impl super::Store {
     ) -> Result<bool, StoreError> {
         let inserted = in_write_tx!(self, |tx| {
             let inserted = sqlx::query(
-                "INSERT INTO agreements (id, document, proposed_by, received_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO agreements (id, document, proposed_by, received_at_ms, updated_at_ms, held_as) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&record.id)
             .bind(&record.document)
             .bind(&record.proposed_by)
             .bind(record.received_at.timestamp_millis())
             .bind(record.updated_at.timestamp_millis())
+            .bind(if record.held_as_framework { "framework" } else { "party" })
             .execute(&mut *tx)
             .await?
             .rows_affected();

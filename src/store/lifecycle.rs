@@ -17,6 +17,12 @@ pub enum LifecycleKind {
     Agreement,
     /// A party's signed revocation (or decline).
     Revocation,
+    /// The framework a local agreement sits under, for a party of the local agreement that is no
+    /// party to the framework.
+    Framework,
+    /// A node's signed statement that it holds a framework, for the framework's parties, which
+    /// tell it when they revoke the framework.
+    Holding,
 }
 
 impl LifecycleKind {
@@ -24,6 +30,18 @@ impl LifecycleKind {
         match self {
             LifecycleKind::Agreement => "agreement",
             LifecycleKind::Revocation => "revocation",
+            LifecycleKind::Framework => "framework",
+            LifecycleKind::Holding => "holding",
+        }
+    }
+
+    /// Where on a party's federation listener a document of this kind goes.
+    pub fn path(kind: &str) -> &'static str {
+        match kind {
+            "revocation" => "/federation/v1/revocations",
+            "framework" => "/federation/v1/frameworks",
+            "holding" => "/federation/v1/frameworks/holders",
+            _ => "/federation/v1/agreements",
         }
     }
 }
@@ -103,6 +121,18 @@ type EntryRow = (i64, String, String, String, String, i64);
 pub const MAX_PENDING_REVOCATIONS: i64 = 50;
 
 impl super::Store {
+    /// Queues `documents` on their own, outside any other change.
+    pub async fn queue_lifecycle_documents(
+        &self,
+        documents: &[LifecycleDocument],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        in_write_tx!(self, |tx| {
+            queue_lifecycle!(tx, documents, now);
+        });
+        Ok(())
+    }
+
     /// Claims up to `limit` due documents for `lease`, oldest first.
     pub async fn claim_due_lifecycle(
         &self,

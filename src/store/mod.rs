@@ -7,6 +7,7 @@ mod agreements;
 pub(crate) mod audit;
 mod evaluation;
 mod filing;
+mod frameworks;
 mod lifecycle;
 mod outbox;
 mod partners;
@@ -28,6 +29,7 @@ use crate::config::{DatabaseKind, DatabaseSection};
 
 pub use agreements::{AgreementRecord, AgreementsStamp};
 pub use audit::{AuditQuery, CheckpointRecord};
+pub use frameworks::MAX_HOLDERS;
 pub use lifecycle::{LifecycleDocument, LifecycleEntry, LifecycleKind, LifecycleOutcome, MAX_PENDING_REVOCATIONS};
 pub use outbox::{DeliveryRound, DeliveryState, OutboxEntry, QueuedEnvelope};
 pub use partners::PartnerRecord;

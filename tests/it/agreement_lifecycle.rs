@@ -26,6 +26,7 @@ on_both_backends!(
     agreements_survive_a_key_rotation,
     a_local_agreement_flows_only_while_its_framework_is_active,
     an_agreement_drafted_from_a_template_for_new_parties_comes_into_force_between_them,
+    a_local_agreement_between_nodes_no_party_to_its_framework_flows_only_while_the_framework_is_in_force,
 );
 
 const ID: &str = "se-norrkoping-kommun-vaktbolag";
@@ -39,15 +40,24 @@ fn template() -> Value {
 }
 
 async fn status(node: &TestNode) -> Value {
-    let view: Value = node.get(&format!("/api/v1/agreements/{ID}")).send().await.unwrap().json().await.unwrap();
+    status_of(node, ID).await
+}
+
+async fn status_of(node: &TestNode, id: &str) -> Value {
+    let view: Value = node.get(&format!("/api/v1/agreements/{id}")).send().await.unwrap().json().await.unwrap();
     view["status"].clone()
 }
 
 /// The agreement's status at `node` once it is `state`: a party hears of another's signature or
 /// revocation through that party's lifecycle outbox, a moment after it was made.
 async fn status_once(node: &TestNode, state: &str) -> Value {
-    until_within(&format!("the agreement did not become {state}"), StdDuration::from_secs(20), || async {
-        let status = status(node).await;
+    status_of_once(node, ID, state).await
+}
+
+/// Like [`status_once`], for the agreement `id`.
+async fn status_of_once(node: &TestNode, id: &str, state: &str) -> Value {
+    until_within(&format!("{id} did not become {state}"), StdDuration::from_secs(20), || async {
+        let status = status_of(node, id).await;
         if status["state"] == state { Ok(status) } else { Err(status.to_string()) }
     })
     .await
@@ -428,4 +438,80 @@ async fn an_agreement_drafted_from_a_template_for_new_parties_comes_into_force_b
     expect_problem(draft_at("no-such-template", adaptation).await.unwrap(), StatusCode::NOT_FOUND).await;
     linkoping.stop().await;
     guards.stop().await;
+}
+
+/// The Norwegian national framework between the police directorate and the guard industry, and a
+/// local agreement under it between the Oslo police district and an Oslo guard company, neither of
+/// which is a party to the framework: four nodes. The Oslo police imports the framework's signed
+/// document (exported by the directorate's node), proposes the local agreement, and the guard
+/// company's node receives the framework with it; a report flows under the local agreement while the
+/// framework is in force, and stops at once on both sides when the directorate revokes it.
+async fn a_local_agreement_between_nodes_no_party_to_its_framework_flows_only_while_the_framework_is_in_force(
+    backend: Backend,
+) {
+    let orgs = ["no-politidirektoratet", "no-nho-service-handel", "no-politiet-oslo", "no-vekterselskapet-oslo"];
+    let nodes = crate::exchange::federation(backend, &orgs, |_| {}).await;
+    let [directorate, industry, police, guards] = &nodes[..] else { unreachable!() };
+    let framework = crate::exchange::template("no-politi-vekter-rammeavtale.toml");
+    let framework_id = framework["id"].as_str().unwrap().to_owned();
+    let local = crate::exchange::template("no-oslo-lokal-avtale.toml");
+    let local_id = local["id"].as_str().unwrap().to_owned();
+    let import = |body: Value| police.request(Method::POST, "/api/v1/frameworks").json(&body).send();
+    let document = || async {
+        let path = format!("/api/v1/agreements/{framework_id}/document");
+        directorate.get(&path).send().await.unwrap().json::<Value>().await.unwrap()
+    };
+
+    // Proposed by the directorate but not yet signed by the industry: not a framework to hold.
+    let proposed = directorate.request(Method::POST, "/api/v1/agreements").json(&framework).send().await.unwrap();
+    assert_eq!(proposed.status(), StatusCode::CREATED);
+    let refused = expect_problem(import(document().await).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(refused.to_string().contains("no-nho-service-handel has not signed"), "{refused}");
+    crate::exchange::holds_agreement(industry, &framework_id).await;
+    let signed = industry.request(Method::POST, &format!("/api/v1/agreements/{framework_id}/sign")).send().await;
+    assert_eq!(signed.unwrap().status(), StatusCode::OK);
+    status_of_once(directorate, &framework_id, "active").await;
+
+    // The Oslo police holds the signed framework, and proposes the local agreement under it.
+    let held = import(document().await).await.unwrap();
+    assert_eq!(held.status(), StatusCode::CREATED);
+    let held: Value = held.json().await.unwrap();
+    assert_eq!((held["held_as_framework"].clone(), held["status"]["state"].clone()), (json!(true), json!("active")));
+    crate::exchange::agree_on(&[police, guards], &local).await;
+    let at_guards: Value =
+        guards.get(&format!("/api/v1/agreements/{framework_id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(at_guards["held_as_framework"], true, "the framework came with the proposal: {at_guards}");
+    // Both Oslo nodes have told the framework's parties that they hold it.
+    for party in [directorate, industry] {
+        until_within("the holders never registered", StdDuration::from_secs(30), || async {
+            let holders = crate::exchange::audit(party, "event=agreement.framework_holder").await;
+            (holders.len() == 2).then_some(()).ok_or(format!("{holders:?}"))
+        })
+        .await;
+    }
+    // Nobody at the Oslo police may revoke or sign the directorate's framework.
+    let revoke = police.request(Method::POST, &format!("/api/v1/agreements/{framework_id}/revoke")).send().await;
+    expect_problem(revoke.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+
+    let mut oslo = report(2);
+    oslo["tlp"] = json!("GREEN");
+    oslo["location"] =
+        json!({ "lat": 59.9127, "lon": 10.7461, "place_name": "Karl Johans gate", "municipality_code": "0301" });
+    let filed = police.file(&oslo).await["id"].as_str().unwrap().to_owned();
+    let received = crate::exchange::picture_entry(guards, &filed, |e| e.is_some()).await.unwrap();
+    assert_eq!(received["agreement"], local_id.as_str());
+    assert_eq!(received["location"]["cell_metres"], 500, "the local agreement's coarser location: {received}");
+
+    // The directorate revokes the framework: the local agreement stops at once on both sides.
+    let revoked = directorate.request(Method::POST, &format!("/api/v1/agreements/{framework_id}/revoke")).send().await;
+    assert_eq!(revoked.unwrap().status(), StatusCode::OK);
+    for node in [police, guards] {
+        status_of_once(node, &local_id, "framework_inactive").await;
+    }
+    crate::exchange::picture_entry(guards, &filed, |e| e.is_none()).await;
+    let after = police.file(&oslo).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(ledger(police, &after).await.len(), 0, "a report was queued after the framework was revoked");
+    for node in nodes {
+        node.stop().await;
+    }
 }
