@@ -281,7 +281,7 @@ impl super::Store {
     /// What `recipient` may fetch through its catch-up feed: envelopes addressed to it after
     /// `after` that it has not acknowledged yet (what it acknowledged it holds; serving that again
     /// would have it check and store each pushed envelope twice), oldest first. Ids follow commit
-    /// order (see [`queue_envelopes`]), so a cursor never moves past a row that commits later.
+    /// order (see the `queue_envelopes` macro), so a cursor never moves past a row that commits later.
     pub async fn feed_for(&self, recipient: &OrgId, after: i64, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM outbox WHERE recipient = $1 AND id > $2 AND state = 'queued' \
