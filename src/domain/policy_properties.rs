@@ -97,6 +97,8 @@ fn agreement_with(flow: Flow) -> Agreement {
         title: "Property test".into(),
         purpose: "Testing".into(),
         framework: None,
+        replaces: None,
+        backfill: false,
         valid_from: now() - Duration::days(30),
         valid_until: now() + Duration::days(30),
         evaluation_date: now(),

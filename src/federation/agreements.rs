@@ -77,21 +77,26 @@ pub struct Checked {
     pub framework_active: bool,
     /// Held as the framework of this node's local agreements, this node being no party to it.
     pub held_as_framework: bool,
+    /// The amendment of it that is in force, if one is: then it is replaced, and nothing flows
+    /// under it.
+    pub replaced_by: Option<AgreementId>,
 }
 
 /// The status of a stored agreement at `now`.
 pub fn status(checked: &Checked, revocation: Option<&RevocationRecord>, now: DateTime<Utc>) -> AgreementStatus {
-    status_with(checked, checked.framework_active, revocation, now)
+    status_with(checked, checked.framework_active, checked.replaced_by.as_ref(), revocation, now)
 }
 
-/// The status of a stored agreement at `now`, its framework being active or not as said.
+/// The status of a stored agreement at `now`, its framework being active or not, and an amendment
+/// in force replacing it or not, as said.
 pub fn status_with(
     checked: &Checked,
     framework_active: bool,
+    replaced_by: Option<&AgreementId>,
     revocation: Option<&RevocationRecord>,
     now: DateTime<Utc>,
 ) -> AgreementStatus {
-    agreement::status(&checked.agreement, &checked.signed_by, framework_active, revocation, now)
+    agreement::status(&checked.agreement, &checked.signed_by, framework_active, replaced_by, revocation, now)
 }
 
 /// Whether an agreement lets anything flow at `now`.
@@ -139,6 +144,7 @@ pub async fn propose(
     let payload = serde_json::to_vec(&agreement).map_err(|e| LifecycleError::Forbidden(e.to_string()))?;
     let document = jws::sign(&payload, AGREEMENT_TYPE, &[&federation.keys.signing]);
     let checked = check_document(&federation.store, federation, &document).await?;
+    super::amendments::check_replaceable(&federation.store, &checked).await?;
     // A party no party to the framework gets the framework first, in the outbox's order.
     let mut send = super::frameworks::with_proposal(federation, &checked.agreement).await?;
     send.extend(for_the_others(federation, &checked.agreement, LifecycleKind::Agreement, &checked.document));
@@ -178,10 +184,22 @@ pub async fn sign(
         {
             federation.lifecycle.wake();
             tracing::info!(agreement = %checked.agreement.id, "agreement signed");
+            took_effect(federation, &checked, now).await;
             return Ok(checked);
         }
     }
     Err(LifecycleError::Forbidden("the agreement kept changing while signing; try again".into()))
+}
+
+/// When a signature puts an amendment in force, the agreement it replaces is handed over to it at
+/// once (the sweep would at its next turn, and does if this fails).
+async fn took_effect(federation: &Federation, checked: &Checked, now: DateTime<Utc>) {
+    if checked.agreement.replaces.is_some()
+        && is_active(checked, None, now)
+        && let Err(error) = super::amendments::take_effect(federation, now).await
+    {
+        tracing::warn!(agreement = %checked.agreement.id, %error, "handing over to an amendment failed; the sweep tries again");
+    }
 }
 
 /// How often a merge that lost a race is tried again.
@@ -213,6 +231,7 @@ pub async fn receive(
                 if merged.document.to_json() == record.document
                     || replace(&federation.store, &merged, (&record.document, was_active), now, event(), &[]).await?
                 {
+                    took_effect(federation, &merged, now).await;
                     return Ok(merged);
                 }
             }
@@ -220,6 +239,7 @@ pub async fn receive(
                 if pending_from(federation, peer, now).await? >= MAX_PENDING_PROPOSALS {
                     return Err(LifecycleError::TooManyPending(peer.clone()));
                 }
+                super::amendments::check_replaceable(&federation.store, &incoming).await?;
                 if insert(&federation.store, &incoming, peer.as_str(), now, event(), &[]).await? {
                     apply_pending_revocations(federation, &incoming.agreement.id, now).await?;
                     return Ok(incoming);
@@ -390,6 +410,38 @@ pub(super) async fn check_document_as(
     document: &Jws,
     as_party: bool,
 ) -> Result<Checked, LifecycleError> {
+    let mut checked = check_terms(store, federation, document, as_party).await?;
+    checked.replaced_by = amendment_in_force(store, federation, &checked.agreement).await?;
+    Ok(checked)
+}
+
+/// The amendment of `agreement` in force now, if one is (checked on its own terms: whether an
+/// amendment is itself replaced does not matter here).
+async fn amendment_in_force(
+    store: &Store,
+    federation: &Federation,
+    agreement: &Agreement,
+) -> Result<Option<AgreementId>, LifecycleError> {
+    for record in store.amendments_of(agreement.id.as_str()).await? {
+        let Ok(document) = Jws::parse(record.document.as_bytes()) else { continue };
+        // An amendment that no longer checks replaces nothing: when in doubt, the old one stands.
+        if let Ok(amendment) = Box::pin(check_terms(store, federation, &document, true)).await
+            && is_active(&amendment, None, federation.clock.now())
+        {
+            return Ok(Some(amendment.agreement.id));
+        }
+    }
+    Ok(None)
+}
+
+/// A document's signatures and terms, as [`check_document_as`] checks them, without looking for
+/// an amendment of it.
+async fn check_terms(
+    store: &Store,
+    federation: &Federation,
+    document: &Jws,
+    as_party: bool,
+) -> Result<Checked, LifecycleError> {
     let payload = document.unverified_payload()?;
     let agreement: Agreement = serde_json::from_slice(&payload)
         .map_err(|e| LifecycleError::Invalid(ValidationErrors::single("agreement", e.to_string())))?;
@@ -421,7 +473,14 @@ pub(super) async fn check_document_as(
     // A party that signed with its old key and again with its new one is one signer.
     signed_by.sort();
     signed_by.dedup();
-    Ok(Checked { agreement, document: document.clone(), signed_by, framework_active, held_as_framework: !as_party })
+    Ok(Checked {
+        agreement,
+        document: document.clone(),
+        signed_by,
+        framework_active,
+        held_as_framework: !as_party,
+        replaced_by: None,
+    })
 }
 
 /// Every party's signing keys as known here: the current one and, after a rotation, the one its
@@ -486,6 +545,8 @@ pub(super) async fn insert_as(
         updated_at: now,
         revocation: None,
         held_as_framework,
+        replaces: checked.agreement.replaces.as_ref().map(ToString::to_string),
+        handed_over_at: None,
     };
     let mut events = vec![event.agreement(&checked.agreement.id).object(record.document.as_bytes())];
     events.extend(activation(checked, false, now, &events[0].actor));

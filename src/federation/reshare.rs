@@ -20,13 +20,19 @@ use crate::domain::{OrgId, ReportId};
 const PAGE: i64 = 200;
 
 /// Sends again, under other active agreements, what went under the ended `agreement`; answers how
-/// many envelopes it queued.
-pub async fn reshare(federation: &Federation, agreement: &str, now: DateTime<Utc>) -> Result<usize, LifecycleError> {
+/// many envelopes it queued. With `undelivered_only`, only what the partners were still owed (an
+/// agreement handed over to its amendment: what they received they keep).
+pub async fn reshare(
+    federation: &Federation,
+    agreement: &str,
+    now: DateTime<Utc>,
+    undelivered_only: bool,
+) -> Result<usize, LifecycleError> {
     let store = &federation.store;
     let own = &federation.keys.card.org_id;
     let (mut after, mut queued) = (0, 0);
     loop {
-        let shares = store.ended_shares(agreement, after, PAGE).await?;
+        let shares = store.ended_shares(agreement, after, PAGE, undelivered_only).await?;
         let Some(last) = shares.last() else { break };
         after = last.id;
         // What each report's latest version may reach now, asked once per report.

@@ -39,6 +39,8 @@ pub struct Stored {
     /// Whether its framework, if it sits under one, has ended for good (revoked, or past its end):
     /// one merely not in force yet (awaiting signatures, not started) has not.
     pub framework_ended: bool,
+    /// The amendment of it in force now, if one is.
+    pub replaced_by: Option<AgreementId>,
 }
 
 /// The stored agreements that check, by id, with their records.
@@ -54,8 +56,9 @@ impl ActiveAgreements {
             // A framework held for local agreements lets nothing flow here: this node is no party.
             .filter(|s| !s.record.held_as_framework)
             .filter(|s| {
-                agreements::status_with(&s.checked, s.framework_active, s.record.revocation.as_ref(), now).state
-                    == "active"
+                let (framework, replaced, revocation) =
+                    (s.framework_active, s.replaced_by.as_ref(), s.record.revocation.as_ref());
+                agreements::status_with(&s.checked, framework, replaced, revocation, now).state == "active"
             })
             .map(|s| s.checked)
             .collect())
@@ -78,11 +81,31 @@ impl ActiveAgreements {
                 .get(framework.as_str())
                 .is_some_and(|(f, r)| r.revocation.is_some() || now >= f.agreement.valid_until),
         };
+        // An amendment in force replaces the agreement it names (judged on its own terms).
+        let replaced_by = |checked: &Checked| {
+            loaded
+                .values()
+                .filter(|(amendment, record)| {
+                    amendment.agreement.replaces.as_ref() == Some(&checked.agreement.id)
+                        && agreements::status_with(
+                            amendment,
+                            framework_active(amendment),
+                            None,
+                            record.revocation.as_ref(),
+                            now,
+                        )
+                        .state
+                            == "active"
+                })
+                .map(|(amendment, _)| amendment.agreement.id.clone())
+                .min()
+        };
         let mut all: Vec<Stored> = loaded
             .values()
             .map(|(checked, record)| Stored {
                 framework_active: framework_active(checked),
                 framework_ended: framework_ended(checked),
+                replaced_by: replaced_by(checked),
                 checked: checked.clone(),
                 record: record.clone(),
             })

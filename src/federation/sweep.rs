@@ -34,10 +34,13 @@ pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
     let now = federation.clock.now();
     federation.store.prune_dead_letters(now - DEAD_LETTER_DAYS).await?;
     // The agreements as the sharing side knows them: checked once per document, not every sweep.
-    let stored = federation.agreements.all(federation, now).await.map_err(|e| StoreError::NotReady(e.to_string()))?;
+    let failed = |e: super::agreements::LifecycleError| StoreError::NotReady(e.to_string());
+    super::amendments::take_effect(federation, now).await.map_err(failed)?;
+    let stored = federation.agreements.all(federation, now).await.map_err(failed)?;
     for Stored { checked, record, framework_ended, .. } in stored {
-        if record.held_as_framework {
-            // Nothing was sent or received under a framework held for local agreements.
+        if record.held_as_framework || record.handed_over_at.is_some() {
+            // Nothing was sent or received under a framework held for local agreements, and what
+            // was under an agreement handed over to its amendment is under the amendment now.
             continue;
         }
         let agreement = &checked.agreement;
@@ -87,7 +90,7 @@ pub async fn end_sharing(
 
 /// Sends again what went under the ended `agreement`; a failure is left for the next sweep.
 async fn reshare(federation: &Federation, agreement: &str, now: DateTime<Utc>) {
-    if let Err(error) = super::reshare::reshare(federation, agreement, now).await {
+    if let Err(error) = super::reshare::reshare(federation, agreement, now, false).await {
         tracing::warn!(agreement, %error, "sending again what went under an ended agreement failed; the sweep tries again");
     }
 }

@@ -22,16 +22,32 @@ pub struct AgreementRecord {
     /// Held as the framework of local agreements this node is a party to, not as a party to it:
     /// nothing flows under it here, and this node neither signs nor revokes it.
     pub held_as_framework: bool,
+    /// The agreement this one amends, if it is an amendment.
+    pub replaces: Option<String>,
+    /// Set once this agreement was handed over to an amendment that took effect.
+    pub handed_over_at: Option<DateTime<Utc>>,
 }
 
 /// A revision that moves whenever the stored agreements change (a trigger counts every write).
 pub type AgreementsStamp = i64;
 
-type AgreementRow =
-    (String, String, String, i64, i64, Option<String>, Option<i64>, Option<String>, Option<String>, String);
+type AgreementRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+);
 
 const COLUMNS: &str = "id, document, proposed_by, received_at_ms, updated_at_ms, revoked_by, revoked_at_ms, \
-     revocation_reason, revocation, held_as";
+     revocation_reason, revocation, held_as, replaces, handed_over_at_ms";
 
 fn record(row: AgreementRow) -> AgreementRecord {
     let revocation = match (row.5, row.6, row.8) {
@@ -46,6 +62,8 @@ fn record(row: AgreementRow) -> AgreementRecord {
         updated_at: time(row.4),
         revocation,
         held_as_framework: row.9 == "framework",
+        replaces: row.10,
+        handed_over_at: row.11.map(time),
     }
 }
 
@@ -60,8 +78,8 @@ impl super::Store {
     ) -> Result<bool, StoreError> {
         let inserted = in_write_tx!(self, |tx| {
             let inserted = sqlx::query(
-                "INSERT INTO agreements (id, document, proposed_by, received_at_ms, updated_at_ms, held_as) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO agreements (id, document, proposed_by, received_at_ms, updated_at_ms, held_as, replaces) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&record.id)
             .bind(&record.document)
@@ -69,6 +87,7 @@ impl super::Store {
             .bind(record.received_at.timestamp_millis())
             .bind(record.updated_at.timestamp_millis())
             .bind(if record.held_as_framework { "framework" } else { "party" })
+            .bind(&record.replaces)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -165,6 +184,14 @@ impl super::Store {
     pub async fn agreements(&self) -> Result<Vec<AgreementRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM agreements ORDER BY id");
         let rows: Vec<AgreementRow> = on_pool!(self, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await?);
+        Ok(rows.into_iter().map(record).collect())
+    }
+
+    /// The amendments of agreement `id` that no party revoked.
+    pub async fn amendments_of(&self, id: &str) -> Result<Vec<AgreementRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM agreements WHERE replaces = $1 AND revoked_by IS NULL ORDER BY id");
+        let rows: Vec<AgreementRow> =
+            on_pool!(self, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(p).await?);
         Ok(rows.into_iter().map(record).collect())
     }
 }

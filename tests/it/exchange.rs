@@ -29,6 +29,8 @@ on_both_backends!(
     each_partner_reads_only_its_own_feed_within_its_rate,
     a_report_shared_under_one_of_two_agreements_is_sent_again_under_the_other_when_that_one_ends,
     an_agreements_evaluation_counts_what_its_sharing_ledger_holds,
+    an_amendment_that_adds_a_party_takes_over_without_a_gap_or_a_second_delivery,
+    an_amendment_with_backfill_gives_the_new_party_the_reports_shared_before_it,
 );
 
 pub const MUNICIPALITY: &str = "se-kommun-norrkoping";
@@ -729,6 +731,77 @@ async fn an_agreements_evaluation_counts_what_its_sharing_ledger_holds(backend: 
     assert_eq!(from_cli["sent"], evaluation["sent"]);
     let refused = municipality.get(&format!("{path}?format=xml")).send().await.unwrap();
     crate::support::expect_problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+async fn an_amendment_that_adds_a_party_takes_over_without_a_gap_or_a_second_delivery(backend: Backend) {
+    amendment_adding_the_guards(backend, false).await;
+}
+
+async fn an_amendment_with_backfill_gives_the_new_party_the_reports_shared_before_it(backend: Backend) {
+    amendment_adding_the_guards(backend, true).await;
+}
+
+/// The Norrköping safety agreement is amended: the guard company joins, with a flow of its own.
+/// When every party of the amendment has signed, the old agreement is replaced at every node; what
+/// the police and the shop received under it stays with them (under the amendment, not sent again),
+/// reports filed since go under the amendment, and the guards get the reports shared before it
+/// only if the amendment says so.
+async fn amendment_adding_the_guards(backend: Backend, backfill: bool) {
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER, GUARDS], |_| {}).await;
+    let [municipality, police, retailer, guards] = &nodes[..] else { unreachable!() };
+    let old = agree(&[municipality, police, retailer], SAFETY).await;
+    let amber = id_of(&municipality.file(&report(2)).await);
+    let green = id_of(&municipality.file(&green_report_at_the_centre()).await);
+    picture_entry(police, &amber, |e| e.is_some()).await;
+    picture_entry(retailer, &green, |e| e.is_some()).await;
+
+    let mut amendment = template(SAFETY);
+    let new = format!("{old}-2");
+    amendment["id"] = json!(new);
+    amendment["replaces"] = json!(old);
+    amendment["backfill"] = json!(backfill);
+    amendment["parties"].as_array_mut().unwrap().push(json!({
+        "org_id": GUARDS, "name": "Vaktbolaget Öst AB", "role": "guard_company"
+    }));
+    amendment["flows"].as_array_mut().unwrap().push(json!({
+        "from": [MUNICIPALITY], "to": [GUARDS], "categories": ["vandalism", "burglary", "theft"],
+        "max_tlp": "AMBER", "fields": { "title": "keep", "location": "keep", "observed_at": "keep", "persons": "drop" }
+    }));
+    agree_on(&[municipality, police, retailer, guards], &amendment).await;
+
+    // The old agreement is replaced at every party; what was received under it is kept under the
+    // amendment, never sent a second time.
+    for node in [municipality, police, retailer] {
+        let view: Value = node.get(&format!("/api/v1/agreements/{old}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(view["status"]["state"], "replaced", "{view}");
+    }
+    let kept = picture_entry(police, &amber, |e| e.is_some_and(|e| e["agreement"] == new.as_str())).await.unwrap();
+    assert_eq!(kept["version"], 1);
+    picture_entry(retailer, &green, |e| e.is_some_and(|e| e["agreement"] == new.as_str())).await;
+    assert_eq!(stored_versions(police, &amber).await, ["version 1"], "the police received it once");
+    let replaced = audit(municipality, &format!("event=agreement.replaced&agreement={old}")).await;
+    assert_eq!(replaced.len(), 1, "handed over once: {replaced:?}");
+
+    // A report filed now goes under the amendment, to the guards too.
+    let after = id_of(&municipality.file(&report(1)).await);
+    let at_guards = picture_entry(guards, &after, |e| e.is_some()).await.unwrap();
+    assert_eq!(at_guards["agreement"], new.as_str());
+    assert!(at_guards.get("persons").is_none(), "{at_guards}");
+    assert_eq!(picture_entry(police, &after, |e| e.is_some()).await.unwrap()["agreement"], new.as_str());
+
+    // The reports shared before the amendment reach the guards only with back-fill.
+    if backfill {
+        let earlier = picture_entry(guards, &amber, |e| e.is_some()).await.unwrap();
+        assert_eq!(earlier["agreement"], new.as_str());
+        assert!(earlier.get("persons").is_none(), "in the amendment's form: {earlier}");
+        picture_entry(guards, &green, |e| e.is_some()).await;
+    } else {
+        let ids = guards.situation_ids("?limit=1000").await;
+        assert_eq!(ids, std::slice::from_ref(&after), "no back-fill: only what was filed since");
+    }
     for node in nodes {
         node.stop().await;
     }

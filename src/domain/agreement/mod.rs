@@ -80,6 +80,15 @@ pub struct Agreement {
     /// The framework agreement this one sits under; it may only narrow what the framework allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framework: Option<AgreementId>,
+    /// The agreement this one amends: when this one takes effect, that one ends, without a gap and
+    /// without a report delivered twice (what was received under it is kept, under this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<AgreementId>,
+    /// In an amendment: whether parties new to it receive the reports already shared under the
+    /// agreement it replaces (within this one's retention, in the form this one's rules give).
+    /// No by default.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub backfill: bool,
     #[serde(deserialize_with = "moment")]
     #[schemars(with = "String")]
     pub valid_from: DateTime<Utc>,
@@ -182,6 +191,10 @@ pub fn parse_moment(text: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
 fn least_severity() -> Severity {
     Severity::Minor
 }
@@ -225,6 +238,12 @@ impl Agreement {
             self.framework.as_ref() != Some(&self.id),
             "framework",
             "an agreement cannot be its own framework",
+        );
+        errors.check(self.replaces.as_ref() != Some(&self.id), "replaces", "an agreement cannot amend itself");
+        errors.check(
+            !self.backfill || self.replaces.is_some(),
+            "backfill",
+            "only an amendment (one that names the agreement it replaces) can give new parties earlier reports",
         );
         if !self.within_bounds(&mut errors) {
             // Checked no further: the work of comparing every flow with every other must stay small.

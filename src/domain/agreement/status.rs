@@ -18,8 +18,9 @@ pub const REVOCATION_TYPE: &str = "lagesbild-revocation+json";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AgreementStatus {
     /// `awaiting_signatures`, `not_started`, `active`, `expired`, `revoked`, `declined` (revoked
-    /// before every party had signed), `framework_inactive`, or (in listings) `unverifiable` when
-    /// the stored document no longer checks.
+    /// before every party had signed), `replaced` (an amendment of it is in force),
+    /// `framework_inactive`, or (in listings) `unverifiable` when the stored document no longer
+    /// checks.
     pub state: &'static str,
     /// Why, in a sentence.
     pub detail: String,
@@ -51,11 +52,13 @@ pub struct RevocationRecord {
 }
 
 /// The status at `now` of `agreement`, signed by `signed_by` (each signature already verified),
-/// its framework being active or not as said (an agreement under no framework passes true).
+/// its framework being active or not as said (an agreement under no framework passes true), and
+/// replaced by the amendment in force that `replaced_by` names, if one is.
 pub fn status(
     agreement: &Agreement,
     signed_by: &[OrgId],
     framework_active: bool,
+    replaced_by: Option<&AgreementId>,
     revocation: Option<&RevocationRecord>,
     now: DateTime<Utc>,
 ) -> AgreementStatus {
@@ -65,6 +68,8 @@ pub fn status(
         let state = if awaiting.is_empty() { "revoked" } else { "declined" };
         let why = r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default();
         (state, format!("{state} by {} at {}{why}", r.by, r.at))
+    } else if let Some(amendment) = replaced_by {
+        ("replaced", format!("replaced by its amendment {amendment}, which is in force"))
     } else if !framework_active {
         let framework = agreement.framework.as_ref().map(ToString::to_string).unwrap_or_default();
         ("framework_inactive", format!("its framework {framework} is not active"))
