@@ -325,10 +325,23 @@ where
 }
 
 /// A loopback port nobody listens on now. The federation URL goes into the node card before the
-/// listener binds, so the port is chosen first; another process taking it in between is unlikely on
-/// a test machine and would fail the test loudly, not wrongly.
+/// listener binds, so the port is chosen first. It is drawn below the kernel's ephemeral range
+/// (32768 and up on Linux), where the tests' own outgoing connections (to PostgreSQL, between
+/// nodes) never take it in between, and each port is handed out once per run.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const RANGE: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Where a run starts in the range depends on its process, so two runs side by side rarely meet.
+    let start = std::process::id() % RANGE;
+    for _ in 0..RANGE {
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % RANGE) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + RANGE);
 }
 
 /// A valid report body observed `hours_ago` before the test clock's start, in Norrköping.
