@@ -1,15 +1,19 @@
 //! The delivery worker: claims due envelopes from the outbox, sends them to each partner in one
-//! batch over mutual TLS, and settles each by the partner's answer. A partner that cannot be
+//! batch over mutual TLS, and settles each by the partner's answer. Each partner's batch goes on its
+//! own, so a partner that answers slowly or not at all holds up no delivery to the others: while
+//! one is on its way to a partner, the next claims leave that partner out. A partner that cannot be
 //! reached gets the batch again after an exponential back-off with jitter, forever; only a
 //! partner's refusal of an envelope stops it, with the reason in the ledger. The worker wakes when
-//! a report is stored (no polling delay) and checks for due retries twice a second.
+//! a report is stored or a partner's delivery ends (no polling delay) and checks for due retries
+//! twice a second.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 use super::Federation;
 use super::inbox::Outcome;
@@ -21,8 +25,7 @@ use crate::store::{DeliveryRound, OutboxEntry, StoreError};
 
 /// The most one delivery's body holds (the receiver accepts 16 MiB).
 const MAX_DELIVERY_BYTES: usize = 8 * 1024 * 1024;
-/// How long one partner may take to answer a round; a partner that does not answer backs off, so
-/// it holds up the others' deliveries at most this long, once per back-off.
+/// How long one partner may take to answer a delivery before it is tried again after a back-off.
 const PARTNER_TIMEOUT: StdDuration = StdDuration::from_secs(15);
 /// How many envelopes one claim takes.
 const BATCH: i64 = 500;
@@ -42,11 +45,18 @@ impl Wake {
     }
 }
 
+/// The partners a delivery is on its way to now.
+type InFlight = Arc<Mutex<HashSet<String>>>;
+
 /// Runs the worker until the node stops.
 pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let in_flight = InFlight::default();
+        // The deliveries on their way; dropped with the worker, so a node that stops sends nothing more.
+        let mut deliveries = JoinSet::new();
         loop {
-            match deliver_due(&federation).await {
+            while deliveries.try_join_next().is_some() {}
+            match dispatch_due(&federation, &in_flight, &mut deliveries).await {
                 Ok(0) => {
                     let _ = tokio::time::timeout(IDLE_POLL, federation.outbox.0.notified()).await;
                 }
@@ -60,64 +70,88 @@ pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Claims what is due now and delivers it, every partner side by side, then settles the whole
-/// round in one transaction; answers how many envelopes were claimed.
-pub async fn deliver_due(federation: &Federation) -> Result<usize, StoreError> {
+/// Claims what is due now for each partner no delivery is on its way to, and starts one delivery
+/// per partner; answers how many envelopes were claimed.
+async fn dispatch_due(
+    federation: &Arc<Federation>,
+    in_flight: &InFlight,
+    deliveries: &mut JoinSet<()>,
+) -> Result<usize, StoreError> {
     let now = federation.clock.now();
-    let claimed = federation.store.claim_due_envelopes(now, federation.settings.claim_lease, BATCH).await?;
-    let count = claimed.len();
-    if count == 0 {
+    let idle: Vec<String> = federation.store.recipients_due(now).await?;
+    let idle: Vec<String> = idle.into_iter().filter(|r| !lock(in_flight).contains(r)).collect();
+    if idle.is_empty() {
         return Ok(0);
     }
     // An agreement may have ended since the envelope was queued: nothing goes out under it.
     let active = federation.agreements.at(federation, now).await.map_err(|e| StoreError::NotReady(e.to_string()))?;
-    let (claimed, ended): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
-        claimed.into_iter().partition(|e| active.iter().any(|c| c.agreement.id.as_str() == e.agreement));
-    if !ended.is_empty() {
-        let ids: Vec<i64> = ended.iter().map(|e| e.id).collect();
-        federation.store.cancel_envelopes(&ids, "its agreement is no longer active", now).await?;
+    let mut count = 0;
+    for recipient in idle {
+        let claimed =
+            federation.store.claim_due_envelopes(&recipient, now, federation.settings.claim_lease, BATCH).await?;
+        count += claimed.len();
+        let (entries, ended): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+            claimed.into_iter().partition(|e| active.iter().any(|c| c.agreement.id.as_str() == e.agreement));
+        if !ended.is_empty() {
+            let ids: Vec<i64> = ended.iter().map(|e| e.id).collect();
+            federation.store.cancel_envelopes(&ids, "its agreement is no longer active", now).await?;
+        }
+        if entries.is_empty() {
+            continue;
+        }
+        lock(in_flight).insert(recipient.clone());
+        let (federation, in_flight) = (federation.clone(), in_flight.clone());
+        deliveries.spawn(async move {
+            if let Err(error) = deliver(&federation, &recipient, &entries).await {
+                tracing::warn!(partner = %recipient, %error, "a delivery was not settled; sent again when its claim runs out");
+            }
+            // Out of the set before the wake-up, so the worker's next look includes this partner.
+            lock(&in_flight).remove(&recipient);
+            federation.outbox.wake();
+        });
     }
-    let mut by_recipient: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
-    for entry in claimed {
-        by_recipient.entry(entry.recipient.clone()).or_default().push(entry);
-    }
-    let deliveries = by_recipient.into_iter().map(|(recipient, entries)| async move {
-        let sent = match OrgId::parse(&recipient) {
-            Ok(org) => match tokio::time::timeout(PARTNER_TIMEOUT, send(federation, &org, &entries)).await {
-                Ok(sent) => sent.map(|results| (org, results)),
-                Err(_) => Err(format!("no answer within {} s", PARTNER_TIMEOUT.as_secs())),
-            },
-            Err(_) => Err(format!("'{recipient}' is not an organisation id")),
-        };
-        (recipient, entries, sent)
-    });
+    Ok(count)
+}
+
+/// The in-flight set (a panic elsewhere while it was held leaves it as it was, which is still right).
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Delivers `entries`, all claimed for `recipient`, and settles them by the answer in one
+/// transaction.
+async fn deliver(federation: &Federation, recipient: &str, entries: &[OutboxEntry]) -> Result<(), StoreError> {
+    let sent = match OrgId::parse(recipient) {
+        Ok(org) => match tokio::time::timeout(PARTNER_TIMEOUT, send(federation, &org, entries)).await {
+            Ok(sent) => sent.map(|results| (org, results)),
+            Err(_) => Err(format!("no answer within {} s", PARTNER_TIMEOUT.as_secs())),
+        },
+        Err(_) => Err(format!("'{recipient}' is not an organisation id")),
+    };
     let mut round = DeliveryRound::default();
     let now = federation.clock.now();
-    for (recipient, entries, sent) in futures_util::future::join_all(deliveries).await {
-        match sent {
-            Ok((org, results)) => {
-                for (entry, result) in entries.iter().zip(results) {
-                    match result.outcome {
-                        Outcome::Deferred => {
-                            let why = result.reason.unwrap_or_else(|| "deferred by the partner".into());
-                            round.retries.push((entry.id, now + backoff(entry.attempts), why));
-                        }
-                        outcome => round.settled.push(settle(entry, outcome, result.reason)),
+    match sent {
+        Ok((org, results)) => {
+            for (entry, result) in entries.iter().zip(results) {
+                match result.outcome {
+                    Outcome::Deferred => {
+                        let why = result.reason.unwrap_or_else(|| "deferred by the partner".into());
+                        round.retries.push((entry.id, now + backoff(entry.attempts), why));
                     }
+                    outcome => round.settled.push(settle(entry, outcome, result.reason)),
                 }
-                round.contacts.push((org, None));
             }
-            Err(error) => {
-                tracing::warn!(partner = %recipient, %error, envelopes = entries.len(), "delivery failed; will retry");
-                round.retries.extend(entries.iter().map(|e| (e.id, now + backoff(e.attempts), error.clone())));
-                if let Ok(org) = OrgId::parse(&recipient) {
-                    round.contacts.push((org, Some(error)));
-                }
+            round.contacts.push((org, None));
+        }
+        Err(error) => {
+            tracing::warn!(partner = %recipient, %error, envelopes = entries.len(), "delivery failed; will retry");
+            round.retries.extend(entries.iter().map(|e| (e.id, now + backoff(e.attempts), error.clone())));
+            if let Ok(org) = OrgId::parse(recipient) {
+                round.contacts.push((org, Some(error)));
             }
         }
     }
-    federation.store.settle_round(&round, now).await?;
-    Ok(count)
+    federation.store.settle_round(&round, now).await
 }
 
 /// Posts the batch; the error is why nothing in it could be settled.

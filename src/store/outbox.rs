@@ -142,15 +142,32 @@ macro_rules! queue_envelopes {
 pub(crate) use queue_envelopes;
 
 impl super::Store {
-    /// Claims up to `limit` due envelopes for `lease`: no other worker claims them until the lease
-    /// ends or they are settled. Oldest first.
+    /// The partners with envelopes due now that nobody has claimed.
+    pub async fn recipients_due(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let recipients: Vec<String> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT p.org_id FROM partners p WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.recipient = p.org_id \
+                 AND o.state = 'queued' AND o.next_attempt_ms <= $1 \
+                 AND (o.claimed_until_ms IS NULL OR o.claimed_until_ms <= $1)) ORDER BY p.org_id",
+            )
+            .bind(now.timestamp_millis())
+            .fetch_all(p)
+            .await?
+        });
+        Ok(recipients)
+    }
+
+    /// Claims up to `limit` envelopes due for `recipient` for `lease`: no other worker claims them
+    /// until the lease ends or they are settled. Oldest first.
     pub async fn claim_due_envelopes(
         &self,
+        recipient: &str,
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let due = "state = 'queued' AND next_attempt_ms <= $1 AND (claimed_until_ms IS NULL OR claimed_until_ms <= $1)";
+        let due = "recipient = $4 AND state = 'queued' AND next_attempt_ms <= $1 \
+                   AND (claimed_until_ms IS NULL OR claimed_until_ms <= $1)";
         // PostgreSQL replicas skip the rows another one is claiming; SQLite has one writer at a
         // time, which this process's writers take in turn.
         let (lock, _writer) = match &self.pool {
@@ -166,6 +183,7 @@ impl super::Store {
                 .bind(now.timestamp_millis())
                 .bind((now + lease).timestamp_millis())
                 .bind(limit)
+                .bind(recipient)
                 .fetch_all(p)
                 .await?
         });
