@@ -235,9 +235,21 @@ impl From<StoreError> for ApiError {
                 );
                 ApiError::Unavailable("the database is busy; try again in a moment".into())
             }
+            StoreError::Database(sqlx::Error::Database(e)) if disk_full(e.as_ref()) => {
+                tracing::error!(error = %e, "the database's disk is full; writes are refused with 503 until there is room");
+                ApiError::Unavailable(
+                    "the database's disk is full: nothing was stored; try again once the operator has made room".into(),
+                )
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
+}
+
+/// Whether the database refused a write for want of space: SQLite's `SQLITE_FULL` (13), or
+/// PostgreSQL's `disk_full` (53100).
+fn disk_full(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.code().is_some_and(|code| code == "13" || code == "53100")
 }
 
 impl From<ValidationErrors> for ApiError {

@@ -139,7 +139,7 @@ async fn acknowledged_ledger(node: &TestNode, id: &str) -> Vec<Value> {
 }
 
 /// The versions of `report` that `node`'s audit trail says were stored on receipt, sorted.
-async fn stored_versions(node: &TestNode, report: &str) -> Vec<String> {
+pub async fn stored_versions(node: &TestNode, report: &str) -> Vec<String> {
     let entries = audit(node, &format!("event=envelope.received&report={report}")).await;
     let mut versions: Vec<String> = entries
         .iter()

@@ -22,6 +22,7 @@ mod deploy;
 mod docs;
 mod exchange;
 mod exchange_recovery;
+mod faults;
 mod floods;
 mod gdpr;
 mod health;
