@@ -22,6 +22,7 @@ mod subscriptions;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -190,9 +191,19 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Open(format!("cannot create the data folder {}: {e}", dir.display())))?;
         }
+        // A write that SQLite rolled back by itself (a full disk) leaves the connection believing a
+        // transaction is still open, and every later BEGIN on it fails. When a connection is given
+        // back, its queued rollback is let through first (a ping waits behind it); one still in a
+        // transaction after that is closed, never lent again.
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(format!("cannot open SQLite database {url}: {e}")))?;
