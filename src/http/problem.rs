@@ -241,8 +241,24 @@ impl From<StoreError> for ApiError {
                     "the database's disk is full: nothing was stored; try again once the operator has made room".into(),
                 )
             }
+            StoreError::Database(e) if unreachable(&e) => {
+                tracing::warn!(error = %e, "the database could not be reached; the request is refused with 503");
+                ApiError::Unavailable(
+                    "the database cannot be reached just now; nothing was acknowledged; try again in a moment".into(),
+                )
+            }
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+/// Whether the database was away rather than wrong: the connection broke or could not be made,
+/// or the server is shutting down or starting (PostgreSQL's classes 08 and 57P).
+fn unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -203,7 +203,7 @@ async fn audit_count(node: &TestNode, event: &str) -> usize {
 
 /// Every receipt of an envelope at `node` (each `envelope.received` entry, whatever its outcome),
 /// by report: the outcomes in the order they came.
-async fn receipts(node: &TestNode) -> std::collections::BTreeMap<String, Vec<String>> {
+pub async fn receipts(node: &TestNode) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut by_report = std::collections::BTreeMap::<String, Vec<String>>::new();
     for entry in entries_of(node, "envelope.received").await {
         let outcome = entry.event.detail.unwrap_or_default();

@@ -2,7 +2,10 @@
 //! a SQLite disk that fills up (a small tmpfs of the test's own: filing answers 503 problem+json,
 //! every acknowledged report is whole, none refused is stored, and filing works again once there is
 //! room, without a restart), and two nodes whose clocks are further apart than the envelope window
-//! (the envelope is deferred, not refused, and delivered once when the clock is right).
+//! (the envelope is deferred, not refused, and delivered once when the clock is right), and a
+//! PostgreSQL server restarted under a flow of 10 000 envelopes (a cluster of the test's own: what
+//! could not be filed meanwhile is refused with 503, and the partner receives every acknowledged
+//! report exactly once).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,8 +17,10 @@ use serde_json::{Value, json};
 use crate::exchange::{
     GUARDING, GUARDS, MUNICIPALITY, agree, audit, federation, id_of, ledger, picture_entry, stored_versions,
 };
+use crate::exchange_recovery::receipts;
 use crate::on_both_backends;
-use crate::support::{Backend, TestNode, expect_problem, report, until, until_advancing};
+use crate::peering::{import, signed_card};
+use crate::support::{Backend, TestNode, expect_problem, free_port, report, until, until_advancing, until_within};
 
 on_both_backends!(clocks_further_apart_than_the_window_defer_an_envelope_until_the_clock_is_right_then_deliver_it_once);
 
@@ -99,9 +104,12 @@ async fn a_full_disk_refuses_filing_with_503_keeps_every_acknowledged_report_and
     let entries = node.store().verify_audit().await.unwrap();
     assert!(entries.is_ok(), "the audit chain holds: {entries:?}");
 
-    // With room again, filing works without a restart.
-    let filed = node.file(&bulky(9_999)).await;
-    assert_eq!(filed["version"], 1);
+    // With room again, filing works without a restart, on every pooled connection (one that saw
+    // the refused write must not be lent out still believing it is in a transaction).
+    for n in 0..12 {
+        let filed = node.file(&bulky(10_000 + n)).await;
+        assert_eq!(filed["version"], 1);
+    }
     node.stop().await;
 }
 
@@ -142,4 +150,126 @@ async fn clocks_further_apart_than_the_window_defer_an_envelope_until_the_clock_
     for node in nodes {
         node.stop().await;
     }
+}
+
+/// A PostgreSQL cluster of the test's own (Debian's `pg_createcluster`), so restarting it touches no
+/// other test; dropped with it.
+struct PrivateCluster {
+    version: String,
+    name: String,
+    port: u16,
+}
+
+impl PrivateCluster {
+    fn create() -> Self {
+        let version = std::fs::read_dir("/etc/postgresql")
+            .expect("Debian's PostgreSQL is installed (tests/run makes sure)")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+            .expect("a PostgreSQL version");
+        let (name, port) = (format!("lagesbild_faults_{}", std::process::id()), free_port());
+        let port_arg = port.to_string();
+        run(
+            "pg_createcluster",
+            &["-p", &port_arg, "--start", &version, &name, "--", "--auth-host=trust", "--auth-local=trust"],
+        );
+        Self { version, name, port }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn restart(&self) {
+        run("pg_ctlcluster", &["--skip-systemctl-redirect", &self.version, &self.name, "restart"]);
+    }
+}
+
+fn run(tool: &str, args: &[&str]) {
+    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("{tool} runs: {e}"));
+    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("pg_dropcluster").args(["--stop", &self.version, &self.name]).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgresql_restart_under_a_flow_of_10_000_envelopes_loses_and_duplicates_nothing() {
+    const REPORTS: usize = 10_000;
+    let cluster = PrivateCluster::create();
+    let url = cluster.url();
+    let municipality = TestNode::spawn_federated_with(Backend::Postgres, MUNICIPALITY, |c| c.database.url = url).await;
+    let guards = TestNode::spawn_federated(Backend::Sqlite, GUARDS).await;
+    for (a, b) in [(&municipality, &guards), (&guards, &municipality)] {
+        assert_eq!(import(b, &signed_card(a).await).await.status(), StatusCode::CREATED);
+    }
+    agree(&[&municipality, &guards], GUARDING).await;
+
+    // Eight clients file; the server restarts a third of the way through.
+    let (next, acknowledged) = (
+        std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new())),
+    );
+    let refusals = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u16, String)>::new()));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let request = municipality.request(reqwest::Method::POST, "/api/v1/reports");
+        let (next, acknowledged, refusals) = (next.clone(), acknowledged.clone(), refusals.clone());
+        clients.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= REPORTS {
+                    return;
+                }
+                let body = report(1 + (i % 20) as i64);
+                let response = request.try_clone().unwrap().json(&body).send().await.unwrap();
+                let status = response.status();
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                if status == StatusCode::CREATED {
+                    acknowledged.lock().unwrap().push(answer["id"].as_str().unwrap().to_owned());
+                } else {
+                    refusals.lock().unwrap().push((status.as_u16(), answer.to_string()));
+                }
+            }
+        }));
+    }
+    until_within("a third of the reports filed", std::time::Duration::from_secs(120), || async {
+        let filed = acknowledged.lock().unwrap().len();
+        (filed >= REPORTS / 3).then_some(()).ok_or_else(|| format!("{filed} filed"))
+    })
+    .await;
+    cluster.restart();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acknowledged: std::collections::BTreeSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();
+    let refusals = refusals.lock().unwrap().clone();
+    // What could not be filed while the server was away was refused as unavailable, never as an
+    // internal error.
+    assert!(refusals.iter().all(|(status, _)| *status == 503), "{refusals:?}");
+    assert!(acknowledged.len() + refusals.len() == REPORTS);
+
+    // Every acknowledged report reaches the guards, each stored once.
+    until_advancing(&[&municipality, &guards], Duration::seconds(2), || async {
+        let held = receipts(&guards).await;
+        acknowledged.iter().all(|id| held.contains_key(id)).then_some(())
+    })
+    .await;
+    let held = receipts(&guards).await;
+    for (report, outcomes) in &held {
+        let stored = outcomes.iter().filter(|o| o.ends_with(": stored")).count();
+        assert_eq!(stored, 1, "{report}: {outcomes:?}");
+    }
+    println!(
+        "PostgreSQL restarted under {REPORTS} filings: {} acknowledged, {} refused with 503, {} received once each, {} receipts in all",
+        acknowledged.len(),
+        refusals.len(),
+        held.len(),
+        held.values().map(Vec::len).sum::<usize>()
+    );
+    municipality.stop().await;
+    guards.stop().await;
 }
