@@ -5,7 +5,11 @@
 //! (the envelope is deferred, not refused, and delivered once when the clock is right), and a
 //! PostgreSQL server restarted under a flow of 10 000 envelopes (a cluster of the test's own: what
 //! could not be filed meanwhile is refused with 503, and the partner receives every acknowledged
-//! report exactly once).
+//! report exactly once), and a slow link that breaks now and then between two nodes (a proxy of the
+//! test's own: everything arrives once, nothing more than the agreement allows, and the sender's
+//! partner state shows the trouble). This machine's kernel has no `sch_netem`, so `tc netem` cannot
+//! shape a link here; the proxy delays and cuts connections instead, which is what TCP makes of a
+//! lossy link as seen from above it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +26,10 @@ use crate::on_both_backends;
 use crate::peering::{import, signed_card};
 use crate::support::{Backend, TestNode, expect_problem, free_port, report, until, until_advancing, until_within};
 
-on_both_backends!(clocks_further_apart_than_the_window_defer_an_envelope_until_the_clock_is_right_then_deliver_it_once);
+on_both_backends!(
+    clocks_further_apart_than_the_window_defer_an_envelope_until_the_clock_is_right_then_deliver_it_once,
+    a_slow_link_that_breaks_now_and_then_delivers_everything_once_and_the_partner_state_shows_the_trouble,
+);
 
 /// A size-limited tmpfs, unmounted when dropped.
 struct SmallDisk {
@@ -272,4 +279,120 @@ async fn a_postgresql_restart_under_a_flow_of_10_000_envelopes_loses_and_duplica
     );
     municipality.stop().await;
     guards.stop().await;
+}
+
+/// A TCP proxy that delays every chunk by `delay` each way and cuts each connection once it has lived
+/// for `life`, in the middle of whatever it carries.
+struct UnreliableLink {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UnreliableLink {
+    async fn start(port: u16, to: std::net::SocketAddr, delay: std::time::Duration, life: std::time::Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(to).await else { return };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    let both = futures_util::future::join(
+                        Self::carry(client_read, server_write, delay),
+                        Self::carry(server_read, client_write, delay),
+                    );
+                    let _ = tokio::time::timeout(life, both).await;
+                });
+            }
+        });
+        Self { task }
+    }
+
+    async fn carry(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        delay: std::time::Duration,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buffer = vec![0u8; 16 * 1024];
+        while let Ok(n) = from.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            // The link's latency, not a wait for something to happen.
+            tokio::time::sleep(delay).await;
+            if to.write_all(&buffer[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    }
+}
+
+impl Drop for UnreliableLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn a_slow_link_that_breaks_now_and_then_delivers_everything_once_and_the_partner_state_shows_the_trouble(
+    backend: Backend,
+) {
+    const REPORTS: usize = 300;
+    let municipality = TestNode::spawn_federated(backend, MUNICIPALITY).await;
+    // The guards' card names the link's port; their listener is behind it.
+    let mut card_port = 0;
+    let mut guards = TestNode::spawn_federated_with(backend, GUARDS, |c| {
+        let federation = c.federation.as_mut().expect("a federated node");
+        card_port = federation.listen.port();
+        federation.listen = "127.0.0.1:0".parse().unwrap();
+    })
+    .await;
+    let link = UnreliableLink::start(
+        card_port,
+        guards.federation_addr(),
+        std::time::Duration::from_millis(40),
+        std::time::Duration::from_millis(700),
+    )
+    .await;
+    for (a, b) in [(&municipality, &guards), (&guards, &municipality)] {
+        assert_eq!(import(b, &signed_card(a).await).await.status(), StatusCode::CREATED);
+    }
+    agree(&[&municipality, &guards], GUARDING).await;
+
+    let mut filed = Vec::new();
+    for i in 0..REPORTS {
+        let mut body = report(1 + (i % 20) as i64);
+        body["persons"] = json!([{"role": "witness", "name": "Anna Andersson"}]);
+        filed.push(id_of(&municipality.file(&body).await));
+    }
+    // Until the guards hold every report, the municipality's view of them is watched for trouble.
+    let trouble = std::sync::Mutex::new(std::collections::BTreeSet::<String>::new());
+    until_advancing(&[&municipality, &guards], Duration::seconds(2), || async {
+        let partners: Value = municipality.get("/api/v1/partners").send().await.unwrap().json().await.unwrap();
+        if let Some(error) = partners[0]["last_error"].as_str() {
+            trouble.lock().unwrap().insert(error.to_owned());
+        }
+        (receipts(&guards).await.len() == REPORTS).then_some(())
+    })
+    .await;
+    let trouble = trouble.into_inner().unwrap();
+    assert!(!trouble.is_empty(), "the partner state never showed the broken link");
+
+    // Each report stored once; what arrived again was a duplicate that changed nothing.
+    let held = receipts(&guards).await;
+    let again: usize = held.values().map(|outcomes| outcomes.len() - 1).sum();
+    for id in &filed {
+        let outcomes = &held[id];
+        assert_eq!(outcomes[0], "version 1: stored", "{id}: {outcomes:?}");
+        assert!(outcomes[1..].iter().all(|o| o == "version 1: duplicate"), "{id}: {outcomes:?}");
+    }
+    // Nothing more than the agreement allows: the guarding flow drops persons.
+    let picture = guards.situation("?limit=1000").await;
+    assert!(!picture.to_string().contains("Anna"), "a name reached the guards");
+    println!(
+        "over the broken link: {REPORTS} reports, each stored once, {again} sent again as duplicates; trouble seen: {trouble:?}"
+    );
+    drop(link);
+    guards.halt().await;
+    municipality.stop().await;
 }
