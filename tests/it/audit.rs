@@ -18,6 +18,7 @@ on_both_backends!(
     the_database_refuses_to_change_or_delete_an_entry,
     verify_finds_a_changed_a_deleted_a_reordered_and_a_cut_off_entry,
     entries_past_retention_are_pruned_behind_a_signed_checkpoint,
+    verify_while_reports_are_filed_finds_an_intact_chain,
 );
 
 /// A node with a report filed, updated, read and retracted: four entries and one read.
@@ -169,5 +170,33 @@ async fn entries_past_retention_are_pruned_behind_a_signed_checkpoint(backend: B
     node.sql("UPDATE audit_checkpoints SET hash = 'ff' || substr(hash, 3)").await.unwrap();
     let error = lagesbild::audit_retention::verify(node.store(), Some(key.public())).await.unwrap_err().to_string();
     assert!(error.contains("differs from what was signed"), "{error}");
+    node.stop().await;
+}
+
+/// Verification reads the chain while the node keeps writing to it: entries written after it began
+/// are no break, whenever they land.
+async fn verify_while_reports_are_filed_finds_an_intact_chain(backend: Backend) {
+    let node = TestNode::spawn(backend).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut filers = Vec::new();
+    for _ in 0..4 {
+        let (request, stop) = (node.request(Method::POST, "/api/v1/reports").json(&report(1)), stop.clone());
+        filers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let filed = request.try_clone().unwrap().send().await.unwrap();
+                assert_eq!(filed.status(), StatusCode::CREATED);
+            }
+        }));
+    }
+    let mut verified = Vec::new();
+    for _ in 0..100 {
+        verified.push(node.store().verify_audit().await.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for filer in filers {
+        filer.await.unwrap();
+    }
+    let breaks: Vec<_> = verified.iter().filter_map(|v| v.as_ref().err()).collect();
+    assert!(breaks.is_empty(), "{} of 100 verifications found a break: {:?}", breaks.len(), breaks.first());
     node.stop().await;
 }
