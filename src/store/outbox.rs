@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::audit::append_audit_all;
+use super::audit::{append_audit_all, hold_audit_head};
 use super::partners::record_contact;
 use super::{StoreError, in_write_tx, on_pool, time};
 use crate::domain::audit::AuditEvent;
@@ -105,7 +105,7 @@ macro_rules! queue_envelopes {
         let now: chrono::DateTime<chrono::Utc> = $now;
         let envelopes: &[crate::store::QueuedEnvelope] = $envelopes;
         if !envelopes.is_empty() {
-            sqlx::query("UPDATE audit_head SET last_seq = last_seq WHERE id = 1").execute(&mut *$tx).await?;
+            crate::store::audit::hold_audit_head!($tx);
         }
         for queued in envelopes {
             let queued: &crate::store::QueuedEnvelope = queued;
@@ -199,6 +199,7 @@ impl super::Store {
     /// drops it on hearing of the revocation).
     pub async fn settle_round(&self, round: &DeliveryRound, now: DateTime<Utc>) -> Result<(), StoreError> {
         in_write_tx!(self, |tx| {
+            hold_audit_head!(tx);
             let mut events = Vec::with_capacity(round.settled.len());
             for (id, outcome, event) in &round.settled {
                 let (state, error) = match outcome {

@@ -1,7 +1,9 @@
 //! The exchange under failure: a sending node killed (SIGKILL, a real process) in the middle of
 //! delivering, then started again, has every report stored exactly once (only the batch the kill
-//! interrupted arrives again, as duplicates that change nothing); two replicas of one node on one
-//! PostgreSQL deliver side by side and never send an envelope twice.
+//! interrupted arrives again, as duplicates that change nothing); sender and receiver killed twenty
+//! times between them during 5 000 filings, updates and retractions end with the same picture, no
+//! version stored twice and no name the agreement drops; two replicas of one node on one PostgreSQL
+//! deliver side by side and never send an envelope twice.
 
 use std::process::{Child, Command, Stdio};
 
@@ -15,9 +17,12 @@ use serde_json::Value;
 use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, agree, template};
 use crate::on_both_backends;
 use crate::peering::{import, signed_card};
-use crate::support::{Backend, TOKEN, TestDatabase, TestNode, free_port, report, until};
+use crate::support::{Backend, TOKEN, TestDatabase, TestNode, free_port, report, until, until_within};
 
-on_both_backends!(a_node_killed_mid_delivery_stores_every_report_exactly_once_and_resends_at_most_one_batch);
+on_both_backends!(
+    a_node_killed_mid_delivery_stores_every_report_exactly_once_and_resends_at_most_one_batch,
+    sender_and_receiver_killed_twenty_times_during_5_000_changes_end_with_the_same_picture_and_nothing_twice,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_postgresql_never_send_an_envelope_twice() {
@@ -120,12 +125,16 @@ struct NodeProcess {
 
 impl NodeProcess {
     async fn start(backend: Backend) -> Self {
+        Self::start_as(backend, MUNICIPALITY).await
+    }
+
+    async fn start_as(backend: Backend, org: &str) -> Self {
         let db = TestDatabase::create(backend).await;
         let dir = tempfile::tempdir().unwrap();
         let (api_port, federation_port) = (free_port(), free_port());
         let options = InitOptions {
-            org_id: OrgId::parse(MUNICIPALITY).unwrap(),
-            name: "Norrköpings kommun".into(),
+            org_id: OrgId::parse(org).unwrap(),
+            name: format!("Test node {org}"),
             dir: dir.path().to_owned(),
             api_listen: format!("127.0.0.1:{api_port}").parse().unwrap(),
             federation_listen: format!("127.0.0.1:{federation_port}").parse().unwrap(),
@@ -297,4 +306,155 @@ async fn a_node_killed_mid_delivery_stores_every_report_exactly_once_and_resends
     assert!(resent <= CLAIM, "{resent} envelopes arrived twice: more than the {CLAIM} of one claimed batch");
     println!("after the kill, {resent} of {REPORTS} envelopes arrived a second time, as duplicates");
     guards.stop().await;
+}
+
+/// Every entry of `event` in the audit trail of the node at `api`, through the API.
+async fn audit_of(node: &NodeProcess, event: &str) -> Vec<Value> {
+    let (mut all, mut after) = (Vec::new(), 0);
+    loop {
+        let path = format!("/api/v1/audit?event={event}&limit=1000&after={after}");
+        let page: Value = node.request(Method::GET, &path).send().await.unwrap().json().await.unwrap();
+        all.extend(page["entries"].as_array().unwrap().iter().cloned());
+        match page["next_after"].as_i64() {
+            Some(next) if next != after => after = next,
+            _ => return all,
+        }
+    }
+}
+
+/// The picture of the node at `api` restricted by `query`, every page: each report's version.
+async fn picture_of(node: &NodeProcess, query: &str) -> std::collections::BTreeMap<String, i64> {
+    let (mut all, mut cursor) = (std::collections::BTreeMap::new(), String::new());
+    loop {
+        let path = format!("/api/v1/situation?limit=1000&{query}{cursor}");
+        let page: Value = node.request(Method::GET, &path).send().await.unwrap().json().await.unwrap();
+        for report in page["reports"].as_array().unwrap() {
+            all.insert(report["id"].as_str().unwrap().to_owned(), report["version"].as_i64().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return all,
+        }
+    }
+}
+
+async fn sender_and_receiver_killed_twenty_times_during_5_000_changes_end_with_the_same_picture_and_nothing_twice(
+    backend: Backend,
+) {
+    const CHANGES: usize = 5_000;
+    const KILLS: usize = 20;
+    let mut municipality = NodeProcess::start_as(backend, MUNICIPALITY).await;
+    let mut guards = NodeProcess::start_as(backend, GUARDS).await;
+    for (from, to) in [(&municipality, &guards), (&guards, &municipality)] {
+        let node: Value = from.request(Method::GET, "/api/v1/node").send().await.unwrap().json().await.unwrap();
+        let added = to.request(Method::POST, "/api/v1/partners").json(&node["signed_card"]).send().await.unwrap();
+        assert_eq!(added.status(), StatusCode::CREATED);
+    }
+    let id = template(GUARDING)["id"].as_str().unwrap().to_owned();
+    let proposed =
+        municipality.request(Method::POST, "/api/v1/agreements").json(&template(GUARDING)).send().await.unwrap();
+    assert_eq!(proposed.status(), StatusCode::CREATED);
+    let agreement = format!("/api/v1/agreements/{id}");
+    until(|| async {
+        guards.request(Method::GET, &agreement).send().await.unwrap().status().is_success().then_some(())
+    })
+    .await;
+    let signed = guards.request(Method::POST, &format!("{agreement}/sign")).send().await.unwrap();
+    assert_eq!(signed.status(), StatusCode::OK);
+    until(|| async {
+        let view: Value = municipality.request(Method::GET, &agreement).send().await.unwrap().json().await.unwrap();
+        (view["status"]["state"] == "active").then_some(())
+    })
+    .await;
+
+    // Filings, updates (one change in five) and retractions (one in fifteen), one after another;
+    // every 250 changes one of the two, drawn at random, is killed outright and started again, while
+    // the delivery worker and the receiver's inbox are at work in the background.
+    let mut random = 0x9e37_79b9_u64;
+    let mut draw = |n: u64| {
+        random = random.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (random >> 33) % n
+    };
+    let (mut live, mut versions) = (Vec::<String>::new(), std::collections::BTreeMap::<String, i64>::new());
+    let mut killed = [0; 2];
+    for change in 0..CHANGES {
+        if (change + 1) % (CHANGES / KILLS) == 0 {
+            let victim = draw(2) as usize;
+            killed[victim] += 1;
+            let node = if victim == 0 { &mut municipality } else { &mut guards };
+            node.kill();
+            node.restart().await;
+        }
+        let mut body = report(1 + (change % 20) as i64);
+        body["persons"] = serde_json::json!([{"role": "witness", "name": "Anna Andersson"}]);
+        match (change % 15, change % 5, live.len()) {
+            (7, _, n) if n > 0 => {
+                let report = live.swap_remove(draw(n as u64) as usize);
+                let path = format!("/api/v1/reports/{report}/retract");
+                let retracted = municipality.request(Method::POST, &path).send().await.unwrap();
+                assert_eq!(retracted.status(), StatusCode::OK);
+                versions.remove(&report);
+            }
+            (_, 3, n) if n > 0 => {
+                let report = live[draw(n as u64) as usize].clone();
+                let version = versions[&report];
+                body["title"] = serde_json::json!(format!("Change {change}"));
+                let updated = municipality
+                    .request(Method::PUT, &format!("/api/v1/reports/{report}"))
+                    .header("If-Match", format!("\"{version}\""))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(updated.status(), StatusCode::OK);
+                versions.insert(report, version + 1);
+            }
+            _ => {
+                let filed = municipality.request(Method::POST, "/api/v1/reports").json(&body).send().await.unwrap();
+                assert_eq!(filed.status(), StatusCode::CREATED);
+                let filed: Value = filed.json().await.unwrap();
+                let report = filed["id"].as_str().unwrap().to_owned();
+                live.push(report.clone());
+                versions.insert(report, 1);
+            }
+        }
+    }
+
+    // The guards end with exactly the municipality's picture: each live report at its last
+    // version, no retracted one.
+    assert_eq!(picture_of(&municipality, "source=own").await, versions, "the sender's own picture");
+    until_within(
+        "the guards converging on the municipality's picture",
+        std::time::Duration::from_secs(180),
+        || async {
+            let held = picture_of(&guards, "source=received").await;
+            if held == versions {
+                return Ok(());
+            }
+            let wrong = versions.iter().filter(|(id, v)| held.get(*id) != Some(*v)).count();
+            Err(format!("{wrong} of {} reports not at their version, {} held", versions.len(), held.len()))
+        },
+    )
+    .await;
+    // Every receipt counts: no version was stored twice, and no name the agreement drops arrived.
+    let receipts = audit_of(&guards, "envelope.received").await;
+    let stored: Vec<(String, String)> = receipts
+        .iter()
+        .filter(|e| e["detail"].as_str().is_some_and(|d| d.ends_with(": stored")))
+        .map(|e| (e["report"].as_str().unwrap().to_owned(), e["detail"].as_str().unwrap().to_owned()))
+        .collect();
+    let distinct: std::collections::BTreeSet<&(String, String)> = stored.iter().collect();
+    assert_eq!(distinct.len(), stored.len(), "a version was stored twice");
+    let picture: Value =
+        guards.request(Method::GET, "/api/v1/situation?limit=1000").send().await.unwrap().json().await.unwrap();
+    assert!(!picture.to_string().contains("Anna"), "a name the agreement drops reached the guards");
+    println!(
+        "{CHANGES} changes, the sender killed {} times and the receiver {}: {} reports live, {} receipts, \
+         {} versions stored once each, 0 stored twice",
+        killed[0],
+        killed[1],
+        versions.len(),
+        receipts.len(),
+        stored.len()
+    );
 }
