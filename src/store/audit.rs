@@ -7,10 +7,8 @@ use chrono::{DateTime, Utc};
 use super::{StoreError, in_write_tx, on_pool};
 use crate::domain::audit::{AuditEntry, AuditEvent, ChainBreak, GENESIS, verify};
 
-/// Takes the chain's head row for the rest of transaction `$tx`. Every write that records itself
-/// takes this row, so on PostgreSQL it is the lock taken first: a transaction that changes outbox
-/// rows and then appends to the chain takes it before the rows, or it would wait for the head while
-/// holding rows that a filing holding the head waits for (a deadlock). SQLite has one writer.
+/// Takes the chain's head row for the rest of transaction `$tx`: every PostgreSQL write transaction
+/// does so first (see `in_write_tx!`).
 macro_rules! hold_audit_head {
     ($tx:expr) => {
         sqlx::query("UPDATE audit_head SET last_seq = last_seq WHERE id = 1").execute(&mut *$tx).await?

@@ -95,7 +95,10 @@ macro_rules! on_pool {
 
 /// Runs `$body` in a write transaction bound to `$tx`, committing when it ends without error, and
 /// tells [`Store::next_commit`]. SQLite takes the write lock at `BEGIN IMMEDIATE`, so concurrent
-/// writers queue instead of failing midway.
+/// writers queue instead of failing midway. A PostgreSQL transaction takes the audit chain's head
+/// row first: nearly every write appends to the chain, so every write takes that row, and taking
+/// it before any other row gives all writers one lock order (no deadlocks between, say, an update
+/// that cancels an older queued envelope and a delivery settling that envelope).
 macro_rules! in_write_tx {
     ($store:expr, |$tx:ident| $body:expr) => {
         match &$store.pool {
@@ -109,6 +112,7 @@ macro_rules! in_write_tx {
             }
             crate::store::Pool::Postgres(pool) => {
                 let mut $tx = pool.begin().await?;
+                crate::store::audit::hold_audit_head!($tx);
                 let out = $body;
                 $tx.commit().await?;
                 $store.commits.notify_one();

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::audit::{append_audit_all, hold_audit_head};
+use super::audit::append_audit_all;
 use super::partners::record_contact;
 use super::{StoreError, in_write_tx, on_pool, time};
 use crate::domain::audit::AuditEvent;
@@ -94,19 +94,14 @@ fn entry(row: EntryRow) -> OutboxEntry {
 /// The rows' ids follow commit order, because a partner's catch-up feed is read by id from where
 /// it stopped: an id drawn before another's but committed after it would lie behind a cursor that
 /// has moved on, and never be served. So the ids are drawn while the transaction holds the audit
-/// chain's head row, which it keeps until it commits: of two transactions queuing at once (two
-/// replicas on one PostgreSQL), the second draws its ids after the first has committed. Every
-/// transaction that queues envelopes appends to the chain too, so this takes no lock it would not
-/// take anyway; queue envelopes last in a transaction, after its head rows and audit entries, so
-/// that locks are always taken in one order. SQLite has one writer at a time: its ids are in commit
-/// order already.
+/// chain's head row, which every PostgreSQL write transaction takes first and keeps until it
+/// commits (`in_write_tx!`): of two transactions queuing at once (two replicas on one PostgreSQL),
+/// the second draws its ids after the first has committed. SQLite has one writer at a time: its ids
+/// are in commit order already.
 macro_rules! queue_envelopes {
     ($tx:expr, $envelopes:expr, $now:expr) => {{
         let now: chrono::DateTime<chrono::Utc> = $now;
         let envelopes: &[crate::store::QueuedEnvelope] = $envelopes;
-        if !envelopes.is_empty() {
-            crate::store::audit::hold_audit_head!($tx);
-        }
         for queued in envelopes {
             let queued: &crate::store::QueuedEnvelope = queued;
             if queued.version.get() > 1 {
@@ -199,7 +194,6 @@ impl super::Store {
     /// drops it on hearing of the revocation).
     pub async fn settle_round(&self, round: &DeliveryRound, now: DateTime<Utc>) -> Result<(), StoreError> {
         in_write_tx!(self, |tx| {
-            hold_audit_head!(tx);
             let mut events = Vec::with_capacity(round.settled.len());
             for (id, outcome, event) in &round.settled {
                 let (state, error) = match outcome {

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::audit::{append_audit, append_audit_all, hold_audit_head};
+use super::audit::{append_audit, append_audit_all};
 use super::{StoreError, in_write_tx, on_pool};
 use crate::domain::audit::AuditEvent;
 use crate::domain::view::ReportView;
@@ -232,7 +232,6 @@ impl super::Store {
         now: DateTime<Utc>,
     ) -> Result<(u64, u64), StoreError> {
         let counts = in_write_tx!(self, |tx| {
-            hold_audit_head!(tx);
             let cancelled = sqlx::query(
                 "UPDATE outbox SET state = 'cancelled', last_error = $2, settled_at_ms = $3, claimed_until_ms = NULL \
                  WHERE agreement_id = $1 AND state = 'queued'",

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::audit::{append_audit, hold_audit_head};
+use super::audit::append_audit;
 use super::outbox::{QueuedEnvelope, queue_envelopes};
 use super::{StoreError, in_write_tx, on_pool};
 use crate::domain::ReportId;
@@ -140,7 +140,6 @@ impl super::Store {
             }
         };
         let counts = in_write_tx!(self, |tx| {
-            hold_audit_head!(tx);
             let cancelled = sqlx::query(
                 "UPDATE outbox SET state = 'cancelled', last_error = $2, settled_at_ms = $3, claimed_until_ms = NULL \
                  WHERE agreement_id = $1 AND state = 'queued'",
