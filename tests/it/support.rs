@@ -329,6 +329,12 @@ where
 /// (32768 and up on Linux), where the tests' own outgoing connections (to PostgreSQL, between
 /// nodes) never take it in between, and each port is handed out once per run.
 pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+/// The first of `count` consecutive loopback ports nobody listens on now, handed out like
+/// [`free_port`]'s (for the demo, which takes ports at fixed offsets from a base).
+pub fn free_ports(count: u32) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;
     const RANGE: u32 = 12_000;
@@ -336,12 +342,16 @@ pub fn free_port() -> u16 {
     // Where a run starts in the range depends on its process, so two runs side by side rarely meet.
     let start = std::process::id() % RANGE;
     for _ in 0..RANGE {
-        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % RANGE) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let offset = (start + NEXT.fetch_add(count, Ordering::Relaxed)) % RANGE;
+        if offset + count > RANGE {
+            continue;
+        }
+        let first = FIRST + offset;
+        if (first..first + count).all(|port| std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok()) {
+            return first as u16;
         }
     }
-    panic!("no free loopback port between {FIRST} and {}", FIRST + RANGE);
+    panic!("no {count} free loopback ports between {FIRST} and {}", FIRST + RANGE);
 }
 
 /// A valid report body observed `hours_ago` before the test clock's start, in Norrköping.
