@@ -19,10 +19,7 @@ use crate::on_both_backends;
 use crate::peering::{import, signed_card};
 use crate::support::{Backend, TOKEN, TestDatabase, TestNode, free_port, report, until, until_within};
 
-on_both_backends!(
-    a_node_killed_mid_delivery_stores_every_report_exactly_once_and_resends_at_most_one_batch,
-    sender_and_receiver_killed_twenty_times_during_5_000_changes_end_with_the_same_picture_and_nothing_twice,
-);
+on_both_backends!(a_node_killed_mid_delivery_stores_every_report_exactly_once_and_resends_at_most_one_batch);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_postgresql_never_send_an_envelope_twice() {
@@ -338,9 +335,11 @@ async fn picture_of(node: &NodeProcess, query: &str) -> std::collections::BTreeM
     }
 }
 
-async fn sender_and_receiver_killed_twenty_times_during_5_000_changes_end_with_the_same_picture_and_nothing_twice(
-    backend: Backend,
-) {
+/// On PostgreSQL, where writers can wait on each other's rows; a SQLite node is killed mid-delivery
+/// above. (Both ran the same in the runs I saw; one backend keeps the suite's time in bounds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_and_receiver_killed_twenty_times_during_5_000_changes_end_with_the_same_picture_and_nothing_twice() {
+    let backend = Backend::Postgres;
     const CHANGES: usize = 5_000;
     const KILLS: usize = 20;
     let mut municipality = NodeProcess::start_as(backend, MUNICIPALITY).await;
