@@ -138,6 +138,16 @@ async fn acknowledged_ledger(node: &TestNode, id: &str) -> Vec<Value> {
     .await
 }
 
+/// `node`'s sharing ledger of its report `id`, once nothing in it is still on its way: each share
+/// acknowledged, refused, or cancelled (a version superseded before it went out).
+async fn settled_ledger(node: &TestNode, id: &str) -> Vec<Value> {
+    until(|| async {
+        let ledger = ledger(node, id).await;
+        ledger.iter().all(|s| s["state"] != "queued").then_some(ledger)
+    })
+    .await
+}
+
 /// The versions of `report` that `node`'s audit trail says were stored on receipt, sorted.
 pub async fn stored_versions(node: &TestNode, report: &str) -> Vec<String> {
     let entries = audit(node, &format!("event=envelope.received&report={report}")).await;
@@ -675,7 +685,7 @@ async fn an_agreements_evaluation_counts_what_its_sharing_ledger_holds(backend: 
     assert_eq!(retracted.unwrap().status(), StatusCode::OK);
     let mut ledgers = Vec::new();
     for id in &filed {
-        ledgers.extend(acknowledged_ledger(municipality, id).await.into_iter().map(|share| (id.clone(), share)));
+        ledgers.extend(settled_ledger(municipality, id).await.into_iter().map(|share| (id.clone(), share)));
     }
 
     let path = format!("/api/v1/agreements/{agreement}/evaluation");
