@@ -44,10 +44,7 @@ pub async fn import(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(AGREEMENT_ADMINS)?;
     let document: Jws = crate::http::body::read_body(&req, payload).await?;
-    let federation = state
-        .federation
-        .as_deref()
-        .ok_or_else(|| ApiError::Conflict("this node has no federation identity: run `lagesbild init`".into()))?;
+    let federation = super::agreements::federation(&state)?;
     let now = state.clock.now();
     let checked = frameworks::hold(federation, None, &document, now, &caller.actor).await?;
     let record = state.store.agreement(checked.agreement.id.as_str()).await?;

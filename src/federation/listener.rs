@@ -196,11 +196,8 @@ pub async fn receive_agreement(
     StrictJson(document): StrictJson<Jws>,
 ) -> Result<HttpResponse, ApiError> {
     let now = federation.clock.now();
-    if let Err(error) = agreements::receive(&federation, &peer.org, &document, now).await {
-        refusal(&federation, &peer, "agreement.refused", &document, &error, now).await?;
-        return Err(ApiError::from(error));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    let outcome = agreements::receive(&federation, &peer.org, &document, now).await;
+    answer(&federation, &peer, "agreement.refused", &document, outcome, now).await
 }
 
 /// A party revokes an agreement: the statement must be signed by a party's key. A revocation that
@@ -220,11 +217,8 @@ pub async fn receive_revocation(
     StrictJson(statement): StrictJson<Jws>,
 ) -> Result<HttpResponse, ApiError> {
     let now = federation.clock.now();
-    if let Err(error) = agreements::receive_revocation(&federation, &peer.org, &statement, now).await {
-        refusal(&federation, &peer, "agreement.revocation_refused", &statement, &error, now).await?;
-        return Err(ApiError::from(error));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    let outcome = agreements::receive_revocation(&federation, &peer.org, &statement, now).await;
+    answer(&federation, &peer, "agreement.revocation_refused", &statement, outcome, now).await
 }
 
 /// A party to a local agreement sends the framework it sits under, ahead of the agreement, for
@@ -246,11 +240,8 @@ pub async fn receive_framework(
 ) -> Result<HttpResponse, ApiError> {
     let now = federation.clock.now();
     let actor = format!("partner:{}", peer.org);
-    if let Err(error) = frameworks::hold(&federation, Some(&peer.org), &document, now, &actor).await {
-        refusal(&federation, &peer, "agreement.framework_refused", &document, &error, now).await?;
-        return Err(ApiError::from(error));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    let outcome = frameworks::hold(&federation, Some(&peer.org), &document, now, &actor).await;
+    answer(&federation, &peer, "agreement.framework_refused", &document, outcome, now).await
 }
 
 /// A node that holds one of this node's frameworks for its local agreements says so, in a statement
@@ -270,11 +261,26 @@ pub async fn receive_holding(
     StrictJson(statement): StrictJson<Jws>,
 ) -> Result<HttpResponse, ApiError> {
     let now = federation.clock.now();
-    if let Err(error) = frameworks::receive_holding(&federation, &peer.org, &statement, now).await {
-        refusal(&federation, &peer, "agreement.holding_refused", &statement, &error, now).await?;
-        return Err(ApiError::from(error));
+    let outcome = frameworks::receive_holding(&federation, &peer.org, &statement, now).await;
+    answer(&federation, &peer, "agreement.holding_refused", &statement, outcome, now).await
+}
+
+/// 204 for a lifecycle document this node took; otherwise the refusal, logged and audited.
+async fn answer<T>(
+    federation: &Federation,
+    peer: &Peer,
+    event: &str,
+    document: &Jws,
+    outcome: Result<T, super::agreements::LifecycleError>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<HttpResponse, ApiError> {
+    match outcome {
+        Ok(_) => Ok(HttpResponse::NoContent().finish()),
+        Err(error) => {
+            refusal(federation, peer, event, document, &error, now).await?;
+            Err(ApiError::from(error))
+        }
     }
-    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Logs and audits a document a partner sent that was refused: who sent it, its hash, and why.
