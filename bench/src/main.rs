@@ -22,6 +22,7 @@ mod publish;
 mod query;
 mod report;
 mod seed;
+mod soak;
 mod stats;
 mod stream;
 mod workload;
@@ -76,6 +77,14 @@ enum Command {
         #[command(flatten)]
         flood: flood::ClientArgs,
     },
+    /// Runs the four-node demo in a folder (the soak starts it).
+    #[command(hide = true)]
+    DemoNodes {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        base_port: u16,
+    },
     /// Reads a node's live streams (the stream step starts it).
     #[command(hide = true)]
     StreamClients {
@@ -95,6 +104,8 @@ enum Step {
     Flood,
     Stream,
     Console,
+    /// Not in a run unless asked for: the four demo nodes under a steady load for ten minutes.
+    Soak,
 }
 
 /// The sizes of one mode.
@@ -109,6 +120,7 @@ struct Plan {
     flood: flood::Sizes,
     stream: stream::Sizes,
     console: console::Sizes,
+    soak: soak::Sizes,
 }
 
 impl Plan {
@@ -130,6 +142,7 @@ impl Plan {
             flood: flood::Sizes { handshakes: 2_000, strangers: 30, concurrency: 4, reports: 200 },
             stream: stream::Sizes { paced: 200, streams: 200, filings: 200 },
             console: console::Sizes { reports: 1_000, renders: 50, loads: 3 },
+            soak: soak::Sizes { seconds: 40.0, rate: 200.0, warm_up: 10.0, sample_every: Duration::from_secs(1) },
         }
     }
 
@@ -151,6 +164,7 @@ impl Plan {
             flood: flood::Sizes { handshakes: 10_000, strangers: 30, concurrency: 4, reports: 1_000 },
             stream: stream::Sizes { paced: 1_000, streams: 200, filings: 1_000 },
             console: console::Sizes { reports: 5_000, renders: 300, loads: 5 },
+            soak: soak::Sizes { seconds: 600.0, rate: 200.0, warm_up: 120.0, sample_every: Duration::from_secs(5) },
         }
     }
 }
@@ -161,6 +175,7 @@ fn main() -> ExitCode {
         Some(Command::Node { config }) => nodes::serve_child(config),
         Some(Command::FloodClient { flood }) => flood::client_child(flood),
         Some(Command::StreamClients { clients }) => stream::clients_child(clients),
+        Some(Command::DemoNodes { dir, base_port }) => soak::demo_child(dir, *base_port),
         None => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(run(&cli))),
@@ -294,6 +309,13 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             }
             results.write(&cli.out)?;
         }
+    }
+    if cli.only.contains(&Step::Soak) {
+        step("11. Soak");
+        if let Err(e) = soak::run(&mut results, http, work, logs, plan.soak).await {
+            failed(&mut results, "the soak", &e);
+        }
+        results.write(&cli.out)?;
     }
     if wanted(Step::Peer) {
         step("7. Peer (medallion)");
