@@ -3,7 +3,10 @@
 //! report-sized row inserts on SQLite (WAL, `synchronous=FULL`, through sqlx as the store uses it)
 //! and on PostgreSQL, one row per commit and 100 rows per transaction; requests per second of an
 //! empty actix-web handler over mutual TLS with keep-alive (the federation listener's TLS, built by
-//! `lagesbild::crypto::tls`), and over plain HTTP (the user API's transport).
+//! `lagesbild::crypto::tls`), and over plain HTTP (the user API's transport). From the same
+//! measurements comes the latency floor a report's way from one node's user to another's cannot
+//! go below: a single-row commit at A, one mutual-TLS round trip with a report-sized body, a
+//! single-row commit at B (each the median of this run's samples).
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -22,7 +25,7 @@ use sqlx::{Connection, Executor};
 use crate::db::Db;
 use crate::nodes::{Backend, Database};
 use crate::report::{Figure, Results};
-use crate::stats::Rng;
+use crate::stats::{Latencies, Rng};
 use crate::workload::{Place, content, filed, now};
 
 const SECTION: &str = "1. Ceilings (this machine, this run)";
@@ -35,6 +38,11 @@ pub struct Ceilings {
     pub sqlite_batched: Option<f64>,
     pub postgres_commits: Option<f64>,
     pub postgres_batched: Option<f64>,
+    /// The median single-row commit, ms.
+    pub sqlite_commit_ms: Option<f64>,
+    pub postgres_commit_ms: Option<f64>,
+    /// The median mutual-TLS round trip with a report-sized body over a kept-alive connection, ms.
+    pub mtls_round_trip_ms: Option<f64>,
 }
 
 impl Ceilings {
@@ -50,6 +58,16 @@ impl Ceilings {
             Backend::Sqlite => self.sqlite_batched,
             Backend::Postgres => self.postgres_batched,
         }
+    }
+
+    /// The latency floor of publish-to-visible between two nodes on `backend`, ms: a commit at A,
+    /// a mutual-TLS round trip, a commit at B.
+    pub fn latency_floor(&self, backend: Backend) -> Option<f64> {
+        let commit = match backend {
+            Backend::Sqlite => self.sqlite_commit_ms,
+            Backend::Postgres => self.postgres_commit_ms,
+        }?;
+        Some(2.0 * commit + self.mtls_round_trip_ms?)
     }
 }
 
@@ -69,14 +87,19 @@ pub async fn measure(
     for backend in backends {
         println!("  {} inserts of a report-sized row...", backend.name());
         let db = Database::create(*backend, &work.join("ceiling"), "ceiling").await?;
-        let (commits, batched) = inserts(&db.url, span).await?;
+        let (commits, batched, commit_ms) = inserts(&db.url, span).await?;
         let engine = backend.name();
         results.add(Figure::new(SECTION, format!("{engine}: one row per commit"), commits, "rows/s"));
         results.add(Figure::new(SECTION, format!("{engine}: 100 rows per transaction"), batched, "rows/s"));
+        results.add(Figure::new(SECTION, format!("{engine}: a single-row commit, median"), commit_ms, "ms"));
         match backend {
-            Backend::Sqlite => (ceilings.sqlite_commits, ceilings.sqlite_batched) = (Some(commits), Some(batched)),
+            Backend::Sqlite => {
+                (ceilings.sqlite_commits, ceilings.sqlite_batched) = (Some(commits), Some(batched));
+                ceilings.sqlite_commit_ms = Some(commit_ms);
+            }
             Backend::Postgres => {
-                (ceilings.postgres_commits, ceilings.postgres_batched) = (Some(commits), Some(batched))
+                (ceilings.postgres_commits, ceilings.postgres_batched) = (Some(commits), Some(batched));
+                ceilings.postgres_commit_ms = Some(commit_ms);
             }
         }
     }
@@ -91,6 +114,22 @@ pub async fn measure(
         plain,
         "req/s",
     ));
+    let round_trip = round_trip(&identity, span).await?;
+    results.add(Figure::new(
+        SECTION,
+        "a mutual-TLS round trip with a 1 KiB body, one client, kept alive, median",
+        round_trip,
+        "ms",
+    ));
+    ceilings.mtls_round_trip_ms = Some(round_trip);
+    for &backend in backends {
+        if let Some(floor) = ceilings.latency_floor(backend) {
+            results.add(
+                Figure::new(SECTION, format!("{}: latency floor, node to node", backend.name()), floor, "ms")
+                    .note("a single-row commit, a mutual-TLS round trip, a single-row commit (medians above)"),
+            );
+        }
+    }
     Ok(ceilings)
 }
 
@@ -121,8 +160,9 @@ fn ed25519(span: Duration) -> anyhow::Result<(f64, f64)> {
     Ok((signatures, verified as f64 / started.elapsed().as_secs_f64()))
 }
 
-/// Rows per second: one row per commit, then 100 rows per transaction.
-async fn inserts(url: &str, span: Duration) -> anyhow::Result<(f64, f64)> {
+/// Rows per second: one row per commit, then 100 rows per transaction; and the median time of a
+/// single-row commit, ms.
+async fn inserts(url: &str, span: Duration) -> anyhow::Result<(f64, f64, f64)> {
     let db = Db::connect(url, 1).await?;
     let origin = OrgId::parse("se-bench-ceiling").map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut rng = Rng::new(7);
@@ -131,7 +171,8 @@ async fn inserts(url: &str, span: Duration) -> anyhow::Result<(f64, f64)> {
         let body = serde_json::to_string(&report).unwrap_or_default();
         (report.id.as_uuid(), report.content.observed_at.timestamp_millis(), body)
     };
-    let result = match &db {
+    let mut each = Latencies::default();
+    let (single, batched) = match &db {
         Db::Sqlite(pool) => {
             let mut conn = pool.acquire().await?;
             conn.execute(
@@ -144,9 +185,11 @@ async fn inserts(url: &str, span: Duration) -> anyhow::Result<(f64, f64)> {
             let mut single = 0u64;
             while started.elapsed() < span {
                 let (id, at, body) = rows();
+                let began = Instant::now();
                 let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
                 sqlx::query(insert).bind(id).bind(at).bind(body).execute(&mut *tx).await?;
                 tx.commit().await?;
+                each.push(began.elapsed());
                 single += 1;
             }
             let single = single as f64 / started.elapsed().as_secs_f64();
@@ -175,7 +218,9 @@ async fn inserts(url: &str, span: Duration) -> anyhow::Result<(f64, f64)> {
             let mut single = 0u64;
             while started.elapsed() < span {
                 let (id, at, body) = rows();
+                let began = Instant::now();
                 sqlx::query(insert).bind(id).bind(at).bind(body).execute(&mut *conn).await?;
+                each.push(began.elapsed());
                 single += 1;
             }
             let single = single as f64 / started.elapsed().as_secs_f64();
@@ -194,7 +239,7 @@ async fn inserts(url: &str, span: Duration) -> anyhow::Result<(f64, f64)> {
         }
     };
     db.close().await;
-    Ok(result)
+    Ok((single, batched, each.p50().context("no single-row commit was timed")?))
 }
 
 /// A TLS identity for the handler (both ends present it; each pins the other's key).
@@ -227,31 +272,56 @@ impl TrustedPeers for OnePin {
     }
 }
 
+/// An empty handler (GET answers nothing, POST takes a body and answers nothing) on a loopback
+/// port with two workers, over mutual TLS when `tls` is given, and a client that reaches it.
+struct EmptyHandler {
+    handle: actix_web::dev::ServerHandle,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: reqwest::Client,
+    url: String,
+}
+
+impl EmptyHandler {
+    fn start(tls: Option<&TlsIdentity>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let server = HttpServer::new(|| {
+            App::new()
+                .route("/", web::get().to(|| async { HttpResponse::Ok().finish() }))
+                .route("/", web::post().to(|_: web::Bytes| async { HttpResponse::Ok().finish() }))
+        })
+        .workers(2)
+        .disable_signals();
+        let (server, http, url) = match tls {
+            Some(identity) => {
+                let peers: Arc<dyn TrustedPeers> = Arc::new(OnePin(identity.pin.clone()));
+                let config = server_config(identity, &PeerTrust::Pins, peers, Arc::new(SystemClock))?;
+                let org = OrgId::parse("se-bench-ceiling").map_err(|e| anyhow::anyhow!("{e}"))?;
+                let client =
+                    client_config(identity, &PeerTrust::Pins, &org, vec![identity.pin.clone()], Arc::new(SystemClock))?;
+                let http = reqwest::Client::builder().use_preconfigured_tls(client).build()?;
+                (server.listen_rustls_0_23(listener, config)?.run(), http, format!("https://{addr}/"))
+            }
+            None => (server.listen(listener)?.run(), reqwest::Client::new(), format!("http://{addr}/")),
+        };
+        let handle = server.handle();
+        Ok(Self { handle, running: tokio::spawn(server), http, url })
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.running.await;
+    }
+}
+
 /// Requests per second that `clients` keep-alive clients get from an empty handler, over mutual
 /// TLS when `tls` is given.
 async fn empty_handler(tls: Option<&TlsIdentity>, clients: usize, span: Duration) -> anyhow::Result<f64> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let server = HttpServer::new(|| App::new().route("/", web::get().to(|| async { HttpResponse::Ok().finish() })))
-        .workers(2)
-        .disable_signals();
-    let (server, http, url) = match tls {
-        Some(identity) => {
-            let peers: Arc<dyn TrustedPeers> = Arc::new(OnePin(identity.pin.clone()));
-            let config = server_config(identity, &PeerTrust::Pins, peers, Arc::new(SystemClock))?;
-            let org = OrgId::parse("se-bench-ceiling").map_err(|e| anyhow::anyhow!("{e}"))?;
-            let client =
-                client_config(identity, &PeerTrust::Pins, &org, vec![identity.pin.clone()], Arc::new(SystemClock))?;
-            let http = reqwest::Client::builder().use_preconfigured_tls(client).build()?;
-            (server.listen_rustls_0_23(listener, config)?.run(), http, format!("https://{addr}/"))
-        }
-        None => (server.listen(listener)?.run(), reqwest::Client::new(), format!("http://{addr}/")),
-    };
-    let handle = server.handle();
-    let running = tokio::spawn(server);
+    let handler = EmptyHandler::start(tls)?;
+    let (http, url) = (&handler.http, &handler.url);
     // One request each first, so the handshakes are not counted.
     for _ in 0..clients {
-        http.get(&url).send().await?.error_for_status()?;
+        http.get(url).send().await?.error_for_status()?;
     }
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -273,7 +343,22 @@ async fn empty_handler(tls: Option<&TlsIdentity>, clients: usize, span: Duration
         task.await?;
     }
     let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    handle.stop(true).await;
-    let _ = running.await;
+    handler.stop().await;
     Ok(rate)
+}
+
+/// The median time of one POST with a 1 KiB body over mutual TLS, one client, kept alive, ms.
+async fn round_trip(identity: &TlsIdentity, span: Duration) -> anyhow::Result<f64> {
+    let handler = EmptyHandler::start(Some(identity))?;
+    let body = vec![b'x'; 1024];
+    handler.http.get(&handler.url).send().await?.error_for_status()?;
+    let mut each = Latencies::default();
+    let started = Instant::now();
+    while started.elapsed() < span {
+        let began = Instant::now();
+        handler.http.post(&handler.url).body(body.clone()).send().await?.error_for_status()?.bytes().await?;
+        each.push(began.elapsed());
+    }
+    handler.stop().await;
+    each.p50().context("no round trip was timed")
 }

@@ -36,7 +36,7 @@ pub const GUARDS: &str = "se-vaktbolaget-ost";
 pub const GUARDING: &str = include_str!("../../policies/norrkoping-municipality-guards.toml");
 
 /// Which database a node runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Backend {
     Sqlite,
     Postgres,
@@ -224,6 +224,11 @@ impl NodeProcess {
         self.child.as_ref().map(|(c, _)| c.id())
     }
 
+    /// Where the node's log goes.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.api, path)
     }
@@ -337,7 +342,8 @@ pub fn serve_child(config_path: &Path) -> anyhow::Result<()> {
     let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("LAGESBILD_")).collect();
     let config = NodeConfig::load(Some(config_path), &env)?;
     let filter = tracing_subscriber::EnvFilter::new(&config.log.filter);
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Plain text: the bench reads some lines back (catch-up's first read of a feed).
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::stderr).init();
     lagesbild::crypto::tls::install_default_provider();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

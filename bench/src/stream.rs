@@ -6,21 +6,19 @@
 //! systems read their streams on their own machines, and what is measured is what serving the
 //! streams costs the node, not what reading them costs the load generator on the same two cores.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::events::StreamClient;
 use crate::federation::Pair;
 use crate::memory::rss;
 use crate::nodes::{Backend, Database, MUNICIPALITY, NodeProcess};
 use crate::report::{Figure, Results};
-use crate::stats::{Latencies, Rng};
-use crate::workload::{Place, Until, content, file_reports, now, start_at_lowest_priority};
+use crate::workload::{Until, file_paced, file_reports, start_at_lowest_priority};
 
 const SECTION: &str = "9. The live stream (GET /api/v1/situation/stream)";
 
@@ -48,7 +46,7 @@ pub async fn run(
     let pair = Pair::start(http, &work.join("stream"), logs, backend).await?;
     let arrivals =
         [StreamClient::open_at(http, &pair.a, true).await?, StreamClient::open_at(http, &pair.b, true).await?];
-    let sent = paced(http, &pair.a, sizes.paced).await?;
+    let sent = file_paced(http, &pair.a, 100.0, sizes.paced).await?;
     for (client, place) in arrivals.iter().zip(["the same node", "the partner node"]) {
         let latencies = client.latencies(&sent, Duration::from_secs(30)).await;
         let label = format!("{engine}: publish-to-event at 100 reports/s, a stream client on {place}");
@@ -103,96 +101,6 @@ pub async fn run(
         );
     }
     Ok(())
-}
-
-/// One client of a node's stream, counting the `filed` events it reads and when each report's came.
-struct StreamClient {
-    arrivals: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
-    events: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl StreamClient {
-    async fn open_at(http: &reqwest::Client, node: &NodeProcess, timed: bool) -> anyhow::Result<Self> {
-        Self::open(http, &node.api, &node.token, timed).await
-    }
-
-    /// Opens the stream of the node whose API is at `api`; `timed` clients note when each report's
-    /// event came (the others only count them).
-    async fn open(http: &reqwest::Client, api: &str, token: &str, timed: bool) -> anyhow::Result<Self> {
-        let response = http
-            .get(format!("{api}/api/v1/situation/stream"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .with_context(|| format!("the stream at {api}"))?;
-        anyhow::ensure!(response.status().is_success(), "the stream at {api} answered {}", response.status());
-        let arrivals = Arc::new(std::sync::Mutex::new(HashMap::new()));
-        let events = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let task = {
-            let (arrivals, events, stop) = (arrivals.clone(), events.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut response = response;
-                let mut buffer = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok(Some(chunk)) = response.chunk().await else { return };
-                    let at = Instant::now();
-                    buffer.extend_from_slice(&chunk);
-                    // Each event is cut off where it ends, and the buffer moved once per chunk: a
-                    // hundred events in one chunk cost one pass, not a hundred.
-                    let mut start = 0;
-                    while let Some(end) = buffer[start..].windows(2).position(|w| w == b"\n\n") {
-                        let block = &buffer[start..start + end];
-                        start += end + 2;
-                        if !is_filed(block) {
-                            continue;
-                        }
-                        events.fetch_add(1, Ordering::Relaxed);
-                        if timed
-                            && let Some(id) = report_id(block)
-                            && let Ok(mut arrivals) = arrivals.lock()
-                        {
-                            arrivals.insert(id, at);
-                        }
-                    }
-                    buffer.drain(..start);
-                }
-            })
-        };
-        Ok(Self { arrivals, events, stop, task })
-    }
-
-    fn events(&self) -> usize {
-        self.events.load(Ordering::Relaxed)
-    }
-
-    /// How long after being sent each report's event came, waiting up to `patience` for the last.
-    async fn latencies(&self, sent: &HashMap<String, Instant>, patience: Duration) -> Latencies {
-        let deadline = Instant::now() + patience;
-        loop {
-            let seen = self.arrivals.lock().map(|a| sent.keys().filter(|id| a.contains_key(*id)).count()).unwrap_or(0);
-            if seen == sent.len() || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let mut latencies = Latencies::default();
-        if let Ok(arrivals) = self.arrivals.lock() {
-            for (id, at) in sent {
-                if let Some(arrived) = arrivals.get(id) {
-                    latencies.push(arrived.saturating_duration_since(*at));
-                }
-            }
-        }
-        latencies
-    }
-
-    fn close(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.abort();
-    }
 }
 
 /// What the stream clients' process is told.
@@ -250,45 +158,4 @@ pub fn clients_child(args: &ClientsArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-/// Whether an event is a `filed` one: its lines are `id`, `event`, `data`, in that order.
-fn is_filed(block: &[u8]) -> bool {
-    let second = block.iter().position(|b| *b == b'\n').map_or(&[][..], |n| &block[n + 1..]);
-    block.starts_with(b"id: ") && second.starts_with(b"event: filed\n")
-}
-
-/// The id of the report an event names.
-fn report_id(block: &[u8]) -> Option<String> {
-    let block = std::str::from_utf8(block).ok()?;
-    let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-    let value: serde_json::Value = serde_json::from_str(data).ok()?;
-    value["id"].as_str().map(str::to_owned)
-}
-
-/// Files `count` reports at `node`, 100 a second, each in its own request; answers when each was
-/// sent, by the id the node gave it.
-async fn paced(http: &reqwest::Client, node: &NodeProcess, count: usize) -> anyhow::Result<HashMap<String, Instant>> {
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    let mut rng = Rng::new(160);
-    let mut requests = Vec::new();
-    for _ in 0..count {
-        tick.tick().await;
-        let body = content(&mut rng, now() - chrono::Duration::minutes(30), Place::Norrkoping);
-        let (http, url, token) = (http.clone(), node.url("/api/v1/reports"), node.token.clone());
-        requests.push(tokio::spawn(async move {
-            let sent = Instant::now();
-            let filed: serde_json::Value =
-                http.post(&url).bearer_auth(&token).json(&body).send().await.ok()?.json().await.ok()?;
-            Some((filed["id"].as_str()?.to_owned(), sent))
-        }));
-    }
-    let mut sent = HashMap::new();
-    for request in futures_util::future::join_all(requests).await {
-        if let Ok(Some((id, at))) = request {
-            sent.insert(id, at);
-        }
-    }
-    anyhow::ensure!(!sent.is_empty(), "no report was filed");
-    Ok(sent)
 }

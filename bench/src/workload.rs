@@ -3,6 +3,7 @@
 //! side of filing them through `POST /api/v1/reports`, by any number of concurrent clients, with
 //! each request's latency.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -180,6 +181,38 @@ pub async fn file_reports(http: &reqwest::Client, node: &NodeProcess, clients: u
     }
     all.elapsed = started.elapsed();
     all
+}
+
+/// Files `count` reports at `node`, `rate` a second, each in its own request; answers when each was
+/// sent, by the id the node gave it.
+pub async fn file_paced(
+    http: &reqwest::Client,
+    node: &NodeProcess,
+    rate: f64,
+    count: usize,
+) -> anyhow::Result<HashMap<String, Instant>> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let mut rng = Rng::new(160);
+    let mut requests = Vec::new();
+    for _ in 0..count {
+        tick.tick().await;
+        let body = content(&mut rng, now() - chrono::Duration::minutes(30), Place::Norrkoping);
+        let (http, url, token) = (http.clone(), node.url("/api/v1/reports"), node.token.clone());
+        requests.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let filed: serde_json::Value =
+                http.post(&url).bearer_auth(&token).json(&body).send().await.ok()?.json().await.ok()?;
+            Some((filed["id"].as_str()?.to_owned(), sent))
+        }));
+    }
+    let mut sent = HashMap::new();
+    for request in futures_util::future::join_all(requests).await {
+        if let Ok(Some((id, at))) = request {
+            sent.insert(id, at);
+        }
+    }
+    anyhow::ensure!(!sent.is_empty(), "no report was filed");
+    Ok(sent)
 }
 
 /// The time now, from the library's one sanctioned clock.
