@@ -37,6 +37,66 @@ pub struct NodeConfig {
     pub webhooks: WebhooksSection,
     #[serde(default)]
     pub console: ConsoleSection,
+    /// Who inside this organisation sees the persons in reports.
+    #[serde(default)]
+    pub privacy: PrivacySection,
+    /// Which reports wait for a second person's release before they leave the node.
+    #[serde(default)]
+    pub release: ReleaseSection,
+}
+
+/// Four-eyes release: reports that a second person with the coordinator role must release before
+/// anything of them leaves the node. Nothing is held unless one of these is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSection {
+    /// Reports of this severity or higher (`minor`, `moderate`, `severe`, `critical`).
+    #[serde(default)]
+    pub min_severity: Option<crate::domain::Severity>,
+    /// Reports marked with this TLP or a stricter one (`CLEAR` ... `RED`).
+    #[serde(default)]
+    pub min_tlp: Option<crate::domain::Tlp>,
+    /// Reports written by someone holding one of these roles who is not a coordinator.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl ReleaseSection {
+    /// The rule, as the node applies it; the roles are checked when the file is loaded.
+    pub fn rule(&self) -> crate::domain::release::ReleaseRule {
+        crate::domain::release::ReleaseRule {
+            min_severity: self.min_severity,
+            min_tlp: self.min_tlp,
+            roles: self.roles.iter().filter_map(|r| r.parse().ok()).collect(),
+        }
+    }
+}
+
+/// Who inside this organisation sees the persons involved in reports (names, ages, descriptions),
+/// its own and those partners shared; everyone else is shown their roles only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySection {
+    /// The roles whose holders see persons; by default coordinator and analyst.
+    #[serde(default = "default_persons_visible_to")]
+    pub persons_visible_to: Vec<String>,
+}
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        Self { persons_visible_to: default_persons_visible_to() }
+    }
+}
+
+fn default_persons_visible_to() -> Vec<String> {
+    crate::domain::persons::PersonsAccess::DEFAULT.iter().map(|r| r.as_str().to_owned()).collect()
+}
+
+impl PrivacySection {
+    /// Who sees persons, as the node decides it; the roles are checked when the file is loaded.
+    pub fn persons_access(&self) -> crate::domain::persons::PersonsAccess {
+        crate::domain::persons::PersonsAccess::new(self.persons_visible_to.iter().filter_map(|r| r.parse().ok()))
+    }
 }
 
 /// The operator console's map, clock and the organisation's sites.
@@ -579,6 +639,22 @@ impl NodeConfig {
                     ),
                 });
             }
+        }
+        if let Some(bad) = self.privacy.persons_visible_to.iter().find(|r| r.parse::<crate::domain::Role>().is_err()) {
+            return Err(ConfigError::Invalid {
+                key: "privacy.persons_visible_to",
+                message: format!(
+                    "'{bad}' is not a role: reporter, coordinator, analyst, agreement-admin or node-admin"
+                ),
+            });
+        }
+        if let Some(bad) = self.release.roles.iter().find(|r| r.parse::<crate::domain::Role>().is_err()) {
+            return Err(ConfigError::Invalid {
+                key: "release.roles",
+                message: format!(
+                    "'{bad}' is not a role: reporter, coordinator, analyst, agreement-admin or node-admin"
+                ),
+            });
         }
         if !(1..=10_080).contains(&self.audit.verify_minutes) {
             return invalid("audit.verify_minutes", "must be between 1 and 10080 (a week)");

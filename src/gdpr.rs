@@ -194,7 +194,7 @@ async fn pass_on(
     let event = AuditEvent::new("report.updated", actor)
         .report(id)
         .detail(format!("version {}: re-issued to pass a data-protection erasure on to partners", next.version));
-    match store.append_version(&next, &event, &envelopes).await {
+    match store.append_version(&next, &event, &envelopes, None).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => return Err(GdprError::Changed(id)),
         Err(e) => return Err(e.into()),

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use utoipa::ToSchema;
 
+use crate::domain::persons::NamesPersons;
 use crate::domain::{PictureFacts, PictureReport, ReportId};
 use crate::store::{EventBounds, PictureEvent, Store, StoreError};
 
@@ -37,9 +38,14 @@ pub struct Change {
 }
 
 impl Change {
-    /// `event` as shown to a follower whose filter is `admits`.
-    pub fn of(event: &PictureEvent, admits: impl Fn(&PictureFacts) -> bool) -> Self {
-        let report = event.now.as_ref().filter(|(facts, _)| admits(facts)).map(|(_, report)| report.clone());
+    /// `event` as shown to a follower whose filter is `admits`, with the persons in the report, or
+    /// only their roles (see [`PersonsAccess`](crate::domain::persons::PersonsAccess)).
+    pub fn of(event: &PictureEvent, admits: impl Fn(&PictureFacts) -> bool, sees_persons: bool) -> Self {
+        let report = event
+            .now
+            .as_ref()
+            .filter(|(facts, _)| admits(facts))
+            .map(|(_, report)| if sees_persons { report.clone() } else { report.without_persons() });
         Self {
             seq: event.seq,
             kind: event.kind.clone(),
@@ -67,24 +73,39 @@ pub const KEEP: i64 = 100_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// An event as the feed holds it, with what it is sent as, made once for every follower: as shown
-/// with the report, and as shown without it.
+/// with the report and its persons, with the report and only the persons' roles, and without it.
 pub struct FeedEvent {
     pub event: PictureEvent,
-    with_report: OnceLock<Bytes>,
+    with_persons: OnceLock<Bytes>,
+    with_roles_only: OnceLock<Bytes>,
     without_report: OnceLock<Bytes>,
 }
 
 impl FeedEvent {
     fn new(event: PictureEvent) -> Arc<Self> {
-        Arc::new(Self { event, with_report: OnceLock::new(), without_report: OnceLock::new() })
+        Arc::new(Self {
+            event,
+            with_persons: OnceLock::new(),
+            with_roles_only: OnceLock::new(),
+            without_report: OnceLock::new(),
+        })
     }
 
-    /// The event as sent to a follower whose filter `admits` its report (or not), in the form
-    /// `render` makes: rendered once per form, however many followers there are.
-    pub fn rendered(&self, admits: impl Fn(&PictureFacts) -> bool, render: impl FnOnce(&Change) -> Bytes) -> Bytes {
+    /// The event as sent to a follower whose filter `admits` its report (or not), who sees persons
+    /// (or not), in the form `render` makes: rendered once per form, however many followers there are.
+    pub fn rendered(
+        &self,
+        admits: impl Fn(&PictureFacts) -> bool,
+        sees_persons: bool,
+        render: impl FnOnce(&Change) -> Bytes,
+    ) -> Bytes {
         let shown = self.event.now.as_ref().is_some_and(|(facts, _)| admits(facts));
-        let cell = if shown { &self.with_report } else { &self.without_report };
-        cell.get_or_init(|| render(&Change::of(&self.event, |_| shown))).clone()
+        let cell = match (shown, sees_persons) {
+            (false, _) => &self.without_report,
+            (true, true) => &self.with_persons,
+            (true, false) => &self.with_roles_only,
+        };
+        cell.get_or_init(|| render(&Change::of(&self.event, |_| shown, sees_persons))).clone()
     }
 }
 

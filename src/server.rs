@@ -134,6 +134,8 @@ pub async fn start(config: &NodeConfig, clock: Arc<dyn Clock>) -> Result<Running
         feed: feed.clone(),
         webhooks: config.webhooks.clone(),
         audit: audit.clone(),
+        persons: config.privacy.persons_access(),
+        release: config.release.rule(),
     });
     if dev_token.is_none() && config.auth.is_none() {
         tracing::warn!("neither [auth] nor api.dev_token is set: every /api/v1 route will refuse requests");

@@ -335,7 +335,9 @@ pub(crate) async fn preview_report(
                     report.version, checked.agreement.id
                 ));
             state.store.record_audit(&read, now).await?;
-            Preview { decision: "share", reason: None, flow: Some(flow), view: Some(*view), explanation }
+            // What the recipient would receive, as far as the previewer's roles see persons.
+            let view = state.persons.show(&caller.roles, vec![*view]).reports.pop();
+            Preview { decision: "share", reason: None, flow: Some(flow), view, explanation }
         }
         Decision::Withhold { reason } => {
             Preview { decision: "withhold", reason: Some(reason), flow: None, view: None, explanation: Vec::new() }

@@ -41,6 +41,9 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         reports::list_versions,
         reports::get_version,
         super::shares::shares,
+        super::release::get_release,
+        super::release::release_report,
+        super::release::refuse_release,
         situation::situation,
         stream::stream,
         subscriptions::create,
@@ -78,7 +81,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
     ),
     components(schemas(
         Report, ReportContent, Retraction, Location, Site, SiteKind, Person, PersonRole, Action, Category, Severity,
-        Status, Tlp, Problem, FieldError, reports::RetractRequest, situation::SituationResponse, situation::Format,
+        Status, Tlp, Problem, FieldError, reports::RetractRequest, super::release::Release, super::release::RefuseRequest, situation::SituationResponse, situation::Format,
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
         partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, super::auth::Me, crate::domain::Role, audit::AuditPage, crate::domain::audit::AuditEntry,
         crate::domain::audit::AuditEvent,

@@ -13,6 +13,8 @@ mod frameworks;
 mod health;
 pub mod login;
 pub(crate) mod partners;
+pub(crate) mod persons;
+pub(crate) mod release;
 pub(crate) mod reports;
 pub(crate) mod shares;
 pub(crate) mod situation;
@@ -60,6 +62,10 @@ pub struct AppState {
     pub webhooks: crate::config::WebhooksSection,
     /// The outcome of the node's latest verification of its audit trail.
     pub audit: Arc<crate::audit_retention::Verification>,
+    /// Who inside the organisation sees the persons in reports.
+    pub persons: crate::domain::persons::PersonsAccess,
+    /// Which of the organisation's reports wait for a second person's release.
+    pub release: crate::domain::release::ReleaseRule,
 }
 
 /// Registers every route. Each path lists its methods; any other method gets a 405 problem.
@@ -85,6 +91,11 @@ fn paths() -> Vec<Path> {
         path("/api/v1/reports/{id}/retract", vec![on(Method::POST, reports::retract_report)]),
         path("/api/v1/reports/{id}/versions", vec![on(Method::GET, reports::list_versions)]),
         path("/api/v1/reports/{id}/shares", vec![on(Method::GET, shares::shares)]),
+        path(
+            "/api/v1/reports/{id}/release",
+            vec![on(Method::GET, release::get_release), on(Method::POST, release::release_report)],
+        ),
+        path("/api/v1/reports/{id}/refuse-release", vec![on(Method::POST, release::refuse_release)]),
         path("/api/v1/reports/{id}/versions/{version}", vec![on(Method::GET, reports::get_version)]),
         path("/api/v1/situation", vec![on(Method::GET, situation::situation)]),
         path("/api/v1/situation/stream", vec![on(Method::GET, stream::stream)]),

@@ -10,13 +10,16 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Caller, READERS, WRITERS};
+use super::persons::{shown, shown_one};
+use super::release;
 use crate::domain::audit::AuditEvent;
 use crate::domain::cap;
+use crate::domain::persons::NamesPersons;
 use crate::domain::report::RevisionError;
 use crate::domain::{Report, ReportContent, ReportId, Version};
 use crate::federation::sharing;
 use crate::http::problem::{ApiError, AuthProblems, BodyProblems, NotFoundProblems, Problem, VersionProblems};
-use crate::store::QueuedEnvelope;
+use crate::store::{Hold, QueuedEnvelope};
 
 /// Why a report is withdrawn.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -61,6 +64,7 @@ pub async fn file_report(
         crate::http::body::read_body(&req, payload).await?
     };
     let report = file(&state, &caller, content).await?;
+    let report = shown_to_writer(&state, &caller, report);
     Ok(with_etag(HttpResponse::Created(), &report)
         .insert_header((header::LOCATION, format!("/api/v1/reports/{}", report.id)))
         .json(&report))
@@ -88,8 +92,12 @@ pub async fn get_report(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(READERS)?;
     let report = own_report(&caller, &state, &id).await?;
-    let read =
-        AuditEvent::new("report.read", &caller.actor).report(report.id).detail(format!("version {}", report.version));
+    let shown = state.persons.show(&caller.roles, vec![report]);
+    let persons = if shown.persons_read.is_empty() { "" } else { ", with its persons" };
+    let report = shown.reports.into_iter().next().ok_or_else(no_such_report)?;
+    let read = AuditEvent::new("report.read", &caller.actor)
+        .report(report.id)
+        .detail(format!("version {}{persons}", report.version));
     state.store.record_audit(&read, state.clock.now()).await?;
     if is_cap(req.headers().get(header::ACCEPT)) {
         return Ok(with_etag(HttpResponse::Ok(), &report).content_type(cap::MEDIA_TYPE).body(cap::alert_of(&report)));
@@ -128,6 +136,7 @@ pub async fn update_report(
     let content: ReportContent = crate::http::body::read_body(&req, payload).await?;
     let expected = if_match(&req)?.ok_or(ApiError::PreconditionRequired)?;
     let next = update(&state, &caller, &id, expected, content).await?;
+    let next = shown_to_writer(&state, &caller, next);
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
 
@@ -155,6 +164,7 @@ pub async fn retract_report(
     caller.require(WRITERS)?;
     let request: RetractRequest = crate::http::body::read_optional_body(&req, payload).await?;
     let next = retract(&state, &caller, &id, if_match(&req)?, request.reason).await?;
+    let next = shown_to_writer(&state, &caller, next);
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
 
@@ -175,7 +185,7 @@ pub async fn list_versions(caller: Caller, state: Data<AppState>, id: Path<Strin
     if versions.is_empty() {
         return Err(no_such_report());
     }
-    Ok(HttpResponse::Ok().json(versions))
+    Ok(HttpResponse::Ok().json(shown(&state, &caller.actor, &caller.roles, versions).await?))
 }
 
 /// One version of one of your organisation's reports.
@@ -199,7 +209,7 @@ pub async fn get_version(
     let version = version.parse().ok().and_then(Version::new).ok_or_else(no_such_report)?;
     let versions = state.store.report_versions(&caller.org, id).await?;
     let report = versions.into_iter().find(|r| r.version == version).ok_or_else(no_such_report)?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(shown_one(&state, &caller.actor, &caller.roles, report).await?))
 }
 
 /// Files `content` as version 1 of a new report of the caller's organisation, with its envelopes
@@ -208,8 +218,10 @@ pub(crate) async fn file(state: &AppState, caller: &Caller, content: ReportConte
     caller.require(WRITERS)?;
     let now = state.clock.now();
     let report = Report::file(caller.org.clone(), content.validate(now)?, now).filed_by(&caller.actor);
-    let envelopes = envelopes_for(state, &report).await?;
-    state.store.insert_report(&report, &version_event("report.created", caller, &report), &envelopes).await?;
+    let hold = release::hold_for(state, caller, &report, None);
+    let envelopes = if hold.is_some() { Vec::new() } else { envelopes_for(state, &report).await? };
+    let event = held(version_event("report.created", caller, &report), hold.as_ref());
+    state.store.insert_report(&report, &event, &envelopes, hold.as_ref()).await?;
     wake_delivery(state, &envelopes);
     tracing::info!(report = %report.id, version = %report.version, "report filed");
     Ok(report)
@@ -229,10 +241,14 @@ pub(crate) async fn update(
     if current.version != expected {
         return Err(ApiError::PreconditionFailed { current: current.version });
     }
+    let content = keep_hidden_persons(state, caller, &current, content)?;
     let now = state.clock.now();
     let next = current.revise(content.validate(now)?, now).map_err(revision_refused)?;
-    let envelopes = envelopes_for(state, &next).await?;
-    state.store.append_version(&next, &version_event("report.updated", caller, &next), &envelopes).await?;
+    let earlier = state.store.hold_of(next.id).await?;
+    let hold = release::hold_for(state, caller, &next, earlier.as_ref());
+    let envelopes = if hold.is_some() { Vec::new() } else { envelopes_for(state, &next).await? };
+    let event = held(version_event("report.updated", caller, &next), hold.as_ref());
+    state.store.append_version(&next, &event, &envelopes, hold.as_ref()).await?;
     wake_delivery(state, &envelopes);
     tracing::info!(report = %next.id, version = %next.version, "report updated");
     Ok(next)
@@ -257,8 +273,12 @@ pub(crate) async fn retract(
         return Err(ApiError::PreconditionFailed { current: current.version });
     }
     let next = current.retract(reason, state.clock.now()).map_err(revision_refused)?;
-    let envelopes = envelopes_for(state, &next).await?;
-    state.store.append_version(&next, &version_event("report.retracted", caller, &next), &envelopes).await?;
+    // Withdrawing shares less: a retraction waits for a release only if the report already did.
+    let earlier = state.store.hold_of(next.id).await?.filter(|h| h.holds());
+    let hold = earlier.as_ref().and_then(|earlier| release::hold_for(state, caller, &next, Some(earlier)));
+    let envelopes = if hold.is_some() { Vec::new() } else { envelopes_for(state, &next).await? };
+    let event = held(version_event("report.retracted", caller, &next), hold.as_ref());
+    state.store.append_version(&next, &event, &envelopes, hold.as_ref()).await?;
     wake_delivery(state, &envelopes);
     tracing::info!(report = %next.id, version = %next.version, "report retracted");
     Ok(next)
@@ -270,6 +290,21 @@ fn version_event(event: &str, caller: &Caller, report: &Report) -> AuditEvent {
         .report(report.id)
         .object(&serde_json::to_vec(report).unwrap_or_default())
         .detail(format!("version {}", report.version))
+}
+
+/// `event` saying, when the version is held for a release, why.
+fn held(event: AuditEvent, hold: Option<&Hold>) -> AuditEvent {
+    match hold {
+        Some(hold) => {
+            let detail = format!(
+                "{}; held for a coordinator's release: {}",
+                event.detail.clone().unwrap_or_default(),
+                hold.reason
+            );
+            event.detail(detail)
+        }
+        None => event,
+    }
 }
 
 /// A coordinator changes any of the organisation's reports; a reporter only those they filed.
@@ -322,7 +357,7 @@ fn with_etag(mut builder: actix_web::HttpResponseBuilder, report: &Report) -> ac
 
 /// The envelopes a new version goes out in, one per partner it may reach (none when this node does
 /// not federate). They are queued in the transaction that stores the version.
-async fn envelopes_for(state: &AppState, report: &Report) -> Result<Vec<QueuedEnvelope>, ApiError> {
+pub(crate) async fn envelopes_for(state: &AppState, report: &Report) -> Result<Vec<QueuedEnvelope>, ApiError> {
     match &state.federation {
         Some(federation) => sharing::envelopes_for(federation, report, report.updated_at).await.map_err(ApiError::from),
         None => Ok(Vec::new()),
@@ -330,8 +365,43 @@ async fn envelopes_for(state: &AppState, report: &Report) -> Result<Vec<QueuedEn
 }
 
 /// Tells the delivery worker to send what was just queued.
-fn wake_delivery(state: &AppState, envelopes: &[QueuedEnvelope]) {
+pub(crate) fn wake_delivery(state: &AppState, envelopes: &[QueuedEnvelope]) {
     if let (Some(federation), false) = (&state.federation, envelopes.is_empty()) {
         federation.outbox.wake();
     }
+}
+
+/// The report a writer just stored, as they are shown it: what they sent back, with the persons
+/// their roles do not see reduced to roles (their own writing, so not audited as a reading).
+fn shown_to_writer(state: &AppState, caller: &Caller, report: Report) -> Report {
+    state.persons.show(&caller.roles, vec![report.clone()]).reports.pop().unwrap_or(report)
+}
+
+/// The content of an update by `caller`, with the persons it was not shown put back: someone who
+/// does not see persons sends them as shown (roles only), and the stored ones stay; they cannot
+/// change them. Actions sent as shown get back the names taken out of them.
+pub(crate) fn keep_hidden_persons(
+    state: &AppState,
+    caller: &Caller,
+    current: &Report,
+    mut content: ReportContent,
+) -> Result<ReportContent, ApiError> {
+    if state.persons.sees_persons(&caller.roles) {
+        return Ok(content);
+    }
+    let shown = current.without_persons();
+    if content.persons != shown.content.persons {
+        return Err(ApiError::Forbidden(
+            "your roles do not see the persons in this node's reports (privacy.persons_visible_to), so you cannot \
+             change them: send `persons` as you were shown them, or ask a coordinator"
+                .into(),
+        ));
+    }
+    content.persons = current.content.persons.clone();
+    for action in &mut content.actions {
+        if let Some(at) = shown.content.actions.iter().position(|a| a == action) {
+            *action = current.content.actions[at].clone();
+        }
+    }
+    Ok(content)
 }

@@ -84,6 +84,10 @@ pub struct SituationResponse {
     /// The live stream's last event before this page was read: pass it as `last_event_id` to
     /// `/api/v1/situation/stream` to follow every change from here on.
     pub last_event_id: i64,
+    /// Your own reports on this page that wait for a coordinator's release (or were refused one):
+    /// nothing of them has left the node. See `/api/v1/reports/{id}/release`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
 /// The situation picture as a GeoJSON FeatureCollection (RFC 7946).
@@ -158,9 +162,15 @@ pub async fn situation(caller: Caller, state: Data<AppState>, req: HttpRequest) 
     // Read first: whatever changes while the page is read comes again on the stream, and a change
     // applied twice leaves the picture as it was.
     let last_event_id = state.store.picture_event_bounds().await?.last;
-    let page = state.store.situation(&query, state.clock.now()).await?;
+    let mut page = state.store.situation(&query, state.clock.now()).await?;
+    page.reports = super::persons::shown(&state, &caller.actor, &caller.roles, page.reports).await?;
     Ok(match format {
-        Format::Json => render_json(page, last_event_id),
+        Format::Json => {
+            let held = state.store.held_reports().await?;
+            let held = page.reports.iter().map(|r| r.id()).filter(|id| held.contains(id)).map(|id| id.to_string());
+            let held = held.collect();
+            render_json(page, last_event_id, held)
+        }
         Format::GeoJson => render_geojson(page, last_event_id),
         Format::Cap => HttpResponse::Ok().content_type(ATOM).body(crate::domain::cap::feed_of(
             state.node.org_id.as_str(),
@@ -242,9 +252,9 @@ fn wanted_format(req: &HttpRequest, format: Option<&str>) -> Result<Format, ApiE
     }
 }
 
-fn render_json(page: SituationPage, last_event_id: i64) -> HttpResponse {
+fn render_json(page: SituationPage, last_event_id: i64, held: Vec<String>) -> HttpResponse {
     let next_cursor = page.next.map(|c| c.encode());
-    HttpResponse::Ok().json(SituationResponse { reports: page.reports, next_cursor, last_event_id })
+    HttpResponse::Ok().json(SituationResponse { reports: page.reports, next_cursor, last_event_id, held })
 }
 
 fn render_geojson(page: SituationPage, last_event_id: i64) -> HttpResponse {

@@ -110,8 +110,12 @@ pub async fn stream(caller: Caller, state: Data<AppState>, req: HttpRequest) -> 
             bounds.last
         }
     };
-    let opened = AuditEvent::new("situation.stream_opened", &caller.actor)
-        .detail(format!("from event {cursor}{}", from.map(|n| format!(" (asked for {n})")).unwrap_or_default()));
+    let sees_persons = state.persons.sees_persons(&caller.roles);
+    let opened = AuditEvent::new("situation.stream_opened", &caller.actor).detail(format!(
+        "from event {cursor}{}; {}",
+        from.map(|n| format!(" (asked for {n})")).unwrap_or_default(),
+        if sees_persons { "persons shown" } else { "persons' roles only" }
+    ));
     state.store.record_audit(&opened, state.clock.now()).await?;
     let place = Arc::new(Mutex::new(Place { held: Some(permit), waiting_since: None }));
     tokio::spawn(watch_for_stall(
@@ -127,6 +131,7 @@ pub async fn stream(caller: Caller, state: Data<AppState>, req: HttpRequest) -> 
         watch: state.feed.watch(),
         closing: state.feed.closing(),
         filter,
+        sees_persons,
         cursor,
         pending,
         heartbeat: tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT),
@@ -148,6 +153,8 @@ struct Follower {
     watch: watch::Receiver<i64>,
     closing: watch::Receiver<bool>,
     filter: SituationQuery,
+    /// Whether the client's roles see the persons in reports.
+    sees_persons: bool,
     /// The last event sent.
     cursor: i64,
     pending: VecDeque<Bytes>,
@@ -197,6 +204,7 @@ impl Follower {
                         self.cursor = event.event.seq;
                         let frame = event.rendered(
                             |facts| self.filter.admits(facts, now),
+                            self.sees_persons,
                             |change| frame(&change.kind, Some(change.seq), &StreamData::Change(change)),
                         );
                         self.pending.push_back(frame);

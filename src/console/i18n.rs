@@ -282,6 +282,16 @@ texts! {
     report_edit: "Ändra", "Change";
     report_retract: "Återkalla", "Retract";
     retract_title: "Återkalla rapporten", "Retract the report";
+    held_heading: "Väntar på frisläppning", "Waiting for release";
+    held_intro: "Inget av rapporten har lämnat noden. En samordnare (inte den som skrev versionen) släpper den till partnerna eller avslår.", "Nothing of the report has left the node. A coordinator (not whoever wrote this version) releases it to the partners or refuses.";
+    held_refused: "Frisläppning avslogs", "Release refused";
+    held_reason: "Varför den hålls", "Why it is held";
+    held_written_by: "Versionen skrevs av", "This version was written by";
+    held_decided_by: "Beslut av", "Decided by";
+    held_release: "Släpp till partnerna", "Release to the partners";
+    held_refuse: "Avslå", "Refuse";
+    held_refuse_reason: "Varför (visas för den som skrev)", "Why (shown to whoever wrote it)";
+    held_badge: "hålls", "held";
     retract_consequence: "Rapporten försvinner ur lägesbilden här och hos alla partner som har fått den. Versionerna finns kvar för er egen historik.", "The report leaves the situation picture here and at every partner that received it. Its versions stay for your own record.";
     retract_reason: "Varför (visas för partnerna)", "Why (shown to the partners)";
     retract_confirm: "Återkalla", "Retract";

@@ -130,6 +130,8 @@ fn paths() -> Vec<routes::Path> {
         path("/reports/preview", vec![on(Method::POST, reports::preview)]),
         path("/reports/{id}", vec![on(Method::GET, reports::show), on(Method::POST, reports::update)]),
         path("/reports/{id}/edit", vec![on(Method::GET, reports::edit)]),
+        path("/reports/{id}/release", vec![on(Method::POST, reports::release)]),
+        path("/reports/{id}/refuse-release", vec![on(Method::POST, reports::refuse_release)]),
         path(
             "/reports/{id}/retract",
             vec![on(Method::GET, reports::confirm_retract), on(Method::POST, reports::retract)],

@@ -269,6 +269,7 @@ fn labels(t: &Texts) -> serde_json::Value {
         "live_on": t.live_on,
         "live_off": t.live_off,
         "own_report": t.own_report,
+        "held": t.held_badge,
         "received_from": t.received_from,
         "cell_square": t.cell_square,
         "in_municipality": t.in_municipality,
@@ -332,8 +333,11 @@ pub async fn patrol(
     let name_of = |org: &OrgId| {
         partners.iter().find(|(id, _)| id == org.as_str()).map_or_else(|| org.to_string(), |(_, name)| name.clone())
     };
-    let page =
+    let mut page =
         state.store.situation(&filters.query(now, PATROL_LINES), now).await.map_err(|e| viewer.fail(e.into()))?;
+    page.reports = crate::api::persons::shown(&state, &viewer.caller.actor, &viewer.caller.roles, page.reports)
+        .await
+        .map_err(|e| viewer.fail(e.into()))?;
     let more = page.next.is_some();
     // Oldest first: the order a night's round walks through it.
     let mut lines: Vec<(DateTime<Utc>, PatrolLine)> = page

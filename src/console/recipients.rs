@@ -81,41 +81,85 @@ pub async fn panel(
     content: Result<ReportContent, ValidationErrors>,
 ) -> Result<RecipientPanel, ApiError> {
     let t = viewer.lang.texts();
-    let Some(federation) = &state.federation else {
+    if state.federation.is_none() {
         return Ok(RecipientPanel { t, federates: false, incomplete: None, lines: Vec::new() });
-    };
+    }
     let now = state.clock.now();
     let incomplete = |errors: ValidationErrors| {
         let mut fields: Vec<&str> = errors.errors().iter().map(|e| form_label(&e.field, t)).collect();
         fields.dedup();
         Ok(RecipientPanel { t, federates: true, incomplete: Some(fields.join(", ")), lines: Vec::new() })
     };
+    let current = match editing {
+        Some(id) => Some(crate::api::reports::own_report(&viewer.caller, state, &id.to_string()).await?),
+        None => None,
+    };
+    // What an update will store: the persons the writer does not see stay as they are.
+    let content = match (&current, content) {
+        (Some(current), Ok(content)) => {
+            Ok(crate::api::reports::keep_hidden_persons(state, &viewer.caller, current, content)?)
+        }
+        (_, content) => content,
+    };
     let valid = match content.and_then(|c| c.validate(now)) {
         Ok(valid) => valid,
         Err(errors) => return incomplete(errors),
     };
-    let draft = match editing {
-        Some(id) => {
-            let current = crate::api::reports::own_report(&viewer.caller, state, &id.to_string()).await?;
-            current.revise(valid, now).map_err(|e| ApiError::Conflict(e.to_string()))?
-        }
+    // A new report's persons are what the writer typed; a stored one's are shown as their roles allow.
+    let stored = current.is_some();
+    let draft = match current {
+        Some(current) => current.revise(valid, now).map_err(|e| ApiError::Conflict(e.to_string()))?,
         None => Report::file(viewer.caller.org.clone(), valid, now),
     };
+    lines_for(state, viewer, settings, &draft, stored).await
+}
+
+/// The panel for a report as it is stored (one held for a release, say): who would receive what.
+pub async fn panel_of(
+    state: &AppState,
+    viewer: &Viewer,
+    settings: &ConsoleSettings,
+    report: &Report,
+) -> Result<RecipientPanel, ApiError> {
+    lines_for(state, viewer, settings, report, true).await
+}
+
+/// Who would receive what of `draft`; with `stored`, persons as far as the viewer's roles see them.
+async fn lines_for(
+    state: &AppState,
+    viewer: &Viewer,
+    settings: &ConsoleSettings,
+    draft: &Report,
+    stored: bool,
+) -> Result<RecipientPanel, ApiError> {
+    let t = viewer.lang.texts();
+    let Some(federation) = &state.federation else {
+        return Ok(RecipientPanel { t, federates: false, incomplete: None, lines: Vec::new() });
+    };
+    let now = state.clock.now();
     let names = partner_names(state).await?;
     let name_of = |org: &str| names.iter().find(|(id, _)| id == org).map_or_else(|| org.to_owned(), |(_, n)| n.clone());
-    let lines = deliveries(federation, &draft, now)
+    let lines = deliveries(federation, draft, now)
         .await
         .map_err(ApiError::from)?
         .into_iter()
         .map(|delivery| match delivery {
-            Delivery::Share { recipient, view, explanation } => RecipientLine {
-                name: name_of(recipient.as_str()),
-                org: recipient.to_string(),
-                agreement: view.agreement.to_string(),
-                outcome: "share",
-                reason: String::new(),
-                fields: field_lines(&explanation, &view, t, settings.zone, viewer.lang),
-            },
+            Delivery::Share { recipient, view, explanation } => {
+                // What the recipient would receive, as far as the viewer's roles see stored persons.
+                let view = if stored {
+                    state.persons.show(&viewer.caller.roles, vec![*view.clone()]).reports.pop().unwrap_or(*view)
+                } else {
+                    *view
+                };
+                RecipientLine {
+                    name: name_of(recipient.as_str()),
+                    org: recipient.to_string(),
+                    agreement: view.agreement.to_string(),
+                    outcome: "share",
+                    reason: String::new(),
+                    fields: field_lines(&explanation, &view, t, settings.zone, viewer.lang),
+                }
+            }
             Delivery::Withdraw { recipient, view } => RecipientLine {
                 name: name_of(recipient.as_str()),
                 org: recipient.to_string(),

@@ -13,18 +13,21 @@ use askama::Template;
 use super::ConsoleSettings;
 use super::i18n::Texts;
 use super::page::{Chrome, ConsoleError, Section, html, see_other};
-use super::recipients::{RecipientPanel, panel};
+use super::recipients::{RecipientPanel, panel, panel_of};
 use super::report_form::{FieldErrors, ReportForm};
 use super::time;
 use super::viewer::Viewer;
 use crate::api::AppState;
 use crate::api::auth::{READERS, WRITERS};
+use crate::api::persons::{shown, shown_one};
 use crate::api::shares::Share;
 use crate::config::ConsoleSite;
 use crate::domain::audit::AuditEvent;
+use crate::domain::release::may_release;
 use crate::domain::view::{ReportView, ViewPersons};
-use crate::domain::{Report, ReportId, ValidationErrors, Version};
+use crate::domain::{Report, ReportId, Role, ValidationErrors, Version};
 use crate::http::ApiError;
+use crate::store::HoldRow;
 
 #[derive(Template)]
 #[template(path = "report_form.html")]
@@ -131,6 +134,9 @@ pub async fn edit(
     viewer.require(WRITERS)?;
     let report = crate::api::reports::own_report(&viewer.caller, &state, &id).await.map_err(|e| viewer.fail(e))?;
     crate::api::reports::may_change(&viewer.caller, &report).map_err(|e| viewer.fail(e))?;
+    let report = shown_one(&state, &viewer.caller.actor, &viewer.caller.roles, report)
+        .await
+        .map_err(|e| viewer.fail(e.into()))?;
     let form = ReportForm::of_report(&report, settings.zone);
     let action = format!("/console/reports/{}", report.id);
     html(StatusCode::OK, &FormPage::new(&viewer, &settings, form, action, Some(report.id.to_string())))
@@ -220,6 +226,39 @@ struct ReportPage {
     versions: Vec<VersionLine>,
     shares: Vec<ShareLine>,
     may_change: bool,
+    /// Set while the report waits for a release, or was refused one.
+    release: Option<HoldRow>,
+    /// Whether this person may release or refuse it (a coordinator who did not write it).
+    may_decide: bool,
+    /// What each partner would receive, for the one deciding.
+    preview: Option<RecipientPanel>,
+}
+
+/// `POST /console/reports/{id}/release`: a coordinator releases a held report.
+pub async fn release(
+    viewer: Viewer,
+    state: Data<AppState>,
+    id: Path<String>,
+    req: HttpRequest,
+    payload: actix_web::web::Payload,
+) -> Result<HttpResponse, ConsoleError> {
+    viewer.form(&[Role::Coordinator], &req, payload).await?;
+    crate::api::release::release(&state, &viewer.caller, &id).await.map_err(|e| viewer.fail(e))?;
+    Ok(see_other(&format!("/console/reports/{id}")))
+}
+
+/// `POST /console/reports/{id}/refuse-release`: a coordinator refuses a held report, saying why.
+pub async fn refuse_release(
+    viewer: Viewer,
+    state: Data<AppState>,
+    id: Path<String>,
+    req: HttpRequest,
+    payload: actix_web::web::Payload,
+) -> Result<HttpResponse, ConsoleError> {
+    let data = viewer.form(&[Role::Coordinator], &req, payload).await?;
+    let reason = data.text("reason").to_owned();
+    crate::api::release::refuse(&state, &viewer.caller, &id, reason).await.map_err(|e| viewer.fail(e))?;
+    Ok(see_other(&format!("/console/reports/{id}")))
 }
 
 #[derive(Template)]
@@ -246,13 +285,26 @@ pub async fn show(
     let report_id: ReportId = id.parse().map_err(|_| missing())?;
     let versions =
         state.store.report_versions(&viewer.caller.org, report_id).await.map_err(|e| viewer.fail(e.into()))?;
+    let (actor, roles) = (&viewer.caller.actor, &viewer.caller.roles);
+    let versions = shown(&state, actor, roles, versions).await.map_err(|e| viewer.fail(e.into()))?;
     let Some(latest) = versions.last().cloned() else {
         let view =
             state.store.received_view(report_id).await.map_err(|e| viewer.fail(e.into()))?.ok_or_else(missing)?;
+        let view = shown_one(&state, actor, roles, view).await.map_err(|e| viewer.fail(e.into()))?;
         audit_read(&state, &viewer, report_id, view.version, Some(view.agreement.as_str())).await?;
         return received_page(&viewer, &state, view, zone).await;
     };
     audit_read(&state, &viewer, report_id, latest.version, None).await?;
+    let held = state.store.hold_of(report_id).await.map_err(|e| viewer.fail(e.into()))?.filter(|h| h.holds());
+    let may_decide = held.as_ref().is_some_and(|h| {
+        h.state == "held" && may_release(&viewer.caller.actor, &viewer.caller.roles, &h.author).is_ok()
+    });
+    // The releaser sees what each partner would receive of the version held.
+    let preview = if may_decide {
+        Some(panel_of(&state, &viewer, &settings, &latest).await.map_err(|e| viewer.fail(e))?)
+    } else {
+        None
+    };
     let names = partner_names(&state).await.map_err(|e| viewer.fail(e))?;
     let ledger = state.store.shares_of(report_id).await.map_err(|e| viewer.fail(e.into()))?;
     let c = &latest.content;
@@ -293,6 +345,9 @@ pub async fn show(
         may_change: latest.retracted.is_none()
             && viewer.may(WRITERS)
             && crate::api::reports::may_change(&viewer.caller, &latest).is_ok(),
+        release: held,
+        may_decide,
+        preview,
         report: latest,
     };
     html(StatusCode::OK, &page)
@@ -387,6 +442,9 @@ pub async fn confirm_retract(
     viewer.require(WRITERS)?;
     let report = crate::api::reports::own_report(&viewer.caller, &state, &id).await.map_err(|e| viewer.fail(e))?;
     crate::api::reports::may_change(&viewer.caller, &report).map_err(|e| viewer.fail(e))?;
+    let report = shown_one(&state, &viewer.caller.actor, &viewer.caller.roles, report)
+        .await
+        .map_err(|e| viewer.fail(e.into()))?;
     html(StatusCode::OK, &RetractPage { chrome: viewer.chrome(Section::None), report, error: None })
 }
 
@@ -413,6 +471,7 @@ pub async fn retract(
         Err(ApiError::Validation(errors)) => {
             let report =
                 crate::api::reports::own_report(&viewer.caller, &state, &id).await.map_err(|e| viewer.fail(e))?;
+            let report = state.persons.show(&viewer.caller.roles, vec![report.clone()]).reports.pop().unwrap_or(report);
             let error = FieldErrors::of(&errors, viewer.lang).get("reason").map(str::to_owned);
             html(StatusCode::UNPROCESSABLE_ENTITY, &RetractPage { chrome: viewer.chrome(Section::None), report, error })
         }

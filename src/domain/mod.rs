@@ -9,9 +9,11 @@ pub mod card;
 pub mod envelope;
 pub mod evaluation;
 pub mod ids;
+pub mod persons;
 pub mod policy;
 #[cfg(test)]
 mod policy_properties;
+pub mod release;
 pub mod report;
 pub mod role;
 pub mod rules;

@@ -9,10 +9,10 @@ use utoipa::ToSchema;
 
 use super::agreement::{Agreement, AgreementId, Flow};
 use super::ids::OrgId;
-use super::report::{Action, Person, PersonRole, Report, Tlp};
+use super::report::{Action, Report, Tlp};
 use super::rules::{LocationRule, PersonsRule, SiteRule, TextRule, TimeRule};
 use super::view::{
-    Always, PseudonymousPerson, ReportView, RoleCount, TimePrecision, ViewLocation, ViewPersons, ViewSite,
+    Always, PseudonymousPerson, ReportView, TimePrecision, ViewLocation, ViewPersons, ViewSite, role_counts,
 };
 
 /// What the engine did with one field, and under which rule.
@@ -325,7 +325,7 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
             }
             PersonsRule::Roles => {
                 explain.push("persons", &rule, Effect::Generalised("to roles and counts".into()));
-                Some(ViewPersons::Counts(role_counts(&content.persons)))
+                Some(ViewPersons::Counts(role_counts(content.persons.iter().map(|p| p.role))))
             }
             PersonsRule::Pseudonymise => {
                 explain.push("persons", &rule, Effect::Generalised("to roles and pseudonyms".into()));
@@ -424,14 +424,6 @@ pub fn grid_centre(lat: f64, lon: f64, metres: u32) -> (f64, f64) {
     let lon_step = (f64::from(metres) / (METRES_PER_DEGREE * centre_lat.to_radians().cos().max(0.01))).min(360.0);
     let centre_lon = (((lon / lon_step).floor() + 0.5) * lon_step).clamp(-180.0, 180.0);
     (centre_lat, centre_lon)
-}
-
-fn role_counts(persons: &[Person]) -> Vec<RoleCount> {
-    PersonRole::ALL
-        .iter()
-        .map(|role| RoleCount { role: *role, count: persons.iter().filter(|p| p.role == *role).count() as u32 })
-        .filter(|c| c.count > 0)
-        .collect()
 }
 
 /// What the time rule `rule`, giving times to `precision` (none: dropped), does to a time.

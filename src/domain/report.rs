@@ -464,9 +464,10 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A valid report's content observed two hours before `now`, for the domain's tests.
     pub(crate) fn content(now: DateTime<Utc>) -> ReportContent {
         ReportContent {
             observed_at: now - Duration::hours(2),

@@ -214,3 +214,13 @@ pub struct RoleCount {
     pub role: PersonRole,
     pub count: u32,
 }
+
+/// How many persons had each role, in the roles' order, leaving out the roles nobody had.
+pub(crate) fn role_counts(roles: impl Iterator<Item = PersonRole>) -> Vec<RoleCount> {
+    let roles: Vec<PersonRole> = roles.collect();
+    PersonRole::ALL
+        .iter()
+        .map(|role| RoleCount { role: *role, count: roles.iter().filter(|r| *r == role).count() as u32 })
+        .filter(|c| c.count > 0)
+        .collect()
+}

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use super::audit::append_audit_all;
 use super::outbox::{QueuedEnvelope, queue_envelopes};
+use super::release::{Hold, hold_version};
 use super::reports::{HeadRow, INSERT_HEAD, INSERT_VERSION, bind_head, insert_version};
 use super::{StoreError, in_write_tx};
 use crate::domain::Report;
@@ -44,21 +45,30 @@ struct Filing {
     report: Report,
     audit: AuditEvent,
     envelopes: Vec<QueuedEnvelope>,
+    /// Set when the report waits for a four-eyes release (and `envelopes` is empty).
+    hold: Option<Hold>,
     outcome: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl super::Store {
-    /// Stores version 1 of a new report, its audit entry and its envelopes for partners: all
-    /// or nothing (a transactional outbox), committed together with whatever else is being filed
-    /// at the same moment.
+    /// Stores version 1 of a new report, its audit entry and its envelopes for partners (or its
+    /// hold for a release): all or nothing (a transactional outbox), committed together with
+    /// whatever else is being filed at the same moment.
     pub async fn insert_report(
         &self,
         report: &Report,
         audit: &AuditEvent,
         envelopes: &[QueuedEnvelope],
+        hold: Option<&Hold>,
     ) -> Result<(), StoreError> {
         let (outcome, mut answer) = oneshot::channel();
-        let filing = Filing { report: report.clone(), audit: audit.clone(), envelopes: envelopes.to_vec(), outcome };
+        let filing = Filing {
+            report: report.clone(),
+            audit: audit.clone(),
+            envelopes: envelopes.to_vec(),
+            hold: hold.cloned(),
+            outcome,
+        };
         self.filings.waiting.lock().unwrap_or_else(PoisonError::into_inner).push(filing);
         // Either another filer's turn writes this filing, or this filer gets the turn and writes
         // what is waiting, oldest first, until this filing is written.
@@ -124,6 +134,9 @@ impl super::Store {
             }
             append_audit_all!(tx, &audits, at);
             for filing in filings {
+                if let Some(hold) = &filing.hold {
+                    hold_version!(tx, &filing.report, hold);
+                }
                 queue_envelopes!(tx, &filing.envelopes, filing.report.updated_at);
             }
         });

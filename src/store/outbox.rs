@@ -117,9 +117,11 @@ macro_rules! queue_envelopes {
                 .execute(&mut *$tx)
                 .await?;
             }
+            // Nothing of a report held for a four-eyes release is queued, whoever asks.
             sqlx::query(
                 "INSERT INTO outbox (report_id, version, recipient, agreement_id, envelope, content_hash, state, \
-                 attempts, next_attempt_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7)",
+                 attempts, next_attempt_ms, created_at_ms) SELECT $1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7 \
+                 WHERE NOT EXISTS (SELECT 1 FROM release_holds WHERE report_id = $1 AND state <> 'released')",
             )
             .bind(queued.report.as_uuid())
             .bind(i64::from(queued.version.get()))

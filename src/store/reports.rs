@@ -104,6 +104,7 @@ impl super::Store {
         next: &Report,
         audit: &AuditEvent,
         envelopes: &[QueuedEnvelope],
+        hold: Option<&super::Hold>,
     ) -> Result<(), StoreError> {
         let head = HeadRow::of(next);
         let previous = i64::from(next.version.get()) - 1;
@@ -114,6 +115,9 @@ impl super::Store {
             }
             insert_version!(&mut *tx, next, head.updated_at_ms)?;
             append_audit!(tx, audit, next.updated_at);
+            if let Some(hold) = hold {
+                super::release::hold_version!(tx, next, hold);
+            }
             queue_envelopes!(tx, envelopes, next.updated_at);
         });
         Ok(())

@@ -85,7 +85,8 @@ impl Webhooks {
                 .iter()
                 .map(|held| {
                     let event = &held.event;
-                    let shown = Change::of(event, |facts| watch.admits(facts, now));
+                    // A webhook goes to a system, not to a person whose role could be checked: persons' roles only.
+                    let shown = Change::of(event, |facts| watch.admits(facts, now), false);
                     WatchedChange {
                         seq: event.seq,
                         origin: event.origin.clone(),

@@ -24,7 +24,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// A browser signed in to `node` with `roles`, through a single-use code as the demo prints.
-async fn signed_in(node: &TestNode, roles: &[Role]) -> reqwest::Client {
+pub async fn signed_in(node: &TestNode, roles: &[Role]) -> reqwest::Client {
     let roles: BTreeSet<Role> = roles.iter().copied().collect();
     let code = lagesbild::auth::session::issue_code(node.store(), &roles, node.clock.now()).await.unwrap();
     let browser = browser();
@@ -214,9 +214,14 @@ async fn a_report_filed_in_the_console_is_the_report_the_api_serves(backend: Bac
     assert_eq!(report["persons"][0]["age"], 44);
     assert_eq!(report["actions"][0]["what"], "Guard patrol secured the area");
     assert_eq!(report["filed_by"], "token:dev");
+    // A reporter does not see the persons of stored reports (privacy.persons_visible_to), their
+    // own included; a coordinator does.
     let (status, html) = page(&browser, &node, &location).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("Every version") && html.contains("Anna Andersson"), "{html}");
+    assert!(html.contains("Every version") && !html.contains("Anna Andersson"), "{html}");
+    let coordinator = signed_in(&node, &[Role::Coordinator]).await;
+    let (_, html) = page(&coordinator, &node, &location).await;
+    assert!(html.contains("Anna Andersson"), "{html}");
     node.stop().await;
 }
 

@@ -30,6 +30,8 @@ mod hostile_partner;
 mod layout;
 mod leaks;
 mod peering;
+mod persons;
+mod release;
 mod replicas;
 mod reports;
 mod signin;

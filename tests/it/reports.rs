@@ -247,7 +247,7 @@ async fn reports_filed_at_once_are_all_stored_and_a_bad_one_fails_alone(backend:
     };
     let first = filed("Först".into());
     let event = |r: &Report| AuditEvent::new("report.created", "it").report(r.id);
-    store.insert_report(&first, &event(&first), &[]).await.unwrap();
+    store.insert_report(&first, &event(&first), &[], None).await.unwrap();
     // More than one transaction's worth (256), so some wait for a second turn.
     let mut reports: Vec<Report> = (0..300).map(|i| filed(format!("Samtidig {i}"))).collect();
     // The eighth reuses the id already stored.
@@ -255,7 +255,7 @@ async fn reports_filed_at_once_are_all_stored_and_a_bad_one_fails_alone(backend:
     // Polled in order by one task: the first takes the turn alone, the others queue behind it and
     // are written in batches.
     let events: Vec<AuditEvent> = reports.iter().map(event).collect();
-    let outcomes = join_all(reports.iter().zip(&events).map(|(r, e)| store.insert_report(r, e, &[]))).await;
+    let outcomes = join_all(reports.iter().zip(&events).map(|(r, e)| store.insert_report(r, e, &[], None))).await;
     for (i, outcome) in outcomes.iter().enumerate() {
         assert_eq!(outcome.is_err(), i == 7, "filing {i}: {outcome:?}");
     }

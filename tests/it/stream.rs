@@ -43,7 +43,11 @@ impl Stream {
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
         }
-        let response = request.send().await.unwrap();
+        Self::of(request.send().await.unwrap())
+    }
+
+    /// Reads a stream some client opened.
+    pub fn of(response: reqwest::Response) -> Self {
         assert_eq!(response.status(), StatusCode::OK);
         Self { response, buffer: String::new() }
     }

@@ -23,6 +23,8 @@
 
   /** Every report shown, by id: the report as the API serves it, and its layer on the map. */
   const shown = new Map();
+  // Own reports that wait for a coordinator's release: nothing of them has left the node.
+  const held = new Set();
   let stream = null;
   let fitted = false;
 
@@ -69,6 +71,7 @@
     // A report shared without its title is named by its category: not said twice.
     const meta = [r.title ? labels.categories[r.category] : null, labels.severities[r.severity], whenOf(r), whereOf(r, place)];
     meta.push(isOwn(r) ? labels.own_report : `${labels.received_from} ${originName(r)}`);
+    if (held.has(r.id)) meta.push(labels.held);
     return el('div', { class: 'summary' },
       el('a', { href: `/console/reports/${r.id}`, class: 'title' }, titleOf(r)),
       el('span', { class: 'meta' }, meta.filter(Boolean).join(' · ')));
@@ -156,6 +159,7 @@
     cluster.clearLayers();
     cells.clearLayers();
     shown.clear();
+    held.clear();
     let url = `${cfg.situation}${cfg.situation.includes('?') ? '&' : '?'}limit=${cfg.page_size}`;
     let lastEvent = null;
     const batch = [];
@@ -168,6 +172,7 @@
       if (!response.ok) throw new Error(`the picture could not be loaded (${response.status})`);
       const page = await response.json();
       if (lastEvent === null) lastEvent = page.last_event_id;
+      for (const id of page.held || []) held.add(id);
       for (const r of page.reports) add(r, batch);
       url = page.next_cursor ? `${cfg.situation}&limit=${cfg.page_size}&cursor=${encodeURIComponent(page.next_cursor)}` : null;
     }
