@@ -490,6 +490,17 @@ org_id = "local-node"
 name = "Local lagesbild node"
 "#;
 
+/// Fails with `key` unless every one of `names` is one of the node's roles.
+fn only_roles<'a>(key: &'static str, names: impl IntoIterator<Item = &'a String>) -> Result<(), ConfigError> {
+    match names.into_iter().find(|name| name.parse::<crate::domain::Role>().is_err()) {
+        Some(bad) => Err(ConfigError::Invalid {
+            key,
+            message: format!("'{bad}' is not a role: reporter, coordinator, analyst, agreement-admin or node-admin"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// How an environment variable's text becomes a TOML value.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -630,32 +641,10 @@ impl NodeConfig {
             if !(1..=168).contains(&auth.session_hours) {
                 return invalid("auth.session_hours", "must be 1 to 168 hours");
             }
-            if let Some((_, bad)) = auth.role_map.iter().find(|(_, ours)| ours.parse::<crate::domain::Role>().is_err())
-            {
-                return Err(ConfigError::Invalid {
-                    key: "auth.role_map",
-                    message: format!(
-                        "'{bad}' is not a role: reporter, coordinator, analyst, agreement-admin or node-admin"
-                    ),
-                });
-            }
+            only_roles("auth.role_map", auth.role_map.values())?;
         }
-        if let Some(bad) = self.privacy.persons_visible_to.iter().find(|r| r.parse::<crate::domain::Role>().is_err()) {
-            return Err(ConfigError::Invalid {
-                key: "privacy.persons_visible_to",
-                message: format!(
-                    "'{bad}' is not a role: reporter, coordinator, analyst, agreement-admin or node-admin"
-                ),
-            });
-        }
-        if let Some(bad) = self.release.roles.iter().find(|r| r.parse::<crate::domain::Role>().is_err()) {
-            return Err(ConfigError::Invalid {
-                key: "release.roles",
-                message: format!(
-                    "'{bad}' is not a role: reporter, coordinator, analyst, agreement-admin or node-admin"
-                ),
-            });
-        }
+        only_roles("privacy.persons_visible_to", &self.privacy.persons_visible_to)?;
+        only_roles("release.roles", &self.release.roles)?;
         if !(1..=10_080).contains(&self.audit.verify_minutes) {
             return invalid("audit.verify_minutes", "must be between 1 and 10080 (a week)");
         }

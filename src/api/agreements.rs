@@ -336,8 +336,8 @@ pub(crate) async fn preview_report(
                 ));
             state.store.record_audit(&read, now).await?;
             // What the recipient would receive, as far as the previewer's roles see persons.
-            let view = state.persons.show(&caller.roles, vec![*view]).reports.pop();
-            Preview { decision: "share", reason: None, flow: Some(flow), view, explanation }
+            let view = state.persons.shown_to(&caller.roles, *view);
+            Preview { decision: "share", reason: None, flow: Some(flow), view: Some(view), explanation }
         }
         Decision::Withhold { reason } => {
             Preview { decision: "withhold", reason: Some(reason), flow: None, view: None, explanation: Vec::new() }

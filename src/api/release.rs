@@ -31,7 +31,7 @@ pub(crate) fn hold_for(state: &AppState, caller: &Caller, report: &Report, earli
 }
 
 /// A report's release: whether it waits, why, who wrote it and who decided.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Release {
     /// `not_held` (it never waited: it went to partners as written), `held` (waiting for a
     /// coordinator), `refused` (stays in your own picture) or `released`.
@@ -58,16 +58,7 @@ pub struct Release {
 impl Release {
     /// A report that never waited for a release.
     fn not_held() -> Self {
-        Self {
-            state: "not_held".into(),
-            version: None,
-            reason: None,
-            author: None,
-            held_at: None,
-            decided_by: None,
-            decision: None,
-            decided_at: None,
-        }
+        Self { state: "not_held".into(), ..Self::default() }
     }
 }
 

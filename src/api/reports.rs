@@ -64,7 +64,7 @@ pub async fn file_report(
         crate::http::body::read_body(&req, payload).await?
     };
     let report = file(&state, &caller, content).await?;
-    let report = shown_to_writer(&state, &caller, report);
+    let report = state.persons.shown_to(&caller.roles, report);
     Ok(with_etag(HttpResponse::Created(), &report)
         .insert_header((header::LOCATION, format!("/api/v1/reports/{}", report.id)))
         .json(&report))
@@ -136,7 +136,7 @@ pub async fn update_report(
     let content: ReportContent = crate::http::body::read_body(&req, payload).await?;
     let expected = if_match(&req)?.ok_or(ApiError::PreconditionRequired)?;
     let next = update(&state, &caller, &id, expected, content).await?;
-    let next = shown_to_writer(&state, &caller, next);
+    let next = state.persons.shown_to(&caller.roles, next);
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
 
@@ -164,7 +164,7 @@ pub async fn retract_report(
     caller.require(WRITERS)?;
     let request: RetractRequest = crate::http::body::read_optional_body(&req, payload).await?;
     let next = retract(&state, &caller, &id, if_match(&req)?, request.reason).await?;
-    let next = shown_to_writer(&state, &caller, next);
+    let next = state.persons.shown_to(&caller.roles, next);
     Ok(with_etag(HttpResponse::Ok(), &next).json(&next))
 }
 
@@ -369,12 +369,6 @@ pub(crate) fn wake_delivery(state: &AppState, envelopes: &[QueuedEnvelope]) {
     if let (Some(federation), false) = (&state.federation, envelopes.is_empty()) {
         federation.outbox.wake();
     }
-}
-
-/// The report a writer just stored, as they are shown it: what they sent back, with the persons
-/// their roles do not see reduced to roles (their own writing, so not audited as a reading).
-fn shown_to_writer(state: &AppState, caller: &Caller, report: Report) -> Report {
-    state.persons.show(&caller.roles, vec![report.clone()]).reports.pop().unwrap_or(report)
 }
 
 /// The content of an update by `caller`, with the persons it was not shown put back: someone who

@@ -146,11 +146,7 @@ async fn lines_for(
         .map(|delivery| match delivery {
             Delivery::Share { recipient, view, explanation } => {
                 // What the recipient would receive, as far as the viewer's roles see stored persons.
-                let view = if stored {
-                    state.persons.show(&viewer.caller.roles, vec![*view.clone()]).reports.pop().unwrap_or(*view)
-                } else {
-                    *view
-                };
+                let view = if stored { state.persons.shown_to(&viewer.caller.roles, *view) } else { *view };
                 RecipientLine {
                     name: name_of(recipient.as_str()),
                     org: recipient.to_string(),

@@ -471,7 +471,7 @@ pub async fn retract(
         Err(ApiError::Validation(errors)) => {
             let report =
                 crate::api::reports::own_report(&viewer.caller, &state, &id).await.map_err(|e| viewer.fail(e))?;
-            let report = state.persons.show(&viewer.caller.roles, vec![report.clone()]).reports.pop().unwrap_or(report);
+            let report = state.persons.shown_to(&viewer.caller.roles, report);
             let error = FieldErrors::of(&errors, viewer.lang).get("reason").map(str::to_owned);
             html(StatusCode::UNPROCESSABLE_ENTITY, &RetractPage { chrome: viewer.chrome(Section::None), report, error })
         }

@@ -34,6 +34,12 @@ impl PersonsAccess {
         roles.iter().any(|role| self.visible_to.contains(role))
     }
 
+    /// One report as someone holding `roles` is shown it: as it is, or with its persons reduced to
+    /// roles. For what they wrote or previewed themselves; a reading goes through [`Self::show`].
+    pub fn shown_to<T: NamesPersons>(&self, roles: &BTreeSet<Role>, report: T) -> T {
+        if self.sees_persons(roles) { report } else { report.without_persons() }
+    }
+
     /// What someone holding `roles` is shown of `reports`: as they are, or with their persons
     /// reduced to roles; and the reports whose persons they read (for the audit trail).
     pub fn show<T: NamesPersons>(&self, roles: &BTreeSet<Role>, reports: Vec<T>) -> Shown<T> {
