@@ -44,6 +44,9 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
         super::release::get_release,
         super::release::release_report,
         super::release::refuse_release,
+        super::alerts::list,
+        super::alerts::seen,
+        super::alerts::seen_by,
         situation::situation,
         stream::stream,
         subscriptions::create,
@@ -81,7 +84,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
     ),
     components(schemas(
         Report, ReportContent, Retraction, Location, Site, SiteKind, Person, PersonRole, Action, Category, Severity,
-        Status, Tlp, Problem, FieldError, reports::RetractRequest, super::release::Release, super::release::RefuseRequest, situation::SituationResponse, situation::Format,
+        Status, Tlp, Problem, FieldError, reports::RetractRequest, super::release::Release, super::release::RefuseRequest, super::alerts::AlertOut, super::alerts::AlertList, super::alerts::ReceiptOut, super::alerts::ReceiptList, situation::SituationResponse, situation::Format,
         situation::FeatureCollection, situation::Feature, situation::Point, health::Health, partners::NodeView,
         partners::PartnerView, NodeCard, CardPin, Jws, JwsSignature, agreements::AgreementView, super::auth::Me, crate::domain::Role, audit::AuditPage, crate::domain::audit::AuditEntry,
         crate::domain::audit::AuditEvent,
@@ -92,6 +95,7 @@ Every `/api/v1` route needs `Authorization: Bearer <token>`. Errors are RFC 9457
     tags(
         (name = "reports", description = "Your organisation's situation reports and their versions"),
         (name = "situation", description = "The merged situation picture"),
+        (name = "alerts", description = "Partners' urgent reports as alerts until someone has seen them; who has seen yours"),
         (name = "agreements", description = "Agreements: propose, review, sign, revoke, preview"),
         (name = "partners", description = "This node's card and the partner nodes it knows"),
         (name = "subscriptions", description = "Webhooks: the picture's changes POSTed to partner systems, signed (Standard Webhooks)"),

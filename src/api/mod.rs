@@ -4,6 +4,7 @@
 
 pub(crate) mod agreement_templates;
 pub(crate) mod agreements;
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod dead_letters;
@@ -96,7 +97,10 @@ fn paths() -> Vec<Path> {
             vec![on(Method::GET, release::get_release), on(Method::POST, release::release_report)],
         ),
         path("/api/v1/reports/{id}/refuse-release", vec![on(Method::POST, release::refuse_release)]),
+        path("/api/v1/reports/{id}/seen-by", vec![on(Method::GET, alerts::seen_by)]),
         path("/api/v1/reports/{id}/versions/{version}", vec![on(Method::GET, reports::get_version)]),
+        path("/api/v1/alerts", vec![on(Method::GET, alerts::list)]),
+        path("/api/v1/alerts/{id}/seen", vec![on(Method::POST, alerts::seen)]),
         path("/api/v1/situation", vec![on(Method::GET, situation::situation)]),
         path("/api/v1/situation/stream", vec![on(Method::GET, stream::stream)]),
         path(

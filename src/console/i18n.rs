@@ -217,6 +217,11 @@ texts! {
     edit_report_title: "Ändra rapport", "Change report";
     field_category: "Kategori", "Category";
     field_severity: "Allvarlighetsgrad", "Severity";
+    alerts_label: "Larm", "Alerts";
+    alert_urgent: "Brådskande:", "Urgent:";
+    alert_seen: "Sett", "Seen";
+    field_urgent: "Brådskande larm", "Urgent alert";
+    field_urgent_hint: "Till exempel pågående dödligt våld. Skickas före allt annat och visas som larm hos mottagarna tills någon kvitterat. Kritiska händelser larmar alltid.", "For instance ongoing deadly violence. Sent ahead of everything else and shown to the receivers as an alert until someone acknowledges it. Critical reports always alert.";
     field_status: "Status", "Status";
     field_observed_at: "När hände det", "When did it happen";
     field_observed_until: "Till (om det pågick en tid)", "Until (if it lasted)";
@@ -297,6 +302,8 @@ texts! {
     retract_confirm: "Återkalla", "Retract";
     versions_heading: "Alla versioner", "Every version";
     sharing_heading: "Delningsliggare", "Sharing ledger";
+    seen_by_heading: "Larmet sett av", "Alert seen by";
+    seen_by_none: "Ingen partner har kvitterat larmet ännu.", "No partner has acknowledged the alert yet.";
     sharing_none: "Rapporten har inte delats med någon.", "The report has not been shared with anyone.";
     share_recipient: "Mottagare", "Recipient";
     share_agreement: "Överenskommelse", "Agreement";

@@ -10,6 +10,7 @@
 //! carries the session's CSRF token and must come from the node's own pages.
 
 mod agreements;
+mod alerts;
 mod assets;
 mod audit;
 mod form;
@@ -125,6 +126,8 @@ fn paths() -> Vec<routes::Path> {
         path("/lang/{lang}", vec![on(Method::GET, signin::switch_language)]),
         path("/me", vec![on(Method::GET, signin::me)]),
         path("/patrol", vec![on(Method::GET, picture::patrol)]),
+        path("/alerts", vec![on(Method::GET, alerts::block)]),
+        path("/alerts/{id}/seen", vec![on(Method::POST, alerts::seen)]),
         path("/reports", vec![on(Method::POST, reports::file)]),
         path("/reports/new", vec![on(Method::GET, reports::new)]),
         path("/reports/preview", vec![on(Method::POST, reports::preview)]),

@@ -42,6 +42,8 @@ pub struct Chrome {
     pub nav: Vec<NavItem>,
     /// This page's path and query, where the language switch comes back to.
     pub here: String,
+    /// Partners' urgent reports nobody here has seen yet, shown at the top of every page.
+    pub alerts: Vec<super::alerts::AlertLine>,
 }
 
 /// Which menu entry a page belongs to.
@@ -121,12 +123,21 @@ impl Chrome {
             user: Some(User { actor: actor.to_owned(), roles: t.roles_list(&roles), csrf }),
             nav,
             here,
+            alerts: Vec::new(),
         }
     }
 
     /// The frame for someone not signed in (the sign-in page).
     pub fn signed_out(lang: Lang, node_name: &str, here: String) -> Chrome {
-        Chrome { t: lang.texts(), lang, node_name: node_name.to_owned(), user: None, nav: Vec::new(), here }
+        Chrome {
+            t: lang.texts(),
+            lang,
+            node_name: node_name.to_owned(),
+            user: None,
+            nav: Vec::new(),
+            here,
+            alerts: Vec::new(),
+        }
     }
 
     /// The form token, or nothing for a signed-out frame.

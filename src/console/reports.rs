@@ -216,6 +216,14 @@ struct ShareLine {
     queued: String,
 }
 
+/// A partner's receipt for an urgent report, as the report's page shows it.
+struct SeenLine {
+    partner: String,
+    version: i64,
+    roles: String,
+    seen: String,
+}
+
 #[derive(Template)]
 #[template(path = "report.html")]
 struct ReportPage {
@@ -225,6 +233,8 @@ struct ReportPage {
     place: String,
     versions: Vec<VersionLine>,
     shares: Vec<ShareLine>,
+    /// The partners that have seen this urgent report, and when.
+    seen_by: Vec<SeenLine>,
     may_change: bool,
     /// Set while the report waits for a release, or was refused one.
     release: Option<HoldRow>,
@@ -307,6 +317,8 @@ pub async fn show(
     };
     let names = partner_names(&state).await.map_err(|e| viewer.fail(e))?;
     let ledger = state.store.shares_of(report_id).await.map_err(|e| viewer.fail(e.into()))?;
+    let receipts = state.store.alert_receipts(report_id).await.map_err(|e| viewer.fail(e.into()))?;
+    let name_of = |org: &str| names.iter().find(|(o, _)| o == org).map_or_else(|| org.to_owned(), |(_, n)| n.clone());
     let c = &latest.content;
     let page = ReportPage {
         chrome: viewer.chrome(Section::None),
@@ -333,13 +345,19 @@ pub async fn show(
             .into_iter()
             .map(Share::from)
             .map(|share| ShareLine {
-                recipient: names
-                    .iter()
-                    .find(|(org, _)| *org == share.recipient)
-                    .map_or_else(|| share.recipient.clone(), |(_, n)| n.clone()),
+                recipient: name_of(&share.recipient),
                 state: t.share_state(&share.state),
                 queued: time::moment(share.queued_at, zone, lang),
                 share,
+            })
+            .collect(),
+        seen_by: receipts
+            .into_iter()
+            .map(|r| SeenLine {
+                partner: name_of(&r.partner),
+                version: r.version,
+                roles: t.roles_list(&r.roles.iter().filter_map(|r| r.parse().ok()).collect::<Vec<Role>>()),
+                seen: time::moment(r.seen_at, zone, lang),
             })
             .collect(),
         may_change: latest.retracted.is_none()

@@ -143,7 +143,7 @@ fn render(
 
 /// Where to go after signing in or switching language: a console page of this node, never
 /// another site (`//elsewhere` or `/\elsewhere` are not paths of this node).
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(path) if path.starts_with("/console") && !path.contains("//") && !path.contains('\\') => path.to_owned(),
         _ => "/console/".to_owned(),

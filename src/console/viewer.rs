@@ -11,11 +11,13 @@ use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
 
+use super::ConsoleSettings;
+use super::alerts::AlertLine;
 use super::form::FormData;
 use super::i18n::Lang;
 use super::page::{Chrome, ConsoleError, Section};
 use crate::api::AppState;
-use crate::api::auth::Caller;
+use crate::api::auth::{Caller, READERS};
 use crate::api::login::SESSION_COOKIE;
 use crate::auth::session;
 use crate::domain::Role;
@@ -30,12 +32,14 @@ pub struct Viewer {
     /// The page's path and query.
     here: String,
     node_name: String,
+    /// The partners' urgent reports nobody here has seen yet (for readers only).
+    alerts: Vec<AlertLine>,
 }
 
 impl Viewer {
     /// The frame of a page of `section` for this person.
     pub fn chrome(&self, section: Section) -> Chrome {
-        Chrome::signed_in(
+        let mut chrome = Chrome::signed_in(
             self.lang,
             &self.node_name,
             &self.caller.actor,
@@ -43,7 +47,9 @@ impl Viewer {
             session::csrf_token(&self.secret),
             section,
             self.here.clone(),
-        )
+        );
+        chrome.alerts = self.alerts.clone();
+        chrome
     }
 
     /// Refuses, with a page that names the role it needs, unless this person holds one of `allowed`.
@@ -92,6 +98,7 @@ impl FromRequest for Viewer {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<Data<AppState>>().cloned();
+        let settings = req.app_data::<Data<ConsoleSettings>>().cloned();
         let secret = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
         let lang = Lang::of(req);
         let here = req.uri().path_and_query().map_or_else(|| "/console/".to_owned(), |p| p.as_str().to_owned());
@@ -103,7 +110,13 @@ impl FromRequest for Viewer {
                 Err(ApiError::Unauthorized(_)) => return Err(ConsoleError::SignIn { next: here }),
                 Err(other) => return Err(ConsoleError::from_api(other, lang)),
             };
-            Ok(Viewer { caller, lang, secret, here, node_name: state.node.name.clone() })
+            let alerts = match settings {
+                Some(settings) if READERS.iter().any(|r| caller.roles.contains(r)) => {
+                    super::alerts::unseen(&state.store, lang, &settings).await
+                }
+                _ => Vec::new(),
+            };
+            Ok(Viewer { caller, lang, secret, here, node_name: state.node.name.clone(), alerts })
         })
     }
 }

@@ -392,6 +392,7 @@ pub fn content_of(xml: &[u8]) -> Result<ReportContent, ValidationErrors> {
             observed_until: None,
             category,
             severity,
+            urgent: false,
             status,
             title,
             description: info.description.clone().unwrap_or_default(),

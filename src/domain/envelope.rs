@@ -78,6 +78,8 @@ pub enum EnvelopeRefusal {
     BeyondFlow { agreement: String, reason: String },
     #[error("report {0} is known here under another origin")]
     IdTaken(ReportId),
+    #[error("the report is not urgent: it goes in the ordinary lane, which waits while this node catches up")]
+    NotUrgent,
 }
 
 impl EnvelopeRefusal {
@@ -94,6 +96,7 @@ impl EnvelopeRefusal {
             Self::NoAgreement(_) => "no_agreement",
             Self::BeyondFlow { .. } => "beyond_flow",
             Self::IdTaken(_) => "id_taken",
+            Self::NotUrgent => "not_urgent",
         }
     }
 }
@@ -102,7 +105,7 @@ impl EnvelopeRefusal {
     /// Whether the same envelope may be accepted later, when this node has caught up (an
     /// agreement's last signature, a partner's new card) or the clocks agree again.
     pub fn may_pass_later(&self) -> bool {
-        matches!(self, Self::NoAgreement(_) | Self::OutsideWindow { .. } | Self::UnknownKey(_))
+        matches!(self, Self::NoAgreement(_) | Self::OutsideWindow { .. } | Self::UnknownKey(_) | Self::NotUrgent)
     }
 }
 

@@ -3,6 +3,7 @@
 //! in this module may import `store`, `api`, a database or an HTTP type.
 
 pub mod agreement;
+pub mod alert;
 pub mod audit;
 pub mod cap;
 pub mod card;

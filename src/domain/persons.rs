@@ -218,6 +218,7 @@ mod tests {
                 agreement: AgreementId::try_from("se-safety".to_owned()).unwrap(),
                 category: Category::Threat,
                 severity: Severity::Moderate,
+                urgent: false,
                 tlp: Tlp::Amber,
                 retracted: false,
                 onward_sharing: false,

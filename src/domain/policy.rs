@@ -217,7 +217,7 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
     let rules = &flow.fields;
     let content = &report.content;
     let mut explain = Explanation::default();
-    for field in ["id", "origin", "version", "category", "severity", "tlp", "retracted"] {
+    for field in ["id", "origin", "version", "category", "severity", "urgent", "tlp", "retracted"] {
         explain.push(field, "always", Effect::Kept);
     }
     let mut view: ReportView = Always {
@@ -227,6 +227,7 @@ fn shape(report: &Report, agreement: &Agreement, flow: &Flow, key: &[u8]) -> (Re
         agreement: agreement.id.clone(),
         category: content.category,
         severity: content.severity,
+        urgent: content.urgent,
         tlp: content.tlp,
         retracted: report.retracted.is_some(),
         onward_sharing: flow.onward_sharing,

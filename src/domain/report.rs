@@ -212,6 +212,10 @@ pub struct ReportContent {
     pub observed_until: Option<DateTime<Utc>>,
     pub category: Category,
     pub severity: Severity,
+    /// Marked urgent by the one who filed it (ongoing deadly violence, for instance): shared ahead
+    /// of everything queued and shown to the receivers as an alert, as a critical report is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
     #[serde(default = "default_status")]
     pub status: Status,
     #[schema(example = "Broken windows at Hagebyskolan")]
@@ -474,6 +478,7 @@ pub(crate) mod tests {
             observed_until: None,
             category: Category::Vandalism,
             severity: Severity::Moderate,
+            urgent: false,
             status: Status::Ongoing,
             title: "Broken windows".into(),
             description: String::new(),

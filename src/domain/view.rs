@@ -23,6 +23,9 @@ pub struct ReportView {
     pub agreement: AgreementId,
     pub category: Category,
     pub severity: Severity,
+    /// Marked urgent by its sender (see [`alert::is_urgent`](super::alert::is_urgent)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
     pub tlp: Tlp,
     pub retracted: bool,
     /// Whether the recipient may share it onwards.
@@ -71,6 +74,7 @@ impl ReportView {
             agreement: self.agreement.clone(),
             category: self.category,
             severity: self.severity,
+            urgent: self.urgent,
             tlp: self.tlp,
             retracted: self.retracted,
             onward_sharing: self.onward_sharing,
@@ -88,6 +92,7 @@ pub(super) struct Always {
     pub agreement: AgreementId,
     pub category: Category,
     pub severity: Severity,
+    pub urgent: bool,
     pub tlp: Tlp,
     pub retracted: bool,
     pub onward_sharing: bool,
@@ -103,6 +108,7 @@ impl From<Always> for ReportView {
             agreement: a.agreement,
             category: a.category,
             severity: a.severity,
+            urgent: a.urgent,
             tlp: a.tlp,
             retracted: a.retracted,
             onward_sharing: a.onward_sharing,

@@ -13,6 +13,7 @@ use super::agreements;
 use super::inbox::{MAX_BATCH, receive_batch};
 use crate::domain::OrgId;
 use crate::domain::agreement::Revocation;
+use crate::store::Lane;
 
 /// Envelopes asked for per page.
 const PAGE: u32 = 500;
@@ -103,7 +104,9 @@ pub async fn catch_up(federation: &Federation, partner: &OrgId) -> Result<usize,
         if !page.envelopes.is_empty() {
             let raw: Vec<String> = page.envelopes.iter().filter_map(|e| serde_json::to_string(e).ok()).collect();
             let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
-            receive_batch(federation, partner, &raw, federation.clock.now()).await.map_err(|e| e.to_string())?;
+            receive_batch(federation, partner, &raw, Lane::Ordinary, federation.clock.now())
+                .await
+                .map_err(|e| e.to_string())?;
             taken += raw.len();
         }
         federation

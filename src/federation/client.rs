@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::inbox::{EnvelopeResult, EnvelopeResults, FeedPage};
+use super::inbox::{EnvelopeResult, EnvelopeResults, FeedPage, URGENT_HEADER};
 use super::listener::Hello;
 use crate::clock::Clock;
 use crate::crypto::jws::Jws;
 use crate::crypto::tls::{PeerTrust, TlsIdentity, client_config};
-use crate::store::PartnerRecord;
+use crate::store::{Lane, PartnerRecord};
 
 /// Why a call to a partner failed.
 #[derive(Debug, thiserror::Error)]
@@ -123,10 +123,18 @@ impl PartnerClient {
         self.post("/federation/v1/card", card).await
     }
 
-    /// Delivers a batch of envelopes; the partner answers for each, in order.
+    /// Delivers a batch of envelopes in the ordinary lane; the partner answers for each, in order.
     pub async fn post_envelopes(&self, envelopes: &[Jws]) -> Result<Vec<EnvelopeResult>, ClientError> {
+        self.post_envelopes_in(envelopes, Lane::Ordinary).await
+    }
+
+    /// Delivers a batch of envelopes in `lane`; the partner answers for each, in order.
+    pub async fn post_envelopes_in(&self, envelopes: &[Jws], lane: Lane) -> Result<Vec<EnvelopeResult>, ClientError> {
         let body = EnvelopeBatchOut { envelopes };
-        let request = self.http.post(format!("{}/federation/v1/envelopes", self.base)).json(&body);
+        let mut request = self.http.post(format!("{}/federation/v1/envelopes", self.base)).json(&body);
+        if lane == Lane::Urgent {
+            request = request.header(URGENT_HEADER, "urgent");
+        }
         let response = self.check(request.send().await.map_err(|e| self.unreachable(e))?).await?;
         let answer: EnvelopeResults = self.read_json(response, MAX_ANSWER_BYTES).await?;
         if answer.results.len() != envelopes.len() {

@@ -6,6 +6,11 @@
 //! partner's refusal of an envelope stops it, with the reason in the ledger. The worker wakes when
 //! a report is stored or a partner's delivery ends (no polling delay) and checks for due retries
 //! twice a second.
+//!
+//! Each partner's queue has two lanes ([`Lane`]): urgent envelopes are claimed first and go in a
+//! delivery of their own, beside whatever ordinary batch is on its way to the same partner, so an
+//! alert never waits behind a full queue; and they are retried every few seconds, never backing
+//! off to minutes.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -21,18 +26,20 @@ use super::sharing::freshened;
 use crate::crypto::jws::Jws;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEvent;
-use crate::store::{DeliveryRound, OutboxEntry, StoreError};
+use crate::store::{DeliveryRound, Lane, OutboxEntry, StoreError};
 
 /// The most one delivery's body holds (the receiver accepts 16 MiB).
 const MAX_DELIVERY_BYTES: usize = 8 * 1024 * 1024;
 /// How long one partner may take to answer a delivery before it is tried again after a back-off.
 const PARTNER_TIMEOUT: StdDuration = StdDuration::from_secs(15);
-/// How many envelopes one claim takes.
+/// How many envelopes one claim takes, in each lane.
 const BATCH: i64 = 500;
+const URGENT_BATCH: i64 = 50;
 /// How often due retries are looked for when nothing wakes the worker.
 const IDLE_POLL: StdDuration = StdDuration::from_millis(500);
-/// The longest back-off between attempts.
+/// The longest back-off between attempts, in each lane.
 const MAX_BACKOFF_SECONDS: f64 = 300.0;
+const MAX_URGENT_BACKOFF_SECONDS: f64 = 4.0;
 
 /// A wake-up call for the delivery worker.
 #[derive(Default)]
@@ -45,8 +52,8 @@ impl Wake {
     }
 }
 
-/// The partners a delivery is on its way to now.
-type InFlight = Arc<Mutex<HashSet<String>>>;
+/// The partners, and each one's lane, a delivery is on its way to now.
+type InFlight = Arc<Mutex<HashSet<(String, Lane)>>>;
 
 /// Runs the worker until the node stops.
 pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
@@ -70,25 +77,42 @@ pub fn spawn(federation: Arc<Federation>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Claims what is due now for each partner no delivery is on its way to, and starts one delivery
-/// per partner; answers how many envelopes were claimed.
+/// Claims what is due now in each lane of each partner no delivery of that lane is on its way to,
+/// the urgent lane first, and starts one delivery per partner and lane; answers how many envelopes
+/// were claimed.
 async fn dispatch_due(
     federation: &Arc<Federation>,
     in_flight: &InFlight,
     deliveries: &mut JoinSet<()>,
 ) -> Result<usize, StoreError> {
+    let mut count = 0;
+    for lane in [Lane::Urgent, Lane::Ordinary] {
+        count += dispatch_lane(federation, lane, in_flight, deliveries).await?;
+    }
+    Ok(count)
+}
+
+/// Claims what is due in `lane` for each partner with no delivery of that lane on its way, and
+/// starts one delivery per partner.
+async fn dispatch_lane(
+    federation: &Arc<Federation>,
+    lane: Lane,
+    in_flight: &InFlight,
+    deliveries: &mut JoinSet<()>,
+) -> Result<usize, StoreError> {
     let now = federation.clock.now();
-    let idle: Vec<String> = federation.store.recipients_due(now).await?;
-    let idle: Vec<String> = idle.into_iter().filter(|r| !lock(in_flight).contains(r)).collect();
+    let idle: Vec<String> = federation.store.recipients_due(now, lane).await?;
+    let idle: Vec<String> = idle.into_iter().filter(|r| !lock(in_flight).contains(&(r.clone(), lane))).collect();
     if idle.is_empty() {
         return Ok(0);
     }
+    let batch = if lane == Lane::Urgent { URGENT_BATCH } else { BATCH };
     // An agreement may have ended since the envelope was queued: nothing goes out under it.
     let active = federation.agreements.at(federation, now).await.map_err(|e| StoreError::NotReady(e.to_string()))?;
     let mut count = 0;
     for recipient in idle {
         let claimed =
-            federation.store.claim_due_envelopes(&recipient, now, federation.settings.claim_lease, BATCH).await?;
+            federation.store.claim_due_envelopes(&recipient, lane, now, federation.settings.claim_lease, batch).await?;
         count += claimed.len();
         let (entries, ended): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
             claimed.into_iter().partition(|e| active.iter().any(|c| c.agreement.id.as_str() == e.agreement));
@@ -99,14 +123,14 @@ async fn dispatch_due(
         if entries.is_empty() {
             continue;
         }
-        lock(in_flight).insert(recipient.clone());
+        lock(in_flight).insert((recipient.clone(), lane));
         let (federation, in_flight) = (federation.clone(), in_flight.clone());
         deliveries.spawn(async move {
-            if let Err(error) = deliver(&federation, &recipient, &entries).await {
+            if let Err(error) = deliver(&federation, &recipient, lane, &entries).await {
                 tracing::warn!(partner = %recipient, %error, "a delivery was not settled; sent again when its claim runs out");
             }
             // Out of the set before the wake-up, so the worker's next look includes this partner.
-            lock(&in_flight).remove(&recipient);
+            lock(&in_flight).remove(&(recipient, lane));
             federation.outbox.wake();
         });
     }
@@ -114,15 +138,24 @@ async fn dispatch_due(
 }
 
 /// The in-flight set (a panic elsewhere while it was held leaves it as it was, which is still right).
-fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashSet<String>> {
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashSet<(String, Lane)>> {
     in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Delivers `entries`, all claimed for `recipient`, and settles them by the answer in one
+/// Delivers `entries`, all claimed for `recipient` in `lane`, and settles them by the answer in one
 /// transaction.
-async fn deliver(federation: &Federation, recipient: &str, entries: &[OutboxEntry]) -> Result<(), StoreError> {
+async fn deliver(
+    federation: &Federation,
+    recipient: &str,
+    lane: Lane,
+    entries: &[OutboxEntry],
+) -> Result<(), StoreError> {
+    let backoff = |attempts| match lane {
+        Lane::Urgent => backoff_up_to(attempts, MAX_URGENT_BACKOFF_SECONDS),
+        Lane::Ordinary => backoff(attempts),
+    };
     let sent = match OrgId::parse(recipient) {
-        Ok(org) => match tokio::time::timeout(PARTNER_TIMEOUT, send(federation, &org, entries)).await {
+        Ok(org) => match tokio::time::timeout(PARTNER_TIMEOUT, send(federation, &org, lane, entries)).await {
             Ok(sent) => sent.map(|results| (org, results)),
             Err(_) => Err(format!("no answer within {} s", PARTNER_TIMEOUT.as_secs())),
         },
@@ -158,6 +191,7 @@ async fn deliver(federation: &Federation, recipient: &str, entries: &[OutboxEntr
 async fn send(
     federation: &Federation,
     org: &OrgId,
+    lane: Lane,
     entries: &[OutboxEntry],
 ) -> Result<Vec<super::inbox::EnvelopeResult>, String> {
     let now = federation.clock.now();
@@ -186,7 +220,7 @@ async fn send(
             bytes += size_of(&envelopes[end]);
             end += 1;
         }
-        results.extend(client.post_envelopes(&envelopes[start..end]).await.map_err(|e| e.to_string())?);
+        results.extend(client.post_envelopes_in(&envelopes[start..end], lane).await.map_err(|e| e.to_string())?);
         start = end;
     }
     Ok(results)
@@ -225,7 +259,12 @@ fn settle(entry: &OutboxEntry, outcome: Outcome, reason: Option<String>) -> (i64
 /// How long to wait after `attempts` failed attempts: doubling from one second up to five
 /// minutes, each wait drawn between half and all of it so partners coming back are not stormed.
 pub(super) fn backoff(attempts: i64) -> Duration {
-    let full = 2f64.powi(attempts.clamp(0, 16) as i32).min(MAX_BACKOFF_SECONDS);
+    backoff_up_to(attempts, MAX_BACKOFF_SECONDS)
+}
+
+/// [`backoff`] up to `most` seconds.
+fn backoff_up_to(attempts: i64, most: f64) -> Duration {
+    let full = 2f64.powi(attempts.clamp(0, 16) as i32).min(most);
     let mut byte = [0u8; 1];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
     let share = 0.5 + f64::from(byte[0]) / 510.0;
@@ -242,6 +281,13 @@ mod tests {
             let wait = backoff(attempts).num_milliseconds() as f64 / 1000.0;
             let full = 2f64.powi(attempts.min(16) as i32).min(MAX_BACKOFF_SECONDS);
             assert!(wait >= full * 0.5 && wait <= full, "{attempts}: {wait}");
+        }
+    }
+
+    #[test]
+    fn an_urgent_envelope_is_tried_again_within_four_seconds_however_often_it_failed() {
+        for attempts in [0, 3, 10, 1_000] {
+            assert!(backoff_up_to(attempts, MAX_URGENT_BACKOFF_SECONDS) <= Duration::seconds(4));
         }
     }
 }

@@ -28,6 +28,7 @@ rate-limited (429 with Retry-After). Errors are RFC 9457 problem documents.",
         listener::receive_revocation,
         listener::receive_framework,
         listener::receive_holding,
+        listener::receive_alert_seen,
         inbox::receive_envelopes,
         inbox::feed
     ),

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::Federation;
 use super::agreements::{Checked, LifecycleError, check_document_as, insert_as, load};
 use super::sweep::end_sharing;
-use crate::crypto::jws::{self, Jws, JwsError};
+use crate::crypto::jws::{self, Jws};
 use crate::domain::agreement::{Agreement, AgreementId};
 use crate::domain::audit::AuditEvent;
 use crate::domain::{OrgId, ValidationErrors};
@@ -157,11 +157,8 @@ pub async fn receive_holding(
     statement: &Jws,
     now: DateTime<Utc>,
 ) -> Result<(), LifecycleError> {
-    let partner = federation.store.partner(peer).await?.ok_or_else(|| LifecycleError::UnknownParty(peer.clone()))?;
-    let keys = super::registry::signing_keys(&partner);
-    let verified = statement.verify(HOLDING_TYPE, |kid| keys.iter().copied().find(|k| k.key_id() == kid))?;
-    let holding: Holding = serde_json::from_slice(&verified.payload)
-        .map_err(|e| LifecycleError::Signature(JwsError::Malformed(e.to_string())))?;
+    let (holding, _): (Holding, _) =
+        super::registry::partner_statement(&federation.store, peer, statement, HOLDING_TYPE).await?;
     if &holding.holder != peer {
         return Err(LifecycleError::Forbidden(format!(
             "{peer} cannot state that {} holds a framework",

@@ -28,7 +28,12 @@ use crate::domain::policy::exceeds;
 use crate::domain::view::ReportView;
 use crate::http::problem::BodyProblems;
 use crate::http::{ApiError, Problem, StrictJson};
-use crate::store::{DeadLetter, ReceiveOutcome, Received};
+use crate::store::{DeadLetter, Lane, ReceiveOutcome, Received};
+
+/// The header a sender's urgent lane marks its deliveries with: taken while this node reads the
+/// sender's feed to catch up (an alert must not wait behind the feed), and holding urgent reports
+/// only (anything else in it is deferred to the ordinary lane).
+pub const URGENT_HEADER: &str = "lagesbild-lane";
 
 /// The most envelopes one delivery may carry, and the largest one envelope may be.
 pub const MAX_BATCH: usize = 1_000;
@@ -93,15 +98,17 @@ pub enum Outcome {
 pub async fn receive_envelopes(
     peer: Peer,
     federation: Data<Federation>,
+    request: HttpRequest,
     StrictJson(batch): StrictJson<EnvelopeBatch>,
 ) -> Result<HttpResponse, ApiError> {
+    let urgent = request.headers().get(URGENT_HEADER).is_some_and(|v| v.as_bytes() == b"urgent");
     if batch.envelopes.len() > MAX_BATCH {
         return Err(ApiError::Validation(crate::domain::ValidationErrors::single(
             "envelopes",
             format!("at most {MAX_BATCH} envelopes per delivery"),
         )));
     }
-    if federation.catching_up.includes(&peer.org) {
+    if !urgent && federation.catching_up.includes(&peer.org) {
         return Err(ApiError::Unavailable(
             "this node is reading your feed to catch up and takes these envelopes from there; deliver again later"
                 .into(),
@@ -109,16 +116,19 @@ pub async fn receive_envelopes(
     }
     federation.limits.take_envelopes(&peer.org, batch.envelopes.len())?;
     let raw: Vec<&str> = batch.envelopes.iter().map(|r| r.get()).collect();
-    let results = receive_batch(&federation, &peer.org, &raw, federation.clock.now()).await?;
+    let lane = if urgent { Lane::Urgent } else { Lane::Ordinary };
+    let results = receive_batch(&federation, &peer.org, &raw, lane, federation.clock.now()).await?;
     Ok(HttpResponse::Ok().json(EnvelopeResults { results }))
 }
 
 /// Checks and stores a batch of envelopes that `peer` delivered (or that this node fetched from
-/// its feed); answers for each, in order.
+/// its feed) in `lane`; answers for each, in order. In the urgent lane, an envelope whose report is
+/// not urgent is deferred: it comes again in the ordinary one.
 pub async fn receive_batch(
     federation: &Federation,
     peer: &OrgId,
     envelopes: &[&str],
+    lane: Lane,
     now: DateTime<Utc>,
 ) -> Result<Vec<EnvelopeResult>, ApiError> {
     let partner = federation.store.partner(peer).await?;
@@ -144,6 +154,9 @@ pub async fn receive_batch(
                     .ok_or_else(|| EnvelopeRefusal::NoAgreement(view.agreement.to_string()))?;
                 if let Some(reason) = exceeds(&view, flow) {
                     return Err(EnvelopeRefusal::BeyondFlow { agreement: view.agreement.to_string(), reason });
+                }
+                if lane == Lane::Urgent && !view.is_urgent() {
+                    return Err(EnvelopeRefusal::NotUrgent);
                 }
                 Ok((view, payload, signed_at))
             });

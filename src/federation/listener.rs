@@ -85,6 +85,7 @@ fn paths() -> Vec<Path> {
         path("/federation/v1/revocations", vec![on(Method::POST, receive_revocation)]),
         path("/federation/v1/frameworks", vec![on(Method::POST, receive_framework)]),
         path("/federation/v1/frameworks/holders", vec![on(Method::POST, receive_holding)]),
+        path("/federation/v1/alerts/seen", vec![on(Method::POST, receive_alert_seen)]),
         path("/federation/v1/envelopes", vec![on(Method::POST, inbox::receive_envelopes)])
             .body_limit(inbox::MAX_BATCH_BYTES),
         path("/federation/v1/feed", vec![on(Method::GET, inbox::feed)]),
@@ -263,6 +264,26 @@ pub async fn receive_holding(
     let now = federation.clock.now();
     let outcome = frameworks::receive_holding(&federation, &peer.org, &statement, now).await;
     answer(&federation, &peer, "agreement.holding_refused", &statement, outcome, now).await
+}
+
+/// A partner says that one of its people has seen one of this node's urgent reports, in a
+/// statement signed by its key.
+#[utoipa::path(
+    post, path = "/federation/v1/alerts/seen", tag = "federation",
+    request_body = Jws,
+    // The body's problems first: a 422 of the route's own, below, says more than theirs.
+    responses(BodyProblems, (status = 204, description = "Recorded, or recorded already (the first receipt of a partner stays)"),
+        (status = 403, description = "The statement is about another node, or this node delivered no such report to the sender", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The statement or its signature is invalid", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn receive_alert_seen(
+    peer: Peer,
+    federation: Data<Federation>,
+    StrictJson(statement): StrictJson<Jws>,
+) -> Result<HttpResponse, ApiError> {
+    let now = federation.clock.now();
+    let outcome = super::alerts::receive_seen(&federation, &peer.org, &statement, now).await;
+    answer(&federation, &peer, "alert.seen_refused", &statement, outcome, now).await
 }
 
 /// 204 for a lifecycle document this node took; otherwise the refusal, logged and audited.

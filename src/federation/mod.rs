@@ -6,6 +6,7 @@
 //! certificate; nothing a client sends can choose it.
 
 pub mod agreements;
+pub mod alerts;
 pub mod amendments;
 pub mod announce;
 pub mod catch_up;

@@ -113,3 +113,20 @@ impl From<ImportError> for ApiError {
         }
     }
 }
+
+/// A statement `peer` signed with a key on its card here, of JWS type `typ`: its content and the
+/// signed bytes.
+pub async fn partner_statement<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    peer: &OrgId,
+    statement: &Jws,
+    typ: &str,
+) -> Result<(T, Vec<u8>), super::agreements::LifecycleError> {
+    use super::agreements::LifecycleError;
+    let partner = store.partner(peer).await?.ok_or_else(|| LifecycleError::UnknownParty(peer.clone()))?;
+    let keys = signing_keys(&partner);
+    let verified = statement.verify(typ, |kid| keys.iter().copied().find(|k| k.key_id() == kid))?;
+    let content = serde_json::from_slice(&verified.payload)
+        .map_err(|e| LifecycleError::Signature(crate::crypto::jws::JwsError::Malformed(e.to_string())))?;
+    Ok((content, verified.payload))
+}

@@ -272,6 +272,7 @@ pub fn seal(federation: &Federation, view: &ReportView, recipient: &OrgId, now: 
         version: view.version,
         envelope: serde_json::to_string(&envelope).unwrap_or_default(),
         content_hash: sha256_hex(&payload),
+        urgent: view.is_urgent(),
     }
 }
 

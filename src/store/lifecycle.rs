@@ -23,6 +23,9 @@ pub enum LifecycleKind {
     /// A node's signed statement that it holds a framework, for the framework's parties, which
     /// tell it when they revoke the framework.
     Holding,
+    /// A node's signed statement that one of its people has seen a partner's urgent report, for
+    /// the report's origin.
+    AlertSeen,
 }
 
 impl LifecycleKind {
@@ -32,6 +35,7 @@ impl LifecycleKind {
             LifecycleKind::Revocation => "revocation",
             LifecycleKind::Framework => "framework",
             LifecycleKind::Holding => "holding",
+            LifecycleKind::AlertSeen => "alert_seen",
         }
     }
 
@@ -41,6 +45,7 @@ impl LifecycleKind {
             "revocation" => "/federation/v1/revocations",
             "framework" => "/federation/v1/frameworks",
             "holding" => "/federation/v1/frameworks/holders",
+            "alert_seen" => "/federation/v1/alerts/seen",
             _ => "/federation/v1/agreements",
         }
     }

@@ -4,6 +4,7 @@
 //! decided; it never decides what a report's next version is or who may see it.
 
 mod agreements;
+mod alerts;
 pub(crate) mod audit;
 mod evaluation;
 mod filing;
@@ -30,10 +31,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::config::{DatabaseKind, DatabaseSection};
 
 pub use agreements::{AgreementRecord, AgreementsStamp};
+pub use alerts::{Alert, AlertReceipt};
 pub use audit::{AuditQuery, CheckpointRecord};
 pub use frameworks::MAX_HOLDERS;
 pub use lifecycle::{LifecycleDocument, LifecycleEntry, LifecycleKind, LifecycleOutcome, MAX_PENDING_REVOCATIONS};
-pub use outbox::{DeliveryRound, DeliveryState, OutboxEntry, QueuedEnvelope};
+pub use outbox::{DeliveryRound, DeliveryState, Lane, OutboxEntry, QueuedEnvelope};
 pub use partners::PartnerRecord;
 pub use picture_events::{EventBounds, PictureEvent};
 pub use received::{DeadLetter, ReceiveOutcome, Received};

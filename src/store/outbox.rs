@@ -23,6 +23,26 @@ pub struct QueuedEnvelope {
     /// SHA-256 (hex) of the payload: what the recipient receives, the same however often the
     /// envelope is signed again.
     pub content_hash: String,
+    /// Goes in the urgent lane, ahead of everything queued for the recipient.
+    pub urgent: bool,
+}
+
+/// The two lanes of each partner's queue: urgent envelopes go on their own, beside and ahead of
+/// the ordinary ones, so a full queue never holds an alert back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Urgent,
+    Ordinary,
+}
+
+impl Lane {
+    /// The condition on an outbox row in this lane (literal, so SQLite's partial index applies).
+    fn condition(self) -> &'static str {
+        match self {
+            Lane::Urgent => "urgent = 1",
+            Lane::Ordinary => "urgent = 0",
+        }
+    }
 }
 
 /// One row of the outbox: an envelope and how its delivery went.
@@ -120,7 +140,7 @@ macro_rules! queue_envelopes {
             // Nothing of a report held for a four-eyes release is queued, whoever asks.
             sqlx::query(
                 "INSERT INTO outbox (report_id, version, recipient, agreement_id, envelope, content_hash, state, \
-                 attempts, next_attempt_ms, created_at_ms) SELECT $1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7 \
+                 attempts, next_attempt_ms, created_at_ms, urgent) SELECT $1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8 \
                  WHERE NOT EXISTS (SELECT 1 FROM release_holds WHERE report_id = $1 AND state <> 'released')",
             )
             .bind(queued.report.as_uuid())
@@ -130,6 +150,7 @@ macro_rules! queue_envelopes {
             .bind(&queued.envelope)
             .bind(&queued.content_hash)
             .bind(now.timestamp_millis())
+            .bind(i16::from(queued.urgent))
             .execute(&mut *$tx)
             .await?;
         }
@@ -139,32 +160,35 @@ macro_rules! queue_envelopes {
 pub(crate) use queue_envelopes;
 
 impl super::Store {
-    /// The partners with envelopes due now that nobody has claimed.
-    pub async fn recipients_due(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    /// The partners with envelopes in `lane` due now that nobody has claimed.
+    pub async fn recipients_due(&self, now: DateTime<Utc>, lane: Lane) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT p.org_id FROM partners p WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.recipient = p.org_id \
+             AND o.state = 'queued' AND o.{} AND o.next_attempt_ms <= $1 \
+             AND (o.claimed_until_ms IS NULL OR o.claimed_until_ms <= $1)) ORDER BY p.org_id",
+            lane.condition()
+        );
         let recipients: Vec<String> = on_pool!(self, |p| {
-            sqlx::query_scalar(
-                "SELECT p.org_id FROM partners p WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.recipient = p.org_id \
-                 AND o.state = 'queued' AND o.next_attempt_ms <= $1 \
-                 AND (o.claimed_until_ms IS NULL OR o.claimed_until_ms <= $1)) ORDER BY p.org_id",
-            )
-            .bind(now.timestamp_millis())
-            .fetch_all(p)
-            .await?
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(now.timestamp_millis()).fetch_all(p).await?
         });
         Ok(recipients)
     }
 
-    /// Claims up to `limit` envelopes due for `recipient` for `lease`: no other worker claims them
-    /// until the lease ends or they are settled. Oldest first.
+    /// Claims up to `limit` envelopes of `lane` due for `recipient` for `lease`: no other worker
+    /// claims them until the lease ends or they are settled. Oldest first.
     pub async fn claim_due_envelopes(
         &self,
         recipient: &str,
+        lane: Lane,
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let due = "recipient = $4 AND state = 'queued' AND next_attempt_ms <= $1 \
-                   AND (claimed_until_ms IS NULL OR claimed_until_ms <= $1)";
+        let due = format!(
+            "recipient = $4 AND state = 'queued' AND {} AND next_attempt_ms <= $1 \
+             AND (claimed_until_ms IS NULL OR claimed_until_ms <= $1)",
+            lane.condition()
+        );
         // PostgreSQL replicas skip the rows another one is claiming; SQLite has one writer at a
         // time, which this process's writers take in turn.
         let (lock, _writer) = match &self.pool {

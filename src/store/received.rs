@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
+use super::alerts::record_alert;
 use super::audit::{append_audit, append_audit_all};
 use super::{StoreError, in_write_tx, on_pool};
 use crate::domain::audit::AuditEvent;
@@ -194,6 +195,9 @@ impl super::Store {
                         .await?
                         .rows_affected();
                     if written == 1 {
+                        if view.is_urgent() {
+                            record_alert!(tx, view, now);
+                        }
                         ReceiveOutcome::Stored
                     } else {
                         classify(held_version!(&mut *tx, view)?, version)

@@ -7,7 +7,8 @@
 // agreements and audit pages, sends a bad form (its error beside the field, nothing stored), files a
 // report and sees the per-recipient panel; the police coordinator's open map shows it within two
 // seconds without a reload; the shop's map shows only the 500 m square and the day; a retraction
-// leaves the police map; an agreement is proposed and signed in the browser by each party and comes
+// leaves the police map; an urgent report is an alert on the police's open page until seen, and
+// the municipality learns the police has seen it; an agreement is proposed and signed in the browser by each party and comes
 // into force; the patrol sheet prints on A4; and axe-core (npm) finds no serious or critical
 // accessibility problem on any page. Every step leaves a screenshot. Exits non-zero, saying which step
 // failed and why.
@@ -185,6 +186,36 @@ try {
   await coordinator.waitForFunction((t) => !document.getElementById('list').innerText.includes(t), title, { timeout: 2000 });
   console.log(`police map dropped the retracted report after ${Date.now() - retractedAt} ms`);
   await shot(coordinator, 'police-after-retraction');
+
+  // An urgent report, marked so on the phone: the police coordinator's open page shows it as an
+  // alert within two seconds, without a reload, until the coordinator says it was seen; the
+  // municipality's report page then says the police has seen it.
+  const alarm = `Pågående hot vid Hagebyskolan ${Date.now() % 100000}`;
+  await reporter.goto(`${municipality.api_url}/console/reports/new`);
+  await reporter.selectOption('#category', 'threat');
+  await reporter.selectOption('#severity', 'severe');
+  await reporter.fill('#title', alarm);
+  await reporter.selectOption('#org_site', 'Hagebyskolan');
+  await reporter.check('#urgent');
+  await reporter.locator('#report-form button.primary').scrollIntoViewIfNeeded();
+  const alarmedAt = Date.now();
+  await Promise.all([reporter.waitForURL(/\/console\/reports\/[0-9a-f-]+$/), reporter.click('#report-form button.primary')]);
+  const alarmId = reporter.url().split('/').pop();
+  await coordinator.waitForFunction((t) => (document.getElementById('alerts')?.innerText || '').includes(t), alarm, { timeout: 2000 });
+  console.log(`police console showed the urgent alert after ${Date.now() - alarmedAt} ms`);
+  await shot(coordinator, 'police-alerted');
+  await coordinator.goto(`${police.api_url}/console/patrol?window=24h`);
+  check((await coordinator.locator('#alerts').innerText()).includes(alarm), 'the alert stays on every page until seen');
+  await Promise.all([coordinator.waitForURL('**/console/patrol?window=24h'), coordinator.click('#alerts .alert button')]);
+  check(!(await coordinator.locator('#alerts').innerText()).includes(alarm), 'a seen alert leaves the page');
+  let seenBy = '';
+  const namesPolice = (text) => text.includes(police.name) || text.includes(police.org_id);
+  for (let tries = 0; tries < 40 && !namesPolice(seenBy); tries++) {
+    await reporter.goto(`${municipality.api_url}/console/reports/${alarmId}`);
+    seenBy = await reporter.locator('section.seen-by').innerText();
+  }
+  check(namesPolice(seenBy), `the municipality's page says the police has seen the alert: ${seenBy}`);
+  await shot(reporter, 'municipality-sees-who-saw-the-alert');
 
   // An agreement, proposed by the police and signed by the guard company, each in a browser.
   const agreementId = `se-polisen-vaktbolaget-natt-${Date.now() % 100000}`;

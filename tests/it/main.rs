@@ -8,6 +8,7 @@ mod support;
 
 mod agreement_lifecycle;
 mod agreements;
+mod alerts;
 mod audit;
 mod auth;
 mod backup;
