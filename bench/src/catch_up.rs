@@ -6,7 +6,8 @@
 //! envelopes of the run that A holds as delivered when B is done, where the feed leaves them queued. The reports are put into A's database with SQL (version and
 //! head rows, and the envelopes the sharing code would have queued, signed with A's key), since
 //! filing 100k through the API would take longer than the whole run may; A keeps running meanwhile
-//! and tries to deliver to the absent B, as it would.
+//! and tries to deliver to the absent B, as it would. While B takes them in, A's people file urgent
+//! reports, which must overtake the queue (see `urgent`).
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use crate::federation::Pair;
 use crate::report::{Figure, Results};
 use crate::seed;
 use crate::stats::Rng;
+use crate::urgent::UrgentProbe;
 use crate::workload::{Place, content, filed, now};
 
 const SECTION: &str = "5. Catch-up (partner offline while reports were published)";
@@ -30,6 +32,7 @@ const CHUNK: usize = 5_000;
 /// Answers the reports per second B took in, for the peer comparison.
 pub async fn run(
     results: &mut Results,
+    http: &reqwest::Client,
     mut pair: Pair,
     reports: usize,
     ceilings: &Ceilings,
@@ -71,6 +74,7 @@ pub async fn run(
     let started = Instant::now();
     pair.b.spawn().await?;
     let ready = started.elapsed();
+    let urgent = UrgentProbe::start(http, &pair.a, &pair.b).await?;
     let target = base + reports as i64;
     let deadline = Duration::from_secs(if reports >= 50_000 { 180 } else { 60 });
     let mut last_print = Instant::now();
@@ -79,7 +83,7 @@ pub async fn run(
         // Looking up the last ones is cheap; counting everything B received is a scan, done only to
         // confirm once they are there.
         let last_in = pair.b_db.received_among(&origin, &last_ids).await?.len() == last_ids.len();
-        if last_in && pair.b_db.received_count().await? >= target {
+        if last_in && pair.b_db.received_count().await? >= target + urgent.filed() as i64 {
             break Some(started.elapsed());
         }
         if started.elapsed() > deadline {
@@ -93,7 +97,9 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let converged_at = now();
-    let pushed = delivered_to(&a_db, pair.b.org.as_str()).await? - pushed_before;
+    let urgent_filed = urgent.filed();
+    urgent.finish(results, engine, reports).await?;
+    let pushed = delivered_to(&a_db, pair.b.org.as_str()).await? - pushed_before - urgent_filed as i64;
     a_db.close().await;
     let label = format!("{engine}: time for B to converge on {reports} reports");
     let rate = match converged {

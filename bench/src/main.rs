@@ -26,6 +26,7 @@ mod seed;
 mod soak;
 mod stats;
 mod stream;
+mod urgent;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -271,7 +272,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             let alone = published.get(&backend).and_then(|p: &publish::Accepted| p.many_clients);
             let limits = federation::Limits { ceilings: &ceilings, publishing_alone: alone };
             match federation::run(&mut results, http, work, logs, backend, limits, plan.federation).await {
-                Ok(pair) => match catch_up::run(&mut results, pair, plan.catch_up, &ceilings).await {
+                Ok(pair) => match catch_up::run(&mut results, http, pair, plan.catch_up, &ceilings).await {
                     Ok(rate) if backend == Backend::Sqlite => ours.batched = rate,
                     Ok(_) => {}
                     Err(e) => failed(&mut results, &format!("catch-up on {}", backend.name()), &e),

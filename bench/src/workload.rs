@@ -62,6 +62,7 @@ pub fn content(rng: &mut Rng, observed_at: DateTime<Utc>, place: Place) -> Repor
         observed_at,
         observed_until: None,
         category,
+        urgent: false,
         severity: [Severity::Minor, Severity::Moderate, Severity::Severe][rng.below(3)],
         status: Status::Ongoing,
         title: format!("Broken windows at school {n}"),
