@@ -97,8 +97,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let converged_at = now();
-    let urgent_filed = urgent.filed();
-    urgent.finish(results, engine, reports).await?;
+    let urgent_filed = urgent.stop_filing().await;
     let pushed = delivered_to(&a_db, pair.b.org.as_str()).await? - pushed_before - urgent_filed as i64;
     a_db.close().await;
     let label = format!("{engine}: time for B to converge on {reports} reports");
@@ -152,6 +151,7 @@ pub async fn run(
             None
         }
     };
+    urgent.finish(results, engine, reports).await?;
     pair.b_db.close().await;
     pair.a.stop().await?;
     pair.b.stop().await?;

@@ -62,12 +62,22 @@ impl UrgentProbe {
         Ok(Self { stream, stop, filed, task })
     }
 
+    /// Stops filing (the one on its way still counts); answers how many A has accepted.
+    pub async fn stop_filing(&self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        while !self.task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.filed()
+    }
+
     /// How many urgent reports A has accepted so far.
     pub fn filed(&self) -> usize {
         self.filed.load(Ordering::Relaxed)
     }
 
-    /// Stops filing and adds the figures: filed-to-shown at B, p50 and p99, against 1 s.
+    /// Stops filing if it has not stopped, and adds the figures: filed-to-shown at B, p50 and p99,
+    /// against 1 s.
     pub async fn finish(self, results: &mut Results, engine: &str, backlog: usize) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::Relaxed);
         let sent = self.task.await?;
