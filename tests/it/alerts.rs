@@ -8,14 +8,17 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use lagesbild::domain::Role;
+use lagesbild::domain::{OrgId, ReportId, Role};
 
 use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, agree, audit, federation, id_of};
 use crate::on_both_backends;
 use crate::persons::person;
 use crate::support::{Backend, report, until, until_within};
 
-on_both_backends!(an_urgent_report_overtakes_a_full_queue_and_its_sender_learns_who_has_seen_it);
+on_both_backends!(
+    an_urgent_report_overtakes_a_full_queue_and_its_sender_learns_who_has_seen_it,
+    a_receipt_for_a_report_never_delivered_to_its_sender_is_refused,
+);
 
 /// Ordinary reports queued for the guard company while it is away.
 const QUEUED: usize = 5_000;
@@ -109,4 +112,59 @@ async fn an_urgent_report_overtakes_a_full_queue_and_its_sender_learns_who_has_s
     let ordinary: Value =
         municipality.get(&format!("/api/v1/reports/{}/seen-by", filed[0])).send().await.unwrap().json().await.unwrap();
     assert_eq!(ordinary["receipts"], json!([]));
+}
+
+async fn a_receipt_for_a_report_never_delivered_to_its_sender_is_refused(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let [municipality, guards] = &nodes[..] else { unreachable!() };
+    agree(&[municipality, guards], GUARDING).await;
+    // Drugs are outside the guarding flow: the report stays at the municipality.
+    let mut kept = report(1);
+    kept["category"] = json!("drugs");
+    let kept = id_of(&municipality.file(&kept).await);
+    let shared = id_of(&municipality.file(&report(1)).await);
+    until(|| async { guards.situation_ids("").await.contains(&shared).then_some(()) }).await;
+
+    // The guard company's node signs receipts as it would for an alert, and sends them itself.
+    let federation = guards.federation();
+    let now = federation.clock.now();
+    let origin = OrgId::parse(MUNICIPALITY).unwrap();
+    let record = guards.store().partner(&origin).await.unwrap().unwrap();
+    let client = federation.clients.get(&federation.keys.tls, &federation.trust, &record, &federation.clock).unwrap();
+    let receipt_for = |report: &str| {
+        let alert = lagesbild::store::Alert {
+            id: 1,
+            origin: MUNICIPALITY.into(),
+            report: report.parse().unwrap(),
+            version: 1,
+            agreement: "se-norrkoping-kommun-vaktbolag".into(),
+            received_at: now,
+            seen_at: None,
+            seen_by: None,
+            view: None,
+        };
+        let document = lagesbild::federation::alerts::receipt(federation, &alert, vec!["coordinator".into()], now)
+            .unwrap()
+            .document;
+        lagesbild::crypto::jws::Jws::parse(document.as_bytes()).unwrap()
+    };
+    for (what, report) in
+        [("a report kept at home", kept.clone()), ("a report that does not exist", ReportId::new_at(now).to_string())]
+    {
+        let refused = client.post("/federation/v1/alerts/seen", &receipt_for(&report)).await;
+        assert!(
+            matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 403, .. })),
+            "{what}: {refused:?}"
+        );
+        let receipts: Value =
+            municipality.get(&format!("/api/v1/reports/{report}/seen-by")).send().await.unwrap().json().await.unwrap();
+        assert!(receipts["receipts"].as_array().is_none_or(|r| r.is_empty()), "{what}: {receipts}");
+    }
+    assert_eq!(audit(municipality, "event=alert.seen_refused").await.len(), 2);
+
+    // The same receipt for a report that was delivered is taken.
+    client.post("/federation/v1/alerts/seen", &receipt_for(&shared)).await.unwrap();
+    let receipts: Value =
+        municipality.get(&format!("/api/v1/reports/{shared}/seen-by")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(receipts["receipts"][0]["partner"], GUARDS, "{receipts}");
 }
