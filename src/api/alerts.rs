@@ -12,7 +12,7 @@ use super::AppState;
 use super::auth::{Caller, READERS};
 use super::reports::own_report;
 use crate::domain::audit::AuditEvent;
-use crate::domain::{Category, OrgId, ReportId, Severity};
+use crate::domain::{Category, ReportId, Severity};
 use crate::http::input::query;
 use crate::http::problem::{ApiError, AuthProblems, NotFoundProblems, Problem};
 use crate::store::{Alert, AlertReceipt};
@@ -185,13 +185,14 @@ pub(crate) async fn see(state: &AppState, caller: &Caller, id: &str) -> Result<A
     let roles: Vec<String> = caller.roles.iter().map(|r| r.as_str().to_owned()).collect();
     let receipt = crate::federation::alerts::receipt(federation, &alert, roles.clone(), now)
         .map_err(|e| ApiError::Internal(format!("alert {id} names an origin that is no organisation id: {e}")))?;
-    let origin = OrgId::parse(&alert.origin).ok();
-    let mut audit = AuditEvent::new("alert.seen", &caller.actor).report(alert.report).agreement(&alert.agreement);
-    if let Some(origin) = &origin {
-        audit = audit.partner(origin);
+    let audit = AuditEvent::new("alert.seen", &caller.actor)
+        .report(alert.report)
+        .agreement(&alert.agreement)
+        .partner(&receipt.recipient)
+        .detail(format!("version {} of {}'s urgent report", alert.version, alert.origin));
+    // Someone else may have seen it meanwhile: then their receipt is the one queued.
+    if state.store.mark_alert_seen(id, &caller.actor, &roles.join(","), &receipt, &audit, now).await? {
+        federation.lifecycle.wake();
     }
-    let audit = audit.detail(format!("version {} of {}'s urgent report", alert.version, alert.origin));
-    state.store.mark_alert_seen(id, &caller.actor, &roles.join(","), &receipt, &audit, now).await?;
-    federation.lifecycle.wake();
     state.store.alert(id).await?.ok_or_else(no_such)
 }

@@ -110,13 +110,14 @@ impl FromRequest for Viewer {
                 Err(ApiError::Unauthorized(_)) => return Err(ConsoleError::SignIn { next: here }),
                 Err(other) => return Err(ConsoleError::from_api(other, lang)),
             };
-            let alerts = match settings {
-                Some(settings) if READERS.iter().any(|r| caller.roles.contains(r)) => {
-                    super::alerts::unseen(&state.store, lang, &settings).await
-                }
-                _ => Vec::new(),
-            };
-            Ok(Viewer { caller, lang, secret, here, node_name: state.node.name.clone(), alerts })
+            let mut viewer =
+                Viewer { caller, lang, secret, here, node_name: state.node.name.clone(), alerts: Vec::new() };
+            if let Some(settings) = settings
+                && viewer.may(READERS)
+            {
+                viewer.alerts = super::alerts::unseen(&state.store, lang, &settings).await;
+            }
+            Ok(viewer)
         })
     }
 }

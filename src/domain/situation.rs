@@ -220,14 +220,6 @@ impl PictureReport {
         }
     }
 
-    /// Whether it is urgent: a partner's is shown to this node's people as an alert.
-    pub fn is_urgent(&self) -> bool {
-        match self {
-            Self::Own(report) => super::alert::is_urgent(report.content.severity, report.content.urgent),
-            Self::Received(view) => view.is_urgent(),
-        }
-    }
-
     /// Where it is, as `(lat, lon)`, if the picture may say.
     pub fn point(&self) -> Option<(f64, f64)> {
         match self {
