@@ -73,7 +73,8 @@ pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
 }
 
 /// Cancels what is queued under an agreement and deletes what was received under it; then sends
-/// again, under other agreements, what went under it where they let it go.
+/// again, under other agreements, what went under it where they let it go. Once: where sharing
+/// under it has ended already, by another path at the same moment, that path does the rest.
 pub async fn end_sharing(
     federation: &Federation,
     agreement: &str,
@@ -82,7 +83,9 @@ pub async fn end_sharing(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let audit = AuditEvent::new(event, "node").agreement(agreement);
-    let (cancelled, dropped) = federation.store.end_sharing_under(agreement, why, &audit, now).await?;
+    let Some((cancelled, dropped)) = federation.store.end_sharing_under(agreement, why, &audit, now).await? else {
+        return Ok(());
+    };
     tracing::info!(agreement, cancelled, dropped, why, "sharing ended under an agreement");
     reshare(federation, agreement, now).await;
     Ok(())

@@ -228,14 +228,29 @@ impl super::Store {
 
     /// Ends sharing under an agreement at once: its queued envelopes are cancelled and what was
     /// received under it is deleted, with `audit` (completed with the counts) in one transaction.
+    /// Once only: `None` when sharing under it had already ended (the same revocation may arrive by
+    /// a partner's push and its feed at once), and then nothing is done or recorded.
     pub async fn end_sharing_under(
         &self,
         agreement: &str,
         why: &str,
         audit: &AuditEvent,
         now: DateTime<Utc>,
-    ) -> Result<(u64, u64), StoreError> {
+    ) -> Result<Option<(u64, u64)>, StoreError> {
         let counts = in_write_tx!(self, |tx| {
+            // The row's lock decides between two at once: the second finds it handled.
+            let first = sqlx::query(
+                "UPDATE agreements SET expiry_handled_at_ms = $2 WHERE id = $1 AND expiry_handled_at_ms IS NULL",
+            )
+            .bind(agreement)
+            .bind(now.timestamp_millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !first {
+                return Ok(None);
+            }
             let cancelled = sqlx::query(
                 "UPDATE outbox SET state = 'cancelled', last_error = $2, settled_at_ms = $3, claimed_until_ms = NULL \
                  WHERE agreement_id = $1 AND state = 'queued'",
@@ -251,16 +266,11 @@ impl super::Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query("UPDATE agreements SET expiry_handled_at_ms = $2 WHERE id = $1")
-                .bind(agreement)
-                .bind(now.timestamp_millis())
-                .execute(&mut *tx)
-                .await?;
             let event = audit
                 .clone()
                 .detail(format!("{why}: {cancelled} queued envelopes cancelled, {dropped} received reports deleted"));
             append_audit!(tx, &event, now);
-            (cancelled, dropped)
+            Some((cancelled, dropped))
         });
         Ok(counts)
     }

@@ -23,6 +23,7 @@ on_both_backends!(
     four_partners_each_see_a_report_in_the_form_their_agreement_allows,
     a_partner_that_was_down_gets_every_version_exactly_once_when_it_returns,
     revocation_cancels_the_queue_and_reaches_a_partner_that_was_away,
+    a_revocation_delivered_twice_ends_sharing_once,
     reordered_and_duplicated_deliveries_converge_on_the_latest_version,
     forged_replayed_stale_and_foreign_envelopes_are_refused_one_by_one,
     retention_and_expiry_delete_what_was_received,
@@ -351,6 +352,39 @@ async fn revocation_cancels_the_queue_and_reaches_a_partner_that_was_away(backen
     assert!(ended[0]["detail"].as_str().unwrap().contains("1 received reports deleted"), "{ended:?}");
     municipality.stop().await;
     guards.stop().await;
+}
+
+/// A revocation may reach a partner twice, by its sender's retry after a lost answer, or by the
+/// push and the feed at once: sharing ends once, with one audit entry.
+async fn a_revocation_delivered_twice_ends_sharing_once(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let (municipality, guards) = (&nodes[0], &nodes[1]);
+    let agreement = agree(&[municipality, guards], GUARDING).await;
+    let delivered = id_of(&municipality.file(&report(4)).await);
+    picture_entry(guards, &delivered, |e| e.is_some()).await;
+    let revoked = municipality
+        .request(Method::POST, &format!("/api/v1/agreements/{agreement}/revoke"))
+        .json(&json!({"reason": "The contract ended"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    picture_entry(guards, &delivered, |e| e.is_none()).await;
+
+    let record = municipality.store().agreement(&agreement).await.unwrap().unwrap();
+    let statement = Jws::parse(record.revocation.unwrap().statement.as_bytes()).unwrap();
+    let client = client(municipality, guards).await;
+    // Twice at once and once more after: each is answered as taken.
+    let (first, second) = tokio::join!(
+        client.post("/federation/v1/revocations", &statement),
+        client.post("/federation/v1/revocations", &statement)
+    );
+    first.unwrap();
+    second.unwrap();
+    client.post("/federation/v1/revocations", &statement).await.unwrap();
+    let ended = audit(guards, &format!("agreement={agreement}&event=agreement.sharing_ended")).await;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert!(ended[0]["detail"].as_str().unwrap().contains("1 received reports deleted"), "{ended:?}");
 }
 
 /// The envelopes the municipality queued for `report`, oldest first, as JWS.
