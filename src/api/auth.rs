@@ -69,6 +69,8 @@ pub const AGREEMENT_READERS: &[Role] = &[Role::AgreementAdmin, Role::Coordinator
 pub const PREVIEWERS: &[Role] = &[Role::AgreementAdmin, Role::Coordinator];
 pub const NODE_ADMINS: &[Role] = &[Role::NodeAdmin];
 pub const SUBSCRIBERS: &[Role] = &[Role::Coordinator];
+pub const REQUESTERS: &[Role] = &[Role::Coordinator];
+pub const REQUEST_READERS: &[Role] = &[Role::Coordinator, Role::Analyst];
 pub const SUBSCRIPTION_READERS: &[Role] = &[Role::Coordinator, Role::NodeAdmin];
 pub const ANYONE: &[Role] = &Role::ALL;
 

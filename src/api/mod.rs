@@ -17,6 +17,7 @@ pub(crate) mod partners;
 pub(crate) mod persons;
 pub(crate) mod release;
 pub(crate) mod reports;
+pub(crate) mod requests;
 pub(crate) mod shares;
 pub(crate) mod situation;
 mod stream;
@@ -101,6 +102,10 @@ fn paths() -> Vec<Path> {
         path("/api/v1/reports/{id}/versions/{version}", vec![on(Method::GET, reports::get_version)]),
         path("/api/v1/alerts", vec![on(Method::GET, alerts::list)]),
         path("/api/v1/alerts/{id}/seen", vec![on(Method::POST, alerts::seen)]),
+        path("/api/v1/requests", vec![on(Method::GET, requests::list), on(Method::POST, requests::create)]),
+        path("/api/v1/requests/stream", vec![on(Method::GET, requests::stream)]),
+        path("/api/v1/requests/{id}", vec![on(Method::GET, requests::get)]),
+        path("/api/v1/requests/{id}/steps", vec![on(Method::POST, requests::take_step)]),
         path("/api/v1/situation", vec![on(Method::GET, situation::situation)]),
         path("/api/v1/situation/stream", vec![on(Method::GET, stream::stream)]),
         path(

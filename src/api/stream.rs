@@ -280,7 +280,7 @@ pub struct ServerSentEvent {
 }
 
 impl ServerSentEvent {
-    fn to_bytes(&self) -> Bytes {
+    pub(crate) fn to_bytes(&self) -> Bytes {
         let id = self.id.as_ref().map(|n| format!("id: {n}\n")).unwrap_or_default();
         Bytes::from(format!("{id}event: {}\ndata: {}\n\n", self.event, self.data))
     }

@@ -16,6 +16,7 @@ pub mod policy;
 mod policy_properties;
 pub mod release;
 pub mod report;
+pub mod request;
 pub mod role;
 pub mod rules;
 pub mod situation;

@@ -86,6 +86,7 @@ fn any_flow() -> impl Strategy<Value = Flow> {
             min_severity,
             max_tlp,
             onward_sharing: onward_sharing && max_tlp != Tlp::AmberStrict,
+            requests: false,
             fields,
         })
 }
@@ -301,6 +302,7 @@ fn narrowed(flow: Flow) -> impl Strategy<Value = Flow> {
                 min_severity: severity.max(flow.min_severity),
                 max_tlp: tlp.min(flow.max_tlp),
                 onward_sharing: flow.onward_sharing && !drop_onward,
+                requests: false,
                 fields,
                 ..flow.clone()
             }
@@ -394,6 +396,7 @@ fn any_flow_fixed() -> Flow {
         min_severity: Severity::Minor,
         max_tlp: Tlp::AmberStrict,
         onward_sharing: false,
+        requests: false,
         fields: FieldRules { persons: PersonsRule::Keep, ..FieldRules::default() },
     }
 }

@@ -62,6 +62,9 @@ pub enum LifecycleError {
     TooManyPendingRevocations(OrgId),
     #[error("{0}")]
     Forbidden(String),
+    /// Something else is held under the document's id, or it cannot follow what is held.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -626,6 +629,7 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::Forbidden(_) => ApiError::Forbidden(error.to_string()),
             LifecycleError::Store(e) => e.into(),
             LifecycleError::Exists
+            | LifecycleError::Conflict(_)
             | LifecycleError::Revoked(_)
             | LifecycleError::AlreadySigned
             | LifecycleError::NotPending

@@ -29,6 +29,8 @@ rate-limited (429 with Retry-After). Errors are RFC 9457 problem documents.",
         listener::receive_framework,
         listener::receive_holding,
         listener::receive_alert_seen,
+        listener::receive_request,
+        listener::receive_request_step,
         inbox::receive_envelopes,
         inbox::feed
     ),

@@ -86,6 +86,8 @@ fn paths() -> Vec<Path> {
         path("/federation/v1/frameworks", vec![on(Method::POST, receive_framework)]),
         path("/federation/v1/frameworks/holders", vec![on(Method::POST, receive_holding)]),
         path("/federation/v1/alerts/seen", vec![on(Method::POST, receive_alert_seen)]),
+        path("/federation/v1/requests", vec![on(Method::POST, receive_request)]),
+        path("/federation/v1/requests/steps", vec![on(Method::POST, receive_request_step)]),
         path("/federation/v1/envelopes", vec![on(Method::POST, inbox::receive_envelopes)])
             .body_limit(inbox::MAX_BATCH_BYTES),
         path("/federation/v1/feed", vec![on(Method::GET, inbox::feed)]),
@@ -284,6 +286,48 @@ pub async fn receive_alert_seen(
     let now = federation.clock.now();
     let outcome = super::alerts::receive_seen(&federation, &peer.org, &statement, now).await;
     answer(&federation, &peer, "alert.seen_refused", &statement, outcome, now).await
+}
+
+/// A partner asks this node for something, in a request signed by its key, under an agreement
+/// whose flow from the partner to this node allows requests.
+#[utoipa::path(
+    post, path = "/federation/v1/requests", tag = "federation",
+    request_body = Jws,
+    // The body's problems first: a 422 of the route's own, below, says more than theirs.
+    responses(BodyProblems, (status = 204, description = "Taken, or taken already (the same statement again)"),
+        (status = 403, description = "The request is about other nodes, or no agreement active here lets the sender ask this node, or its report goes beyond the flow", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another request with this id is held here, or the sender has as many open requests here as it may", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The request, its bounds or its signature are invalid", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn receive_request(
+    peer: Peer,
+    federation: Data<Federation>,
+    StrictJson(statement): StrictJson<Jws>,
+) -> Result<HttpResponse, ApiError> {
+    let now = federation.clock.now();
+    let outcome = super::requests::receive_request(&federation, &peer.org, &statement, now).await;
+    answer(&federation, &peer, "request.refused", &statement, outcome, now).await
+}
+
+/// A partner this node asked takes a step on the request (acknowledged, accepted, declined,
+/// answered, done), in a statement signed by its key; steps come in order.
+#[utoipa::path(
+    post, path = "/federation/v1/requests/steps", tag = "federation",
+    request_body = Jws,
+    // The body's problems first: a 422 of the route's own, below, says more than theirs.
+    responses(BodyProblems, (status = 204, description = "Taken, or taken already (the same statement again)"),
+        (status = 403, description = "The step is about other nodes, or this node made no such request of the sender", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The step is not the next one, cannot follow the request's status, or another is held under its number", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The step, its text or its signature are invalid", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn receive_request_step(
+    peer: Peer,
+    federation: Data<Federation>,
+    StrictJson(statement): StrictJson<Jws>,
+) -> Result<HttpResponse, ApiError> {
+    let now = federation.clock.now();
+    let outcome = super::requests::receive_step(&federation, &peer.org, &statement, now).await;
+    answer(&federation, &peer, "request.step_refused", &statement, outcome, now).await
 }
 
 /// 204 for a lifecycle document this node took; otherwise the refusal, logged and audited.

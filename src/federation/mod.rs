@@ -20,6 +20,7 @@ pub mod listener;
 pub mod pins;
 pub mod refusals;
 pub mod registry;
+pub mod requests;
 pub mod reshare;
 pub mod sharing;
 pub mod sweep;

@@ -26,6 +26,10 @@ pub enum LifecycleKind {
     /// A node's signed statement that one of its people has seen a partner's urgent report, for
     /// the report's origin.
     AlertSeen,
+    /// A request to a partner, for the asked party.
+    Request,
+    /// The asked party's step on a request, for the asker.
+    RequestStep,
 }
 
 impl LifecycleKind {
@@ -36,6 +40,8 @@ impl LifecycleKind {
             LifecycleKind::Framework => "framework",
             LifecycleKind::Holding => "holding",
             LifecycleKind::AlertSeen => "alert_seen",
+            LifecycleKind::Request => "request",
+            LifecycleKind::RequestStep => "request_step",
         }
     }
 
@@ -46,6 +52,8 @@ impl LifecycleKind {
             "framework" => "/federation/v1/frameworks",
             "holding" => "/federation/v1/frameworks/holders",
             "alert_seen" => "/federation/v1/alerts/seen",
+            "request" => "/federation/v1/requests",
+            "request_step" => "/federation/v1/requests/steps",
             _ => "/federation/v1/agreements",
         }
     }
@@ -87,37 +95,45 @@ pub enum LifecycleOutcome {
 /// queued for the same party: the latest carries every signature the earlier did.
 macro_rules! queue_lifecycle {
     ($tx:expr, $documents:expr, $now:expr) => {{
-        let now: chrono::DateTime<chrono::Utc> = $now;
         for queued in $documents {
-            let queued: &crate::store::LifecycleDocument = queued;
-            if queued.kind == crate::store::LifecycleKind::Agreement {
-                sqlx::query(
-                    "UPDATE lifecycle_outbox SET state = 'superseded', settled_at_ms = $4, claimed_until_ms = NULL \
-                     WHERE recipient = $1 AND agreement_id = $2 AND kind = $3 AND state = 'queued'",
-                )
-                .bind(queued.recipient.as_str())
-                .bind(&queued.agreement)
-                .bind(queued.kind.as_str())
-                .bind(now.timestamp_millis())
-                .execute(&mut *$tx)
-                .await?;
-            }
-            sqlx::query(
-                "INSERT INTO lifecycle_outbox (recipient, kind, agreement_id, document, state, next_attempt_ms, \
-                 created_at_ms) VALUES ($1, $2, $3, $4, 'queued', $5, $5)",
-            )
-            .bind(queued.recipient.as_str())
-            .bind(queued.kind.as_str())
-            .bind(&queued.agreement)
-            .bind(&queued.document)
-            .bind(now.timestamp_millis())
-            .execute(&mut *$tx)
-            .await?;
+            crate::store::lifecycle::queue_one!($tx, queued, $now);
         }
     }};
 }
 
-pub(crate) use queue_lifecycle;
+/// Queues one document inside transaction `$tx`, as [`queue_lifecycle!`] does; answers its row's id.
+macro_rules! queue_one {
+    ($tx:expr, $document:expr, $now:expr) => {{
+        let now: chrono::DateTime<chrono::Utc> = $now;
+        let queued: &crate::store::LifecycleDocument = $document;
+        if queued.kind == crate::store::LifecycleKind::Agreement {
+            sqlx::query(
+                "UPDATE lifecycle_outbox SET state = 'superseded', settled_at_ms = $4, claimed_until_ms = NULL \
+                 WHERE recipient = $1 AND agreement_id = $2 AND kind = $3 AND state = 'queued'",
+            )
+            .bind(queued.recipient.as_str())
+            .bind(&queued.agreement)
+            .bind(queued.kind.as_str())
+            .bind(now.timestamp_millis())
+            .execute(&mut *$tx)
+            .await?;
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO lifecycle_outbox (recipient, kind, agreement_id, document, state, next_attempt_ms, \
+             created_at_ms) VALUES ($1, $2, $3, $4, 'queued', $5, $5) RETURNING id",
+        )
+        .bind(queued.recipient.as_str())
+        .bind(queued.kind.as_str())
+        .bind(&queued.agreement)
+        .bind(&queued.document)
+        .bind(now.timestamp_millis())
+        .fetch_one(&mut *$tx)
+        .await?;
+        id
+    }};
+}
+
+pub(crate) use {queue_lifecycle, queue_one};
 
 type EntryRow = (i64, String, String, String, String, i64);
 

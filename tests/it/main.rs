@@ -35,6 +35,7 @@ mod persons;
 mod release;
 mod replicas;
 mod reports;
+mod requests;
 mod signin;
 mod situation;
 mod stream;

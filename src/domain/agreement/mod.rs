@@ -153,6 +153,10 @@ pub struct Flow {
     /// Whether recipients may share what they receive onwards (under their own agreements).
     #[serde(default)]
     pub onward_sharing: bool,
+    /// Whether the senders may ask the recipients for something (a patrol, footage, information),
+    /// each request carrying of a report what this flow's field rules give. No by default.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub requests: bool,
     /// What the recipient sees of each field; a field no rule names is dropped.
     #[serde(default)]
     pub fields: FieldRules,
@@ -296,6 +300,12 @@ impl Agreement {
         self.flows.iter().enumerate().find(|(_, f)| f.from.contains(sender) && f.to.contains(recipient))
     }
 
+    /// Whether `asker` may send `asked` requests under this agreement: the one flow between them
+    /// says so.
+    pub fn allows_requests(&self, asker: &OrgId, asked: &OrgId) -> bool {
+        self.flow(asker, asked).is_some_and(|(_, flow)| flow.requests)
+    }
+
     /// Checks that this local agreement allows nothing its `framework` does not: every flow must be
     /// covered, by party role, by a framework flow that is at least as wide in every respect.
     pub fn check_within(&self, framework: &Agreement) -> Result<(), ValidationErrors> {
@@ -378,7 +388,7 @@ impl Agreement {
                     f.persons,
                     f.actions,
                     if flow.onward_sharing { "They may share onwards." } else { "They may not share onwards." }
-                )
+                ) + if flow.requests { " They may ask them for help, in requests." } else { "" }
             })
             .collect()
     }
@@ -432,6 +442,9 @@ impl Flow {
         }
         if self.onward_sharing && !outer.onward_sharing {
             return Some("onward sharing".into());
+        }
+        if self.requests && !outer.requests {
+            return Some("requests".into());
         }
         match (&self.area, &outer.area) {
             (_, None) => {}

@@ -1,0 +1,321 @@
+//! Requests between partners (issue 19), between real nodes over mutual TLS on both databases:
+//! the municipality asks its guard company for a patrol, the guards accept, answer and close it,
+//! and both nodes hold the same signed thread; a request to a partner whose agreement allows no
+//! requests is refused at the sender; one made while the partner is down arrives on its return; an
+//! unanswered one past its due time is overdue; and a partner cannot slip in a request or a step
+//! the agreements do not allow.
+
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use lagesbild::clock::Clock;
+use lagesbild::crypto::jws::{self, Jws};
+use lagesbild::domain::request::{REQUEST_STEP_TYPE, REQUEST_TYPE};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation};
+use crate::on_both_backends;
+use crate::peering::client;
+use crate::support::{Backend, TestNode, expect_problem, report, until, until_advancing};
+
+on_both_backends!(
+    a_request_from_the_municipality_to_the_guard_company_is_accepted_answered_and_closed_with_the_same_signed_thread_on_both_nodes,
+    a_request_to_a_party_with_no_request_flow_is_refused_at_the_sender_with_a_clear_reason,
+    a_request_made_while_the_partner_is_down_is_delivered_on_its_return,
+    an_unanswered_request_past_its_due_time_is_overdue_until_it_is_answered,
+    a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow,
+);
+
+/// What the municipality asks the guards, about `report` if given.
+fn patrol(report: Option<&str>) -> Value {
+    let mut ask = json!({
+        "to": GUARDS,
+        "subject": "Can a patrol pass Hagebyskolan between 22 and 02 tonight?",
+        "details": "Windows were broken at the gym twice this week.",
+        "place": {"name": "Hagebyskolan, gym entrance", "lat": 58.5712, "lon": 16.1523, "radius_m": 200},
+        "window": {"from": "2026-11-25T21:00:00Z", "until": "2026-11-26T01:00:00Z"},
+        "due": "2026-11-25T18:00:00Z"
+    });
+    if let Some(report) = report {
+        ask["report"] = json!(report);
+    }
+    ask
+}
+
+/// Asks at `node`, expecting it made.
+async fn ask(node: &TestNode, body: &Value) -> Value {
+    let answer = node.request(Method::POST, "/api/v1/requests").json(body).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::CREATED, "{}", answer.text().await.unwrap());
+    answer.json().await.unwrap()
+}
+
+/// `node`'s request `id` with its thread.
+async fn thread(node: &TestNode, id: &str) -> Value {
+    let answer = node.get(&format!("/api/v1/requests/{id}")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    answer.json().await.unwrap()
+}
+
+/// `node`'s request `id` once it is held there.
+async fn arrived(node: &TestNode, id: &str) -> Value {
+    until(|| async {
+        let answer = node.get(&format!("/api/v1/requests/{id}")).send().await.unwrap();
+        if answer.status() == StatusCode::OK { Some(answer.json().await.unwrap()) } else { None }
+    })
+    .await
+}
+
+/// Takes a step at `node`, expecting it taken.
+async fn take(node: &TestNode, id: &str, kind: &str, text: &str) -> Value {
+    let answer = node
+        .request(Method::POST, &format!("/api/v1/requests/{id}/steps"))
+        .json(&json!({"kind": kind, "text": text}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "{kind}: {}", answer.text().await.unwrap());
+    answer.json().await.unwrap()
+}
+
+/// The `request` events of a requests stream until one shows request `id` with `status`. Each
+/// event is a request as it stands when the stream reads it.
+async fn streamed_until(stream: &mut reqwest::Response, id: &str, status: &str) -> Vec<Value> {
+    let mut text = String::new();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(30);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk()).await.expect("the stream went quiet").unwrap();
+        text.push_str(std::str::from_utf8(&chunk.expect("the stream ended")).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if !event.contains("event: request") {
+                continue;
+            }
+            let data = event.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            let request: Value = serde_json::from_str(data).unwrap();
+            let done = request["id"] == id && request["status"] == status;
+            seen.push(request);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+async fn a_request_from_the_municipality_to_the_guard_company_is_accepted_answered_and_closed_with_the_same_signed_thread_on_both_nodes(
+    backend: Backend,
+) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let (municipality, guards) = (&nodes[0], &nodes[1]);
+    agree(&[municipality, guards], GUARDING).await;
+    let mut filed = report(3);
+    filed["persons"] = json!([{"role": "suspect", "name": "Kalle Anka", "age": 17}]);
+    let filed = municipality.file(&filed).await;
+    let report_id = filed["id"].as_str().unwrap();
+    let mut stream = municipality.get("/api/v1/requests/stream").send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    let made = ask(municipality, &patrol(Some(report_id))).await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["status"], "open");
+    assert_eq!(made["agreement"], "se-norrkoping-kommun-vaktbolag");
+    // The report goes as the agreement gives it to the guards: without the persons.
+    assert_eq!(made["report_view"]["id"], report_id);
+    assert!(made["report_view"].get("persons").is_none(), "{made}");
+    assert!(!made.to_string().contains("Kalle"), "{made}");
+
+    // The municipality's console and integrations follow it live.
+    streamed_until(&mut stream, &id, "open").await;
+    let received = arrived(guards, &id).await;
+    assert_eq!(received["direction"], "received");
+    assert!(!received.to_string().contains("Kalle"), "{received}");
+    let listed: Value = guards.get("/api/v1/requests?direction=received&state=open").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["requests"][0]["id"], id.as_str(), "{listed}");
+
+    take(guards, &id, "acknowledged", "").await;
+    take(guards, &id, "accepted", "We add Hagebyskolan to tonight's round.").await;
+    take(guards, &id, "answered", "Patrol passed at 23:10 and 01:30; the gym entrance was quiet.").await;
+    let closed = take(guards, &id, "done", "").await;
+    assert_eq!(closed["status"], "done");
+    // Nothing follows a closed request.
+    let after = guards
+        .request(Method::POST, &format!("/api/v1/requests/{id}/steps"))
+        .json(&json!({"kind": "answered", "text": "one more"}))
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(after, StatusCode::CONFLICT).await;
+    assert!(problem["detail"].as_str().unwrap().contains("nothing follows"), "{problem}");
+
+    // To the end.
+    let events = streamed_until(&mut stream, &id, "done").await;
+    assert!(events.iter().all(|e| e["id"] == id.as_str() && e["direction"] == "sent"), "{events:?}");
+
+    // Both nodes hold the same thread, each entry as its node signed it.
+    let at_municipality = until(|| async {
+        let thread = thread(municipality, &id).await;
+        (thread["status"] == "done").then_some(thread)
+    })
+    .await;
+    let at_guards = thread(guards, &id).await;
+    assert_eq!(at_municipality["statement"], at_guards["statement"]);
+    let statements = |t: &Value| -> Vec<Value> {
+        t["steps"].as_array().unwrap().iter().map(|s| json!([s["seq"], s["kind"], s["text"], s["statement"]])).collect()
+    };
+    assert_eq!(statements(&at_municipality), statements(&at_guards));
+    assert_eq!(
+        at_municipality["steps"].as_array().unwrap().iter().map(|s| s["kind"].clone()).collect::<Vec<_>>(),
+        ["acknowledged", "accepted", "answered", "done"]
+    );
+    let municipality_key = municipality.keys().signing.public();
+    let guards_key = guards.keys().signing.public();
+    let request = Jws::parse(at_guards["statement"].as_str().unwrap().as_bytes()).unwrap();
+    request.verify(REQUEST_TYPE, |kid| (kid == municipality_key.key_id()).then_some(municipality_key)).unwrap();
+    for step in at_municipality["steps"].as_array().unwrap() {
+        let signed = Jws::parse(step["statement"].as_str().unwrap().as_bytes()).unwrap();
+        signed.verify(REQUEST_STEP_TYPE, |kid| (kid == guards_key.key_id()).then_some(guards_key)).unwrap();
+        assert_eq!(step["delivery"], Value::Null, "the municipality took no step: {step}");
+    }
+    for step in at_guards["steps"].as_array().unwrap() {
+        assert_eq!(step["delivery"]["state"], "delivered", "{step}");
+    }
+    assert_eq!(at_municipality["delivery"]["state"], "delivered");
+
+    // Both audit trails say who did what.
+    assert_eq!(audit(municipality, "event=request.sent").await.len(), 1);
+    assert_eq!(audit(guards, "event=request.received").await.len(), 1);
+    assert_eq!(audit(guards, "event=request.step").await.len(), 4);
+    assert_eq!(audit(municipality, "event=request.step_received").await.len(), 4);
+}
+
+async fn a_request_to_a_party_with_no_request_flow_is_refused_at_the_sender_with_a_clear_reason(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |_| {}).await;
+    let (municipality, police, retailer) = (&nodes[0], &nodes[1], &nodes[2]);
+    agree(&[municipality, police, retailer], SAFETY).await;
+    let mut body = patrol(None);
+    body["to"] = json!(RETAILER);
+    let refused = municipality.request(Method::POST, "/api/v1/requests").json(&body).send().await.unwrap();
+    let problem = expect_problem(refused, StatusCode::FORBIDDEN).await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("no active agreement lets se-kommun-norrkoping send requests to se-ica-hageby"), "{detail}");
+    assert!(detail.contains("requests = true"), "{detail}");
+    // Naming the agreement says what it lacks.
+    body["agreement"] = json!("se-norrkoping-trygghetsoverenskommelse");
+    let named = municipality.request(Method::POST, "/api/v1/requests").json(&body).send().await.unwrap();
+    let problem = expect_problem(named, StatusCode::FORBIDDEN).await;
+    assert!(problem["detail"].as_str().unwrap().contains("requests"), "{problem}");
+    // Nothing was kept or sent.
+    let listed: Value = municipality.get("/api/v1/requests").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["requests"], json!([]));
+    assert!(audit(municipality, "event=request.sent").await.is_empty());
+    let queued = municipality.store().lifecycle_states().await.unwrap();
+    assert!(queued.is_empty(), "{queued:?}");
+}
+
+async fn a_request_made_while_the_partner_is_down_is_delivered_on_its_return(backend: Backend) {
+    let mut nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let mut guards = nodes.pop().unwrap();
+    let municipality = nodes.pop().unwrap();
+    agree(&[&municipality, &guards], GUARDING).await;
+    guards.halt().await;
+
+    let made = ask(&municipality, &patrol(None)).await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["delivery"]["state"], "queued");
+    // It waits, saying why.
+    until_advancing(&[&municipality], Duration::seconds(1), || async {
+        let thread = thread(&municipality, &id).await;
+        thread["delivery"]["last_error"].as_str().map(|_| ())
+    })
+    .await;
+
+    let guards = guards.restart().await;
+    let received = until_advancing(&[&municipality, &guards], Duration::seconds(5), || async {
+        let answer = guards.get(&format!("/api/v1/requests/{id}")).send().await.unwrap();
+        if answer.status() == StatusCode::OK { Some(answer.json::<Value>().await.unwrap()) } else { None }
+    })
+    .await;
+    assert_eq!(received["subject"], made["subject"]);
+    until(|| async { (thread(&municipality, &id).await["delivery"]["state"] == "delivered").then_some(()) }).await;
+    // Once, however often it was tried.
+    assert_eq!(audit(&guards, "event=request.received").await.len(), 1);
+    municipality.stop().await;
+    guards.stop().await;
+}
+
+async fn an_unanswered_request_past_its_due_time_is_overdue_until_it_is_answered(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let (municipality, guards) = (&nodes[0], &nodes[1]);
+    agree(&[municipality, guards], GUARDING).await;
+    let mut body = patrol(None);
+    body.as_object_mut().unwrap().remove("due");
+    let made = ask(municipality, &body).await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["overdue"], false);
+    arrived(guards, &id).await;
+    take(guards, &id, "accepted", "").await;
+
+    // A day later (the default due time) it is overdue on both sides.
+    for node in [municipality, guards] {
+        node.clock.advance(Duration::hours(24) + Duration::minutes(1));
+    }
+    for node in [municipality, guards] {
+        let overdue: Value = node.get("/api/v1/requests?state=open").send().await.unwrap().json().await.unwrap();
+        assert_eq!(overdue["requests"][0]["overdue"], true, "{overdue}");
+    }
+    take(guards, &id, "answered", "Nothing seen on two passes.").await;
+    let answered = until(|| async {
+        let thread = thread(municipality, &id).await;
+        (thread["status"] == "answered").then_some(thread)
+    })
+    .await;
+    assert_eq!(answered["overdue"], false);
+}
+
+async fn a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let (municipality, guards) = (&nodes[0], &nodes[1]);
+    agree(&[municipality, guards], GUARDING).await;
+    let now = guards.clock.now();
+    let signed_by_guards = |payload: Value, typ: &str| jws::sign(&serde_json::to_vec(&payload).unwrap(), typ, &[&guards.keys().signing]);
+    let from_guards = client(guards, municipality).await;
+
+    // The agreement's flow from the guards to the municipality allows no requests.
+    let request = json!({
+        "id": uuid::Uuid::now_v7(), "agreement": "se-norrkoping-kommun-vaktbolag",
+        "from": GUARDS, "to": MUNICIPALITY, "subject": "Open the gym for us", "due": now + Duration::hours(2),
+        "asked_at": now
+    });
+    let refused = from_guards.post("/federation/v1/requests", &signed_by_guards(request, REQUEST_TYPE)).await;
+    assert!(
+        matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 403, detail, .. })
+            if detail.contains("does not let se-vaktbolaget-ost send requests")),
+        "{refused:?}"
+    );
+    // A step on a request the municipality never made.
+    let step = json!({
+        "request": uuid::Uuid::now_v7(), "asker": MUNICIPALITY, "by": GUARDS, "seq": 1, "kind": "accepted", "at": now
+    });
+    let refused = from_guards.post("/federation/v1/requests/steps", &signed_by_guards(step, REQUEST_STEP_TYPE)).await;
+    assert!(matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 403, .. })), "{refused:?}");
+    // A step that skips ahead on a real request.
+    let made = ask(municipality, &patrol(None)).await;
+    let id = made["id"].as_str().unwrap();
+    arrived(guards, id).await;
+    let ahead = json!({"request": id, "asker": MUNICIPALITY, "by": GUARDS, "seq": 3, "kind": "done", "at": now});
+    let refused = from_guards.post("/federation/v1/requests/steps", &signed_by_guards(ahead, REQUEST_STEP_TYPE)).await;
+    assert!(matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 409, .. })), "{refused:?}");
+    // The asker takes no steps on its own request.
+    let own = municipality
+        .request(Method::POST, &format!("/api/v1/requests/{id}/steps"))
+        .json(&json!({"kind": "done"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(own, StatusCode::FORBIDDEN).await;
+
+    assert_eq!(audit(municipality, "event=request.refused").await.len(), 1);
+    assert_eq!(audit(municipality, "event=request.step_refused").await.len(), 2);
+    assert_eq!(thread(municipality, id).await["status"], "open");
+}
