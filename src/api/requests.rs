@@ -213,10 +213,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(REQUESTERS)?;
     let new: NewRequest = crate::http::body::read_body(&req, payload).await?;
-    let ask = ask_of(new)?;
-    let federation = federated(&state)?;
-    let now = state.clock.now();
-    let stored = crate::federation::requests::ask(federation, ask, &caller.actor, now).await.map_err(problem)?;
+    let stored = make(&state, &caller, ask_of(new)?).await?;
     let out = thread(&state, &caller, stored).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/requests/{}", out.id))).json(out))
 }
@@ -393,7 +390,7 @@ impl RequestFollower {
 }
 
 /// What `new` asks, checked as far as it can be before an agreement is looked for.
-fn ask_of(new: NewRequest) -> Result<Ask, ApiError> {
+pub(crate) fn ask_of(new: NewRequest) -> Result<Ask, ApiError> {
     let mut errors = ValidationErrors::new();
     let to = parse_field(&mut errors, "to", Some(new.to), |t| OrgId::parse(&t).map_err(|e| e.to_string()));
     let agreement =
@@ -413,6 +410,13 @@ fn ask_of(new: NewRequest) -> Result<Ask, ApiError> {
         window: new.window,
         due: new.due,
     })
+}
+
+/// Makes `ask` for `caller`: what the API and the console do.
+pub(crate) async fn make(state: &AppState, caller: &Caller, ask: Ask) -> Result<StoredRequest, ApiError> {
+    let federation = federated(state)?;
+    let now = state.clock.now();
+    crate::federation::requests::ask(federation, ask, &caller.actor, now).await.map_err(problem)
 }
 
 /// Takes `new` as the next step on request `id`, for `caller`: what the API and the console do.
@@ -471,10 +475,11 @@ pub(crate) async fn thread(state: &AppState, caller: &Caller, stored: StoredRequ
     Ok(out)
 }
 
-fn federated(state: &AppState) -> Result<&crate::federation::Federation, ApiError> {
-    state.federation.as_deref().ok_or_else(|| {
-        ApiError::Conflict("this node has no federation configured: it has no partners to ask".into())
-    })
+pub(crate) fn federated(state: &AppState) -> Result<&crate::federation::Federation, ApiError> {
+    state
+        .federation
+        .as_deref()
+        .ok_or_else(|| ApiError::Conflict("this node has no federation configured: it has no partners to ask".into()))
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -486,7 +491,7 @@ fn no_such_request() -> ApiError {
 }
 
 /// The problem for a request or step that was not made.
-fn problem(error: RequestError) -> ApiError {
+pub(crate) fn problem(error: RequestError) -> ApiError {
     match error {
         RequestError::NotAllowed(reason) | RequestError::Forbidden(reason) => ApiError::Forbidden(reason),
         RequestError::Invalid(errors) => ApiError::Validation(errors),

@@ -25,6 +25,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("report-form.js", "text/javascript; charset=utf-8", include_bytes!("assets/report-form.js")),
     ("pages.js", "text/javascript; charset=utf-8", include_bytes!("assets/pages.js")),
     ("alerts.js", "text/javascript; charset=utf-8", include_bytes!("assets/alerts.js")),
+    ("requests.js", "text/javascript; charset=utf-8", include_bytes!("assets/requests.js")),
     ("vendor/leaflet/leaflet.js", "text/javascript; charset=utf-8", vendor!("leaflet/dist/leaflet.js")),
     ("vendor/leaflet/leaflet.css", "text/css; charset=utf-8", vendor!("leaflet/dist/leaflet.css")),
     ("vendor/leaflet/images/layers.png", "image/png", vendor!("leaflet/dist/images/layers.png")),

@@ -8,6 +8,7 @@ use std::borrow::Borrow;
 use actix_web::HttpRequest;
 use actix_web::http::header;
 
+use crate::domain::request::{RequestStatus, StepKind};
 use crate::domain::{Category, PersonRole, Role, Severity, SiteKind, Status, Tlp};
 
 /// The cookie that keeps the language a person switched to.
@@ -117,6 +118,7 @@ texts! {
     nav_audit: "Granskningslogg", "Audit trail";
     nav_dead_letters: "Avvisade försändelser", "Refused envelopes";
     nav_subscriptions: "Webhooks", "Webhooks";
+    nav_requests: "Förfrågningar", "Requests";
     nav_me: "Min behörighet", "What I may do";
     sign_out: "Logga ut", "Sign out";
     signed_in_as: "Inloggad som", "Signed in as";
@@ -176,6 +178,8 @@ texts! {
     perm_agreements_admin: "föreslå, underteckna och säga upp överenskommelser", "propose, sign and revoke agreements";
     perm_node_admin: "hantera partner och läsa granskningsloggen", "manage partners and read the audit trail";
     perm_subscriptions: "se och ta bort webhooks", "see and delete webhooks";
+    perm_requests_read: "se förfrågningar till och från partner", "see requests to and from partners";
+    perm_requests: "skicka och besvara förfrågningar", "send and answer requests";
     // The situation picture.
     picture_title: "Lägesbild", "Situation picture";
     filters: "Urval", "Filters";
@@ -220,6 +224,54 @@ texts! {
     alerts_label: "Larm", "Alerts";
     alert_urgent: "Brådskande:", "Urgent:";
     alert_seen: "Sett", "Seen";
+
+    // Requests between partners.
+    requests_title: "Förfrågningar till och från partner", "Requests to and from partners";
+    requests_intro: "Be en partner om något – en patrull, film från en kamera, upplysningar – där en överenskommelse tillåter det. Partnern bekräftar, åtar sig eller avböjer, svarar och avslutar; ni ser båda samma tråd.", "Ask a partner for something (a patrol, camera footage, information) where an agreement allows it. The partner acknowledges, accepts or declines, answers and closes it; you both see the same thread.";
+    requests_none: "Inga förfrågningar ännu.", "No requests yet.";
+    request_sent: "Skickad", "Sent";
+    request_received: "Mottagen", "Received";
+    request_direction: "Riktning", "Direction";
+    request_partner: "Partner", "Partner";
+    request_subject: "Vad ni ber om", "What you ask for";
+    request_details: "Mer om det", "Details";
+    request_status: "Läge", "Status";
+    request_due: "Svar senast", "Answer by";
+    request_overdue: "Försenad", "Overdue";
+    request_updated: "Senast ändrad", "Last change";
+    request_new: "Ny förfrågan", "New request";
+    request_to: "Till", "To";
+    request_report: "Rapportens id (valfritt)", "The report's id (optional)";
+    request_report_help: "En egen rapport följer med i den form överenskommelsen ger partnern; en rapport partnern delat med er nämns bara.", "One of your reports goes along in the form the agreement gives the partner; one the partner shared with you is only named.";
+    request_site: "Plats", "Place";
+    request_no_site: "Ingen särskild plats", "No particular place";
+    request_window_from: "Tid det gäller, från", "Time it concerns, from";
+    request_window_until: "till", "until";
+    request_send: "Skicka förfrågan", "Send the request";
+    request_nobody: "Ingen aktiv överenskommelse låter er skicka förfrågningar. Ett flöde från er till partnern måste tillåta det (requests = true), undertecknat av båda.", "No active agreement lets you send requests. A flow from you to the partner must allow it (requests = true), signed by both.";
+    request_asked_by: "Frågad av", "Asked by";
+    request_agreement: "Överenskommelse", "Agreement";
+    request_about_report: "Gäller rapport", "About report";
+    request_thread: "Tråden", "The thread";
+    request_no_steps: "Partnern har inte svarat ännu.", "The partner has not answered yet.";
+    request_delivery: "Leverans", "Delivery";
+    request_delivery_queued: "på väg till partnern", "on its way to the partner";
+    request_delivery_delivered: "levererad", "delivered";
+    request_delivery_refused: "avvisad av partnern", "refused by the partner";
+    request_step_text: "Svar, skäl eller anteckning", "Answer, reason or note";
+    request_next_step: "Nästa steg", "Next step";
+    request_ask_about: "Fråga en partner om detta", "Ask a partner about this";
+    request_status_open: "öppen", "open";
+    request_status_acknowledged: "mottagen, läses", "acknowledged";
+    request_status_accepted: "åtagen", "accepted";
+    request_status_declined: "avböjd", "declined";
+    request_status_answered: "besvarad", "answered";
+    request_status_done: "avslutad", "done";
+    request_do_acknowledged: "Bekräfta att ni sett den", "Acknowledge";
+    request_do_accepted: "Åta er den", "Accept";
+    request_do_declined: "Avböj (ange skäl)", "Decline (give the reason)";
+    request_do_answered: "Svara", "Answer";
+    request_do_done: "Avsluta", "Close";
     field_urgent: "Brådskande larm", "Urgent alert";
     field_urgent_hint: "Till exempel pågående dödligt våld. Skickas före allt annat och visas som larm hos mottagarna tills någon kvitterat. Kritiska händelser larmar alltid.", "For instance ongoing deadly violence. Sent ahead of everything else and shown to the receivers as an alert until someone acknowledges it. Critical reports always alert.";
     field_status: "Status", "Status";
@@ -486,6 +538,28 @@ impl Texts {
             Category::Other => ("övrigt", "other"),
         };
         self.pick(sv, en)
+    }
+
+    pub fn request_status(&self, status: RequestStatus) -> &'static str {
+        match status {
+            RequestStatus::Open => self.request_status_open,
+            RequestStatus::Acknowledged => self.request_status_acknowledged,
+            RequestStatus::Accepted => self.request_status_accepted,
+            RequestStatus::Declined => self.request_status_declined,
+            RequestStatus::Answered => self.request_status_answered,
+            RequestStatus::Done => self.request_status_done,
+        }
+    }
+
+    /// The button that takes `step`.
+    pub fn request_do(&self, step: StepKind) -> &'static str {
+        match step {
+            StepKind::Acknowledged => self.request_do_acknowledged,
+            StepKind::Accepted => self.request_do_accepted,
+            StepKind::Declined => self.request_do_declined,
+            StepKind::Answered => self.request_do_answered,
+            StepKind::Done => self.request_do_done,
+        }
     }
 
     pub fn severity(&self, severity: impl Borrow<Severity>) -> &'static str {

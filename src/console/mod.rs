@@ -21,6 +21,7 @@ mod picture;
 mod recipients;
 mod report_form;
 mod reports;
+mod requests;
 mod signin;
 mod time;
 mod viewer;
@@ -139,6 +140,9 @@ fn paths() -> Vec<routes::Path> {
             "/reports/{id}/retract",
             vec![on(Method::GET, reports::confirm_retract), on(Method::POST, reports::retract)],
         ),
+        path("/requests", vec![on(Method::GET, requests::list), on(Method::POST, requests::create)]),
+        path("/requests/{id}", vec![on(Method::GET, requests::show)]),
+        path("/requests/{id}/steps", vec![on(Method::POST, requests::take_step)]),
         path("/agreements", vec![on(Method::GET, agreements::list), on(Method::POST, agreements::propose)]),
         path("/agreements/new", vec![on(Method::GET, agreements::new)]),
         path("/agreements/{id}", vec![on(Method::GET, agreements::show)]),

@@ -12,7 +12,8 @@ use askama::Template;
 
 use super::i18n::{Lang, Texts};
 use crate::api::auth::{
-    AGREEMENT_ADMINS, AGREEMENT_READERS, NODE_ADMINS, PREVIEWERS, READERS, SUBSCRIPTION_READERS, WRITERS,
+    AGREEMENT_ADMINS, AGREEMENT_READERS, NODE_ADMINS, PREVIEWERS, READERS, REQUEST_READERS, REQUESTERS,
+    SUBSCRIPTION_READERS, WRITERS,
 };
 use crate::domain::Role;
 use crate::http::ApiError;
@@ -57,6 +58,7 @@ pub enum Section {
     Audit,
     DeadLetters,
     Subscriptions,
+    Requests,
     Me,
     None,
 }
@@ -66,6 +68,7 @@ const MENU: &[(&str, Section, &[Role])] = &[
     ("/console/", Section::Picture, READERS),
     ("/console/reports/new", Section::NewReport, WRITERS),
     ("/console/patrol", Section::Patrol, READERS),
+    ("/console/requests", Section::Requests, REQUEST_READERS),
     ("/console/agreements", Section::Agreements, AGREEMENT_READERS),
     ("/console/partners", Section::Partners, NODE_ADMINS),
     ("/console/audit", Section::Audit, NODE_ADMINS),
@@ -75,7 +78,7 @@ const MENU: &[(&str, Section, &[Role])] = &[
 ];
 
 /// What each group of roles may do, in words, for the page that says so.
-pub fn permissions(t: &Texts) -> [(&'static str, &'static [Role]); 7] {
+pub fn permissions(t: &Texts) -> [(&'static str, &'static [Role]); 9] {
     [
         (t.perm_read, READERS),
         (t.perm_write, WRITERS),
@@ -84,6 +87,8 @@ pub fn permissions(t: &Texts) -> [(&'static str, &'static [Role]); 7] {
         (t.perm_agreements_admin, AGREEMENT_ADMINS),
         (t.perm_node_admin, NODE_ADMINS),
         (t.perm_subscriptions, SUBSCRIPTION_READERS),
+        (t.perm_requests_read, REQUEST_READERS),
+        (t.perm_requests, REQUESTERS),
     ]
 }
 
@@ -108,6 +113,7 @@ impl Chrome {
             Section::Audit => t.nav_audit,
             Section::DeadLetters => t.nav_dead_letters,
             Section::Subscriptions => t.nav_subscriptions,
+            Section::Requests => t.nav_requests,
             Section::Me | Section::None => t.nav_me,
         };
         let nav = MENU

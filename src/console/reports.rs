@@ -236,6 +236,8 @@ struct ReportPage {
     /// The partners that have seen this urgent report, and when.
     seen_by: Vec<SeenLine>,
     may_change: bool,
+    /// Whether this person may ask a partner about it (a coordinator, the report not retracted).
+    may_ask: bool,
     /// Set while the report waits for a release, or was refused one.
     release: Option<HoldRow>,
     /// Whether this person may release or refuse it (a coordinator who did not write it).
@@ -279,6 +281,8 @@ struct ReceivedPage {
     intro: String,
     when: String,
     persons: Vec<String>,
+    /// Whether this person may ask the report's origin about it.
+    may_ask: bool,
 }
 
 /// `GET /console/reports/{id}`: one of the organisation's reports with every version and the
@@ -360,6 +364,7 @@ pub async fn show(
                 seen: time::moment(r.seen_at, zone, lang),
             })
             .collect(),
+        may_ask: latest.retracted.is_none() && viewer.may(crate::api::auth::REQUESTERS),
         may_change: latest.retracted.is_none()
             && viewer.may(WRITERS)
             && crate::api::reports::may_change(&viewer.caller, &latest).is_ok(),
@@ -434,6 +439,7 @@ async fn received_page(
             .observed_at
             .map_or_else(|| t.time_hidden.to_owned(), |at| time::shared(at, view.time_precision, zone, lang)),
         persons,
+        may_ask: !view.retracted && viewer.may(crate::api::auth::REQUESTERS),
         view,
     };
     html(StatusCode::OK, &page)

@@ -19,8 +19,7 @@ use crate::domain::agreement::AgreementId;
 use crate::domain::audit::AuditEvent;
 use crate::domain::policy::{Decision, decide, exceeds};
 use crate::domain::request::{
-    DEFAULT_DUE_HOURS, PartnerRequest, REQUEST_STEP_TYPE, REQUEST_TYPE, RequestPlace, RequestStep, StepKind,
-    TimeWindow,
+    DEFAULT_DUE_HOURS, PartnerRequest, REQUEST_STEP_TYPE, REQUEST_TYPE, RequestPlace, RequestStep, StepKind, TimeWindow,
 };
 use crate::domain::view::ReportView;
 use crate::domain::{OrgId, ReportId, ValidationErrors};
@@ -65,7 +64,12 @@ pub enum RequestError {
 }
 
 /// Asks a partner, on behalf of `actor`: the request as stored here, queued for the partner.
-pub async fn ask(federation: &Federation, ask: Ask, actor: &str, now: DateTime<Utc>) -> Result<StoredRequest, RequestError> {
+pub async fn ask(
+    federation: &Federation,
+    ask: Ask,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<StoredRequest, RequestError> {
     let own = federation.keys.card.org_id.clone();
     let checked = request_agreement(federation, &own, &ask.to, ask.agreement.as_ref(), now).await?;
     let agreement = &checked.agreement;
@@ -161,7 +165,9 @@ pub async fn step(
         .detail(format!("request {id} from {}: step {} {}", request.from, step.seq, kind.as_str()));
     match federation.store.save_step(&step, &statement, Some(actor), Some(&send), &audit, now).await? {
         Ok(Taken::New) => {}
-        Ok(_) => return Err(RequestError::Conflict("someone here took a step on it at the same moment: reload it".into())),
+        Ok(_) => {
+            return Err(RequestError::Conflict("someone here took a step on it at the same moment: reload it".into()));
+        }
         Err(reason) => return Err(RequestError::Conflict(reason)),
     }
     federation.lifecycle.wake();
@@ -185,7 +191,8 @@ pub async fn receive_request(
         )));
     }
     request.check(now).map_err(LifecycleError::Invalid)?;
-    let checked = in_force(federation, &request.agreement, now).await.filter(|c| c.agreement.allows_requests(peer, own));
+    let checked =
+        in_force(federation, &request.agreement, now).await.filter(|c| c.agreement.allows_requests(peer, own));
     let Some(checked) = checked else {
         return Err(LifecycleError::Forbidden(format!(
             "agreement {} is not active here or does not let {peer} send requests to {own}",
@@ -203,10 +210,8 @@ pub async fn receive_request(
         .agreement(&request.agreement)
         .object(&payload)
         .detail(format!("request {}: {}", request.id, request.subject));
-    let taken = federation
-        .store
-        .receive_request(&request, &statement.to_json(), MAX_OPEN_PER_PARTNER, &audit, now)
-        .await?;
+    let taken =
+        federation.store.receive_request(&request, &statement.to_json(), MAX_OPEN_PER_PARTNER, &audit, now).await?;
     match taken {
         Taken::New | Taken::Again => Ok(()),
         Taken::TooMany => Err(LifecycleError::Conflict(format!(
@@ -243,9 +248,30 @@ pub async fn receive_step(
         Ok(Taken::Unknown) => {
             Err(LifecycleError::Forbidden(format!("this node made no request {} of {peer}", step.request)))
         }
-        Ok(_) => Err(LifecycleError::Conflict(format!("another step {} of request {} is held here", step.seq, step.request))),
+        Ok(_) => {
+            Err(LifecycleError::Conflict(format!("another step {} of request {} is held here", step.seq, step.request)))
+        }
         Err(reason) => Err(LifecycleError::Conflict(reason)),
     }
+}
+
+/// The partners this node may ask now: each with its name and the agreement that allows it (the
+/// first by id, when several do).
+pub async fn askable(
+    federation: &Federation,
+    now: DateTime<Utc>,
+) -> Result<Vec<(OrgId, String, AgreementId)>, RequestError> {
+    let own = &federation.keys.card.org_id;
+    let mut askable: Vec<(OrgId, String, AgreementId)> = Vec::new();
+    for checked in federation.agreements.at(federation, now).await? {
+        let agreement = &checked.agreement;
+        for party in agreement.parties.iter().filter(|p| agreement.allows_requests(own, &p.org_id)) {
+            if !askable.iter().any(|(org, ..)| org == &party.org_id) {
+                askable.push((party.org_id.clone(), party.name.clone(), agreement.id.clone()));
+            }
+        }
+    }
+    Ok(askable)
 }
 
 /// The active agreement that lets `own` ask `to`: the one named, or the first by id.

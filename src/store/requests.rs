@@ -76,18 +76,7 @@ pub struct RequestFilter<'a> {
     pub own: Option<&'a str>,
 }
 
-type RequestRow = (
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-);
+type RequestRow = (String, String, String, i64, Option<String>, Option<String>, Option<String>, i64, i64, i64);
 
 const REQUEST_SELECT: &str = "SELECT r.content, r.statement, r.status, r.steps, r.asked_by, l.state, l.last_error, \
      r.received_at_ms, r.updated_at_ms, r.change_seq FROM requests r LEFT JOIN lifecycle_outbox l ON l.id = r.lifecycle_id";
@@ -110,9 +99,10 @@ fn stored_request(row: RequestRow) -> Option<StoredRequest> {
 /// Takes the next change number inside transaction `$tx`.
 macro_rules! next_change {
     ($tx:expr) => {{
-        let seq: i64 = sqlx::query_scalar("UPDATE requests_head SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
-            .fetch_one(&mut *$tx)
-            .await?;
+        let seq: i64 =
+            sqlx::query_scalar("UPDATE requests_head SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
+                .fetch_one(&mut *$tx)
+                .await?;
         seq
     }};
 }
@@ -178,11 +168,10 @@ impl super::Store {
     ) -> Result<Taken, StoreError> {
         let taken = in_write_tx!(self, |tx| {
             // An id is held once on a node, whoever asked: a request is found by its id alone.
-            let held: Option<(String, String)> =
-                sqlx::query_as("SELECT asker, statement FROM requests WHERE id = $1")
-                    .bind(request.id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let held: Option<(String, String)> = sqlx::query_as("SELECT asker, statement FROM requests WHERE id = $1")
+                .bind(request.id)
+                .fetch_optional(&mut *tx)
+                .await?;
             match held {
                 Some((asker, held)) if asker == request.from.as_str() && held == statement => Taken::Again,
                 Some(_) => Taken::Conflict,
@@ -356,7 +345,10 @@ impl super::Store {
         if filter.open_only {
             clauses.push("r.status IN ('open', 'acknowledged', 'accepted')");
         }
-        let sql = format!("{REQUEST_SELECT} WHERE {} ORDER BY r.updated_at_ms DESC, r.change_seq DESC LIMIT $2", clauses.join(" AND "));
+        let sql = format!(
+            "{REQUEST_SELECT} WHERE {} ORDER BY r.updated_at_ms DESC, r.change_seq DESC LIMIT $2",
+            clauses.join(" AND ")
+        );
         let rows: Vec<RequestRow> = on_pool!(self, |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(filter.own.unwrap_or("")).bind(limit).fetch_all(p).await?
         });

@@ -217,6 +217,50 @@ try {
   check(namesPolice(seenBy), `the municipality's page says the police has seen the alert: ${seenBy}`);
   await shot(reporter, 'municipality-sees-who-saw-the-alert');
 
+  // The municipality's coordinator asks the guard company, from the urgent report's page, for a
+  // patrol tonight; the guards' coordinator accepts, answers and closes it, and the municipality's
+  // open thread follows each step without a reload.
+  // Both sign in with the node's development token (the demo's single-use links are kept for the
+  // people further on).
+  const signIn = async (page, node) => {
+    await page.goto(`${node.api_url}/console/signin`);
+    await page.fill('#token', node.token);
+    await Promise.all([page.waitForURL('**/console/'), page.click('button[type="submit"]')]);
+  };
+  const security = await person('municipality coordinator');
+  await signIn(security, municipality);
+  await security.goto(`${municipality.api_url}/console/reports/${alarmId}`);
+  await Promise.all([security.waitForURL(/\/console\/requests\?report=/), security.click('a[href^="/console/requests?report="]')]);
+  check(await security.inputValue('#report') === alarmId, 'the report page fills in the report');
+  await security.selectOption('#to', guards.org_id);
+  const ask = `Kan en patrull passera Hagebyskolan i natt? ${Date.now() % 100000}`;
+  await security.fill('#subject', ask);
+  await security.fill('#details', 'Hot mot personal i kväll; håll särskild koll på entrén.');
+  await security.selectOption('#site', 'Hagebyskolan');
+  await shot(security, 'municipality-asks-guards');
+  await Promise.all([security.waitForURL(/\/console\/requests\/[0-9a-f-]+$/), security.click('form[action="/console/requests"] button.primary')]);
+  const requestId = security.url().split('/').pop();
+  check((await security.locator('#request-status').getAttribute('data-status')) === 'open', 'the request is open');
+  const dispatcher = await person('guard company coordinator');
+  await signIn(dispatcher, guards);
+  await dispatcher.goto(`${guards.api_url}/console/requests`);
+  await dispatcher.waitForSelector(`tr[data-request="${requestId}"]`, { timeout: 10000 });
+  await Promise.all([dispatcher.waitForURL(`**/console/requests/${requestId}`), dispatcher.click(`a[href="/console/requests/${requestId}"]`)]);
+  const asked = await dispatcher.locator('main').innerText();
+  check(asked.includes(ask) && asked.includes('Hagebyskolan'), `the guards read the request: ${asked}`);
+  await shot(dispatcher, 'guards-read-request');
+  const answer = 'Patrull 2 passerade 23:10 och 01:30; lugnt vid entrén.';
+  for (const [kind, text] of [['accepted', ''], ['answered', answer], ['done', '']]) {
+    await dispatcher.fill('#text', text);
+    await dispatcher.click(`button[value="${kind}"]`);
+    await dispatcher.waitForSelector(`#steps li[data-step="${kind}"]`, { timeout: 5000 });
+  }
+  check(await dispatcher.locator('button[name="kind"]').count() === 0, 'a closed request offers no further step');
+  await security.waitForFunction(() => document.getElementById('request-status')?.dataset.status === 'done', null, { timeout: 5000 });
+  const thread = await security.locator('#steps').innerText();
+  check(thread.includes(answer), `the municipality's thread shows the answer: ${thread}`);
+  await shot(security, 'municipality-sees-the-answer');
+
   // An agreement, proposed by the police and signed by the guard company, each in a browser.
   const agreementId = `se-polisen-vaktbolaget-natt-${Date.now() % 100000}`;
   const toml = `id = "${agreementId}"
@@ -293,12 +337,11 @@ location = "grid 500m"
   // Accessibility, judged by axe-core on every page (WCAG 2 A and AA). The page's CSP forbids the
   // injected checker, so this browser alone lets it in; Leaflet's map itself is left to its makers.
   const auditor = await person('accessibility check', { options: { bypassCSP: true } });
-  await auditor.goto(`${municipality.api_url}/console/signin`);
-  await auditor.fill('#token', municipality.token);
-  await Promise.all([auditor.waitForURL('**/console/'), auditor.click('button[type="submit"]')]);
+  await signIn(auditor, municipality);
   const pages = ['/console/', '/console/reports/new', `/console/reports/${reportId}`, '/console/agreements',
     '/console/agreements/se-norrkoping-trygghetsoverenskommelse', '/console/agreements/new', '/console/partners',
-    '/console/audit', '/console/dead-letters', '/console/subscriptions', '/console/patrol', '/console/me'];
+    '/console/audit', '/console/dead-letters', '/console/subscriptions', '/console/patrol', '/console/me',
+    '/console/requests', `/console/requests/${requestId}`];
   for (const route of pages) {
     await auditor.goto(`${municipality.api_url}${route}`);
     await auditor.waitForLoadState('networkidle');

@@ -130,7 +130,8 @@ async fn a_request_from_the_municipality_to_the_guard_company_is_accepted_answer
     let received = arrived(guards, &id).await;
     assert_eq!(received["direction"], "received");
     assert!(!received.to_string().contains("Kalle"), "{received}");
-    let listed: Value = guards.get("/api/v1/requests?direction=received&state=open").send().await.unwrap().json().await.unwrap();
+    let listed: Value =
+        guards.get("/api/v1/requests?direction=received&state=open").send().await.unwrap().json().await.unwrap();
     assert_eq!(listed["requests"][0]["id"], id.as_str(), "{listed}");
 
     take(guards, &id, "acknowledged", "").await;
@@ -198,7 +199,10 @@ async fn a_request_to_a_party_with_no_request_flow_is_refused_at_the_sender_with
     let refused = municipality.request(Method::POST, "/api/v1/requests").json(&body).send().await.unwrap();
     let problem = expect_problem(refused, StatusCode::FORBIDDEN).await;
     let detail = problem["detail"].as_str().unwrap();
-    assert!(detail.contains("no active agreement lets se-kommun-norrkoping send requests to se-ica-hageby"), "{detail}");
+    assert!(
+        detail.contains("no active agreement lets se-kommun-norrkoping send requests to se-ica-hageby"),
+        "{detail}"
+    );
     assert!(detail.contains("requests = true"), "{detail}");
     // Naming the agreement says what it lacks.
     body["agreement"] = json!("se-norrkoping-trygghetsoverenskommelse");
@@ -278,7 +282,8 @@ async fn a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow(b
     let (municipality, guards) = (&nodes[0], &nodes[1]);
     agree(&[municipality, guards], GUARDING).await;
     let now = guards.clock.now();
-    let signed_by_guards = |payload: Value, typ: &str| jws::sign(&serde_json::to_vec(&payload).unwrap(), typ, &[&guards.keys().signing]);
+    let signed_by_guards =
+        |payload: Value, typ: &str| jws::sign(&serde_json::to_vec(&payload).unwrap(), typ, &[&guards.keys().signing]);
     let from_guards = client(guards, municipality).await;
 
     // The agreement's flow from the guards to the municipality allows no requests.
@@ -298,14 +303,20 @@ async fn a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow(b
         "request": uuid::Uuid::now_v7(), "asker": MUNICIPALITY, "by": GUARDS, "seq": 1, "kind": "accepted", "at": now
     });
     let refused = from_guards.post("/federation/v1/requests/steps", &signed_by_guards(step, REQUEST_STEP_TYPE)).await;
-    assert!(matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 403, .. })), "{refused:?}");
+    assert!(
+        matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 403, .. })),
+        "{refused:?}"
+    );
     // A step that skips ahead on a real request.
     let made = ask(municipality, &patrol(None)).await;
     let id = made["id"].as_str().unwrap();
     arrived(guards, id).await;
     let ahead = json!({"request": id, "asker": MUNICIPALITY, "by": GUARDS, "seq": 3, "kind": "done", "at": now});
     let refused = from_guards.post("/federation/v1/requests/steps", &signed_by_guards(ahead, REQUEST_STEP_TYPE)).await;
-    assert!(matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 409, .. })), "{refused:?}");
+    assert!(
+        matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 409, .. })),
+        "{refused:?}"
+    );
     // The asker takes no steps on its own request.
     let own = municipality
         .request(Method::POST, &format!("/api/v1/requests/{id}/steps"))
