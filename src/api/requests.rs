@@ -201,6 +201,7 @@ pub struct RequestStreamParams {
     responses(
         (status = 201, description = "Made and queued for the partner", body = RequestOut),
         (status = 403, description = "No active agreement lets you send requests to this partner, or the report may not go to it (held for release, or outside the agreement); nothing was sent", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This node has no federation configured: it has no partners to ask", body = Problem, content_type = "application/problem+json"),
         BodyProblems, AuthProblems,
     ),
     security(("bearer" = ["coordinator"]))
