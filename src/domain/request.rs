@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::agreement::AgreementId;
+use super::agreement::{Agreement, AgreementId, Flow};
 use super::ids::{OrgId, ReportId};
+use super::rules::PersonsRule;
 use super::validation::ValidationErrors;
 use super::view::ReportView;
 
@@ -198,6 +199,22 @@ impl RequestStatus {
     }
 }
 
+/// `agreement` as requests use it: each flow's persons at most as their roles. A request is a
+/// message about a report, which reaches the partner's picture under the agreement anyway (where an
+/// erasure finds it); a request's copy of the persons would be one more place to find.
+pub fn for_requests(agreement: &Agreement) -> Agreement {
+    Agreement { flows: agreement.flows.iter().map(request_flow).collect(), ..agreement.clone() }
+}
+
+/// One flow as requests use it (see [`for_requests`]).
+pub fn request_flow(flow: &Flow) -> Flow {
+    let mut flow = flow.clone();
+    if flow.fields.persons != PersonsRule::Drop {
+        flow.fields.persons = PersonsRule::Roles;
+    }
+    flow
+}
+
 /// Whether a request in `status`, due at `due`, is overdue at `now`.
 pub fn is_overdue(status: RequestStatus, due: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     status.awaits_answer() && now > due
@@ -291,6 +308,22 @@ mod tests {
         assert!(S::Done.after(K::Answered).unwrap_err().contains("nothing follows"));
         assert!(S::Declined.after(K::Accepted).is_err());
         assert!(S::Accepted.after(K::Declined).is_err());
+    }
+
+    #[test]
+    fn a_requests_flow_gives_persons_at_most_as_roles() {
+        let flow: Flow = toml::from_str(
+            r#"from = ["se-a"]
+            to = ["se-b"]
+            categories = ["theft"]
+            max_tlp = "AMBER"
+            fields = { persons = "keep" }"#,
+        )
+        .unwrap();
+        assert_eq!(request_flow(&flow).fields.persons, PersonsRule::Roles);
+        let dropped = Flow { fields: crate::domain::rules::FieldRules::default(), ..flow };
+        assert_eq!(dropped.fields.persons, PersonsRule::Drop);
+        assert_eq!(request_flow(&dropped).fields.persons, PersonsRule::Drop);
     }
 
     #[test]

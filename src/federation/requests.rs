@@ -1,7 +1,7 @@
 //! Requests between partners over federation (issue 19). Asking: the node finds the active
 //! agreement whose flow from it to the asked party allows requests (none: refused here, with the
-//! reason), shapes the report the request is about with that agreement's rules for that party (a
-//! held report goes nowhere), signs the request and queues it in the lifecycle outbox, which
+//! reason), shapes the report the request is about with that agreement's rules for that party,
+//! persons reduced to their roles (a held report goes nowhere), signs the request and queues it in the lifecycle outbox, which
 //! delivers it whenever the party can be reached. Answering: the asked party's steps are signed
 //! and go back the same way. Receiving either: signed by the partner's key on its card here,
 //! about the partner itself and this node, under an agreement active here that allows it, within
@@ -19,7 +19,8 @@ use crate::domain::agreement::AgreementId;
 use crate::domain::audit::AuditEvent;
 use crate::domain::policy::{Decision, decide, exceeds};
 use crate::domain::request::{
-    DEFAULT_DUE_HOURS, PartnerRequest, REQUEST_STEP_TYPE, REQUEST_TYPE, RequestPlace, RequestStep, StepKind, TimeWindow,
+    DEFAULT_DUE_HOURS, PartnerRequest, REQUEST_STEP_TYPE, REQUEST_TYPE, RequestPlace, RequestStep, StepKind,
+    TimeWindow, for_requests, request_flow,
 };
 use crate::domain::view::ReportView;
 use crate::domain::{OrgId, ReportId, ValidationErrors};
@@ -200,8 +201,8 @@ pub async fn receive_request(
         )));
     };
     if let Some(view) = &request.report_view {
-        let flow = checked.agreement.flow(peer, own).map(|(_, flow)| flow);
-        if let Some(reason) = flow.and_then(|flow| exceeds(view, flow)) {
+        let flow = checked.agreement.flow(peer, own).map(|(_, flow)| request_flow(flow));
+        if let Some(reason) = flow.and_then(|flow| exceeds(view, &flow)) {
             return Err(LifecycleError::Forbidden(format!("the request's report goes beyond the flow: {reason}")));
         }
     }
@@ -335,7 +336,8 @@ async fn report_view(
         )));
     }
     let key = pseudonym_key(&federation.keys.signing, &checked.agreement.id);
-    match decide(&report, &checked.agreement, to, now, &key) {
+    // Persons stay out of requests, whatever the flow gives: only their roles go.
+    match decide(&report, &for_requests(&checked.agreement), to, now, &key) {
         Decision::Share { view, .. } => Ok(Some(*view)),
         Decision::Withhold { reason } => Err(RequestError::NotAllowed(format!(
             "report {id} may not go to {to} under agreement {}: {reason}",

@@ -14,7 +14,9 @@ use lagesbild::domain::request::{REQUEST_STEP_TYPE, REQUEST_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::exchange::{GUARDING, GUARDS, MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, audit, federation};
+use crate::exchange::{
+    GUARDING, GUARDS, MUNICIPALITY, POLICE, RETAILER, SAFETY, agree, agree_on, audit, federation, template,
+};
 use crate::on_both_backends;
 use crate::peering::client;
 use crate::support::{Backend, TestNode, expect_problem, report, until, until_advancing};
@@ -25,6 +27,7 @@ on_both_backends!(
     a_request_made_while_the_partner_is_down_is_delivered_on_its_return,
     an_unanswered_request_past_its_due_time_is_overdue_until_it_is_answered,
     a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow,
+    a_request_carries_the_persons_of_its_report_only_as_their_roles,
 );
 
 /// What the municipality asks the guards, about `report` if given.
@@ -329,4 +332,26 @@ async fn a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow(b
     assert_eq!(audit(municipality, "event=request.refused").await.len(), 1);
     assert_eq!(audit(municipality, "event=request.step_refused").await.len(), 2);
     assert_eq!(thread(municipality, id).await["status"], "open");
+}
+
+async fn a_request_carries_the_persons_of_its_report_only_as_their_roles(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, POLICE, RETAILER], |_| {}).await;
+    let (municipality, police, retailer) = (&nodes[0], &nodes[1], &nodes[2]);
+    // The safety agreement's flow to the police keeps persons; here it also allows requests.
+    let mut agreement = template(SAFETY);
+    for flow in agreement["flows"].as_array_mut().unwrap() {
+        if flow["from"] == json!([MUNICIPALITY]) && flow["to"] == json!([POLICE]) {
+            assert_eq!(flow["fields"]["persons"], "keep", "{flow}");
+            flow["requests"] = json!(true);
+        }
+    }
+    agree_on(&[municipality, police, retailer], &agreement).await;
+    let filed = municipality.file(&report(2)).await;
+    let mut ask_police = patrol(Some(filed["id"].as_str().unwrap()));
+    ask_police["to"] = json!(POLICE);
+    let made = ask(municipality, &ask_police).await;
+    assert_eq!(made["report_view"]["persons"], json!({"counts": [{"role": "witness", "count": 1}]}), "{made}");
+    let received = arrived(police, made["id"].as_str().unwrap()).await;
+    assert!(!received.to_string().contains("Anna Andersson"), "{received}");
+    assert_eq!(received["report_view"]["title"], "Broken windows at Hagebyskolan");
 }
