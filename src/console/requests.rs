@@ -29,17 +29,34 @@ use crate::store::{Delivery, RequestFilter, StoredRequest};
 /// The most requests the page lists.
 const LISTED: i64 = 100;
 
+/// Where a request stands, as a page shows it.
+struct Standing {
+    status: &'static str,
+    status_code: &'static str,
+    closed: bool,
+    overdue: bool,
+    due: String,
+}
+
+impl Standing {
+    fn of(stored: &StoredRequest, t: &Texts, now: DateTime<Utc>, due: String) -> Standing {
+        Standing {
+            status: t.request_status(stored.status),
+            status_code: stored.status.as_str(),
+            closed: !stored.status.awaits_answer(),
+            overdue: is_overdue(stored.status, stored.request.due, now),
+            due,
+        }
+    }
+}
+
 /// A request as the list shows it.
 struct RequestLine {
     id: String,
     subject: String,
     direction: &'static str,
     partner: String,
-    status: &'static str,
-    status_code: &'static str,
-    closed: bool,
-    overdue: bool,
-    due: String,
+    standing: Standing,
     updated: String,
 }
 
@@ -78,11 +95,7 @@ struct ThreadView {
     details: String,
     direction: &'static str,
     partner: String,
-    status: &'static str,
-    status_code: &'static str,
-    closed: bool,
-    overdue: bool,
-    due: String,
+    standing: Standing,
     window: Option<String>,
     place: Option<String>,
     /// Where the report can be read here, if it can, and its title or id.
@@ -229,11 +242,7 @@ async fn render(
                 subject: s.request.subject.clone(),
                 direction: if sent { t.request_sent } else { t.request_received },
                 partner: if sent { s.request.to.to_string() } else { s.request.from.to_string() },
-                status: t.request_status(s.status),
-                status_code: s.status.as_str(),
-                closed: !s.status.awaits_answer(),
-                overdue: is_overdue(s.status, s.request.due, now),
-                due: when(s.request.due),
+                standing: Standing::of(&s, t, now, when(s.request.due)),
                 updated: when(s.updated_at),
             }
         })
@@ -287,11 +296,7 @@ async fn render_thread(
         details: r.details.clone(),
         direction: if sent { t.request_sent } else { t.request_received },
         partner: if sent { r.to.to_string() } else { r.from.to_string() },
-        status: t.request_status(stored.status),
-        status_code: stored.status.as_str(),
-        closed: !stored.status.awaits_answer(),
-        overdue: is_overdue(stored.status, r.due, state.clock.now()),
-        due: when(r.due),
+        standing: Standing::of(&stored, t, state.clock.now(), when(r.due)),
         window: r.window.as_ref().map(|w: &TimeWindow| format!("{} – {}", when(w.from), when(w.until))),
         place: r.place.as_ref().map(place_text),
         report,

@@ -93,15 +93,8 @@ pub async fn ask(
         asked_at: now,
     };
     request.check(now).map_err(RequestError::Invalid)?;
-    // A statement is plain data: serialising it cannot fail.
-    let payload = serde_json::to_vec(&request).unwrap_or_default();
-    let statement = jws::sign(&payload, REQUEST_TYPE, &[&federation.keys.signing]).to_json();
-    let send = LifecycleDocument {
-        recipient: ask.to.clone(),
-        kind: LifecycleKind::Request,
-        agreement: agreement.id.to_string(),
-        document: statement.clone(),
-    };
+    let (payload, send) = signed(federation, &request, LifecycleKind::Request, &ask.to, &agreement.id);
+    let statement = send.document.clone();
     let audit = AuditEvent::new("request.sent", actor)
         .partner(&ask.to)
         .agreement(&agreement.id)
@@ -151,14 +144,8 @@ pub async fn step(
     };
     step.check().map_err(RequestError::Invalid)?;
     stored.status.after(kind).map_err(RequestError::Conflict)?;
-    let payload = serde_json::to_vec(&step).unwrap_or_default();
-    let statement = jws::sign(&payload, REQUEST_STEP_TYPE, &[&federation.keys.signing]).to_json();
-    let send = LifecycleDocument {
-        recipient: request.from.clone(),
-        kind: LifecycleKind::RequestStep,
-        agreement: request.agreement.to_string(),
-        document: statement.clone(),
-    };
+    let (payload, send) = signed(federation, &step, LifecycleKind::RequestStep, &request.from, &request.agreement);
+    let statement = send.document.clone();
     let audit = AuditEvent::new("request.step", actor)
         .partner(&request.from)
         .agreement(&request.agreement)
@@ -173,6 +160,22 @@ pub async fn step(
     }
     federation.lifecycle.wake();
     federation.store.request_by_id(id).await?.ok_or(RequestError::NotFound)
+}
+
+/// `statement` signed by this node, as a document of `kind` for `recipient`: the signed bytes, for
+/// the audit trail, and the document to queue.
+fn signed<T: serde::Serialize>(
+    federation: &Federation,
+    statement: &T,
+    kind: LifecycleKind,
+    recipient: &OrgId,
+    agreement: &AgreementId,
+) -> (Vec<u8>, LifecycleDocument) {
+    let typ = if kind == LifecycleKind::Request { REQUEST_TYPE } else { REQUEST_STEP_TYPE };
+    // A statement is plain data: serialising it cannot fail.
+    let payload = serde_json::to_vec(statement).unwrap_or_default();
+    let document = jws::sign(&payload, typ, &[&federation.keys.signing]).to_json();
+    (payload, LifecycleDocument { recipient: recipient.clone(), kind, agreement: agreement.to_string(), document })
 }
 
 /// Takes `peer`'s request to this node.

@@ -1,7 +1,8 @@
 //! The sweep: ends sharing under agreements that ended (revoked, past their end date, or under a
 //! framework that was revoked or is past its end) by cancelling their queued envelopes, deleting
 //! what was received under them and sending again under other agreements what went under them
-//! (`reshare`), and deletes received reports whose agreement's retention period is over.
+//! (`reshare`), and deletes received reports, and requests, whose agreement's retention period is
+//! over.
 //! Revocations end sharing at once when they happen; the sweep also catches one whose follow-up
 //! was interrupted, and expiry, which nobody announces. Refused envelopes are kept 30 days.
 
@@ -67,6 +68,11 @@ pub async fn sweep(federation: &Federation) -> Result<(), StoreError> {
         let deleted = federation.store.delete_received_before(&record.id, cutoff, &audit, now).await?;
         if deleted > 0 {
             tracing::info!(agreement = %record.id, deleted, "deleted received reports past their retention");
+        }
+        let audit = AuditEvent::new("retention.requests_deleted", "retention").agreement(&record.id);
+        let deleted = federation.store.delete_requests_before(&record.id, cutoff, &audit, now).await?;
+        if deleted > 0 {
+            tracing::info!(agreement = %record.id, deleted, "deleted requests past their retention");
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! `requests_head` for the request it changes (`change_seq`), in commit order, which is what the
 //! requests' live stream follows. A node's own request or step is queued for the other party in
 //! the transaction that stores it, and its row in the lifecycle outbox says whether it arrived.
+//! A request is kept for its agreement's retention after its last change, like what is received.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -362,6 +363,40 @@ impl super::Store {
         let rows: Vec<RequestRow> =
             on_pool!(self, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(p).await?);
         Ok(rows.into_iter().filter_map(stored_request).collect())
+    }
+
+    /// Deletes the requests under `agreement` whose last change was before `cutoff`, with their
+    /// steps, and an audit entry when any was deleted; answers how many were.
+    pub async fn delete_requests_before(
+        &self,
+        agreement: &str,
+        cutoff: DateTime<Utc>,
+        audit: &AuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let deleted = in_write_tx!(self, |tx| {
+            sqlx::query(
+                "DELETE FROM request_steps WHERE (asker, request_id) IN \
+                 (SELECT asker, id FROM requests WHERE agreement_id = $1 AND updated_at_ms < $2)",
+            )
+            .bind(agreement)
+            .bind(cutoff.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+            let deleted = sqlx::query("DELETE FROM requests WHERE agreement_id = $1 AND updated_at_ms < $2")
+                .bind(agreement)
+                .bind(cutoff.timestamp_millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted > 0 {
+                let event =
+                    audit.clone().detail(format!("{deleted} requests past retention deleted, with their steps"));
+                append_audit!(tx, &event, now);
+            }
+            deleted
+        });
+        Ok(deleted)
     }
 
     /// The number of the latest change of any request (0 before any).

@@ -522,7 +522,7 @@ async fn forged_replayed_stale_and_foreign_envelopes_are_refused_one_by_one(back
     }
 }
 
-fn sweep_every_second(config: &mut NodeConfig) {
+pub fn sweep_every_second(config: &mut NodeConfig) {
     if let Some(federation) = config.federation.as_mut() {
         federation.sweep_seconds = 1;
     }

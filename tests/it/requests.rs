@@ -28,6 +28,7 @@ on_both_backends!(
     an_unanswered_request_past_its_due_time_is_overdue_until_it_is_answered,
     a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow,
     a_request_carries_the_persons_of_its_report_only_as_their_roles,
+    a_request_is_deleted_on_both_sides_once_its_agreements_retention_has_passed,
 );
 
 /// What the municipality asks the guards, about `report` if given.
@@ -354,4 +355,34 @@ async fn a_request_carries_the_persons_of_its_report_only_as_their_roles(backend
     let received = arrived(police, made["id"].as_str().unwrap()).await;
     assert!(!received.to_string().contains("Anna Andersson"), "{received}");
     assert_eq!(received["report_view"]["title"], "Broken windows at Hagebyskolan");
+}
+
+async fn a_request_is_deleted_on_both_sides_once_its_agreements_retention_has_passed(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], crate::exchange::sweep_every_second).await;
+    let (municipality, guards) = (&nodes[0], &nodes[1]);
+    agree(&[municipality, guards], GUARDING).await;
+    let made = ask(municipality, &patrol(None)).await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    arrived(guards, &id).await;
+    take(guards, &id, "accepted", "").await;
+    until(|| async { (thread(municipality, &id).await["status"] == "accepted").then_some(()) }).await;
+
+    // Kept through the agreement's retention (90 days) after its last change, and not a day more.
+    for node in [municipality, guards] {
+        node.clock.advance(Duration::days(89));
+    }
+    let kept: Value = guards.get("/api/v1/requests").send().await.unwrap().json().await.unwrap();
+    assert_eq!(kept["requests"].as_array().unwrap().len(), 1, "{kept}");
+    for node in [municipality, guards] {
+        node.clock.advance(Duration::days(2));
+    }
+    for node in [municipality, guards] {
+        until(|| async {
+            let answer = node.get(&format!("/api/v1/requests/{id}")).send().await.unwrap();
+            (answer.status() == StatusCode::NOT_FOUND).then_some(())
+        })
+        .await;
+        let deleted = audit(node, "event=retention.requests_deleted").await;
+        assert_eq!(deleted.len(), 1, "{deleted:?}");
+    }
 }
