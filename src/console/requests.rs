@@ -20,7 +20,9 @@ use super::viewer::Viewer;
 use crate::api::AppState;
 use crate::api::auth::{REQUEST_READERS, REQUESTERS};
 use crate::api::requests::{NewStep, federated, find, make, problem as request_problem, step};
-use crate::domain::request::{DEFAULT_DUE_HOURS, RequestPlace, RequestStatus, StepKind, TimeWindow, is_overdue};
+use crate::domain::request::{
+    DEFAULT_DUE_HOURS, PartnerRequest, RequestPlace, RequestStatus, StepKind, TimeWindow, is_overdue,
+};
 use crate::domain::{OrgId, ReportId, ValidationErrors};
 use crate::federation::requests::Ask;
 use crate::http::ApiError;
@@ -285,9 +287,7 @@ async fn render_thread(
     let r = &stored.request;
     let sent = r.from == viewer.caller.org;
     let report = match r.report {
-        Some(id) => {
-            Some(report_link(state, &viewer.caller.org, id, r.report_view.as_ref().and_then(|v| v.title.clone())).await)
-        }
+        Some(id) => Some(report_link(state, &viewer.caller.org, r, id).await),
         None => None,
     };
     let view = ThreadView {
@@ -340,13 +340,17 @@ fn status_after(kind: StepKind) -> RequestStatus {
     }
 }
 
-/// Where report `id` can be read here (one of the organisation's own, or one in the picture), and
-/// what to call it.
-async fn report_link(state: &AppState, own: &OrgId, id: ReportId, title: Option<String>) -> (Option<String>, String) {
-    let own_report = state.store.latest_report(own, id).await.ok().flatten().is_some();
-    let received = !own_report && state.store.received_view(id).await.ok().flatten().is_some();
-    let href = (own_report || received).then(|| format!("/console/reports/{id}"));
-    (href, title.unwrap_or_else(|| id.to_string()))
+/// Where report `id` can be read here, and what to call it: one of the organisation's own by its
+/// own title; one the asker shared by the title the request carries; anything else (an id a partner
+/// named that is neither) by its id, without a link.
+async fn report_link(state: &AppState, own: &OrgId, r: &PartnerRequest, id: ReportId) -> (Option<String>, String) {
+    let href = Some(format!("/console/reports/{id}"));
+    if let Ok(Some(report)) = state.store.latest_report(own, id).await {
+        return (href, report.content.title);
+    }
+    let shared_by_asker = state.store.received_view(id).await.ok().flatten().is_some_and(|v| v.origin == r.from);
+    let title = r.report_view.as_ref().filter(|v| v.id == id).and_then(|v| v.title.clone());
+    if shared_by_asker { (href, title.unwrap_or_else(|| id.to_string())) } else { (None, id.to_string()) }
 }
 
 fn place_text(place: &RequestPlace) -> String {

@@ -257,12 +257,13 @@ impl PartnerRequest {
         }
         errors.check(self.due > self.asked_at, "due", "must lie after the moment the request is made");
         errors.check(
-            self.due <= self.asked_at + Duration::days(MAX_DUE_DAYS),
+            self.asked_at.checked_add_signed(Duration::days(MAX_DUE_DAYS)).is_some_and(|latest| self.due <= latest),
             "due",
             format!("at most {MAX_DUE_DAYS} days ahead"),
         );
         // A request may wait long for a partner that is away, but never comes from the future.
-        errors.check(self.asked_at <= now + Duration::hours(1), "asked_at", "lies ahead of this node's clock");
+        let ahead = now.checked_add_signed(Duration::hours(1)).is_some_and(|limit| self.asked_at > limit);
+        errors.check(!ahead, "asked_at", "lies ahead of this node's clock");
         if let Some(view) = &self.report_view {
             errors.check(self.report == Some(view.id), "report_view", "is not the report the request names");
             errors.check(view.origin == self.from, "report_view", "is not a report of the asker");
@@ -324,6 +325,27 @@ mod tests {
         let dropped = Flow { fields: crate::domain::rules::FieldRules::default(), ..flow };
         assert_eq!(dropped.fields.persons, PersonsRule::Drop);
         assert_eq!(request_flow(&dropped).fields.persons, PersonsRule::Drop);
+    }
+
+    #[test]
+    fn a_request_made_at_the_end_of_time_is_refused_not_a_panic() {
+        let end = DateTime::<Utc>::MAX_UTC;
+        let request = PartnerRequest {
+            id: Uuid::nil(),
+            agreement: AgreementId::try_from("se-a-b".to_owned()).unwrap(),
+            from: OrgId::parse("se-a").unwrap(),
+            to: OrgId::parse("se-b").unwrap(),
+            subject: "Patrol?".into(),
+            details: String::new(),
+            report: None,
+            report_view: None,
+            place: None,
+            window: None,
+            due: end,
+            asked_at: end - Duration::days(1),
+        };
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert!(request.check(now).is_err());
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub enum LifecycleError {
     /// Something else is held under the document's id, or it cannot follow what is held.
     #[error("{0}")]
     Conflict(String),
+    /// Not now: what it needs has not reached this node yet (a signature, an earlier step); the
+    /// sender tries again.
+    #[error("{0}")]
+    NotYet(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -627,6 +631,7 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::Invalid(errors) => ApiError::Validation(errors),
             LifecycleError::NotFound => ApiError::NotFound(error.to_string()),
             LifecycleError::Forbidden(_) => ApiError::Forbidden(error.to_string()),
+            LifecycleError::NotYet(_) => ApiError::Unavailable(error.to_string()),
             LifecycleError::Store(e) => e.into(),
             LifecycleError::Exists
             | LifecycleError::Conflict(_)

@@ -297,6 +297,7 @@ pub async fn receive_alert_seen(
     responses(BodyProblems, (status = 204, description = "Taken, or taken already (the same statement again)"),
         (status = 403, description = "The request is about other nodes, or no agreement active here lets the sender ask this node, or its report goes beyond the flow", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another request with this id is held here, or the sender has as many open requests here as it may", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not yet: what it needs (its agreement in force here, or an earlier step) has not arrived; send it again later", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The request, its bounds or its signature are invalid", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn receive_request(
@@ -318,6 +319,7 @@ pub async fn receive_request(
     responses(BodyProblems, (status = 204, description = "Taken, or taken already (the same statement again)"),
         (status = 403, description = "The step is about other nodes, or this node made no such request of the sender", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The step is not the next one, cannot follow the request's status, or another is held under its number", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not yet: what it needs (its agreement in force here, or an earlier step) has not arrived; send it again later", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The step, its text or its signature are invalid", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn receive_request_step(

@@ -127,10 +127,10 @@ pub async fn step(
             request.to
         )));
     }
-    in_force(federation, &request.agreement, now).await.ok_or_else(|| {
+    in_force(federation, &stored.under, now).await?.ok_or_else(|| {
         RequestError::Conflict(format!(
             "agreement {} is no longer active: the request cannot be answered through it",
-            request.agreement
+            stored.under
         ))
     })?;
     let step = RequestStep {
@@ -195,14 +195,13 @@ pub async fn receive_request(
         )));
     }
     request.check(now).map_err(LifecycleError::Invalid)?;
-    let checked =
-        in_force(federation, &request.agreement, now).await.filter(|c| c.agreement.allows_requests(peer, own));
-    let Some(checked) = checked else {
+    let checked = active_for_partner(federation, request.agreement.as_str(), now).await?;
+    if !checked.agreement.allows_requests(peer, own) {
         return Err(LifecycleError::Forbidden(format!(
-            "agreement {} is not active here or does not let {peer} send requests to {own}",
+            "agreement {} does not let {peer} send requests to {own}",
             request.agreement
         )));
-    };
+    }
     if let Some(view) = &request.report_view {
         let flow = checked.agreement.flow(peer, own).map(|(_, flow)| request_flow(flow));
         if let Some(reason) = flow.and_then(|flow| exceeds(view, &flow)) {
@@ -243,6 +242,11 @@ pub async fn receive_step(
         )));
     }
     step.check().map_err(LifecycleError::Invalid)?;
+    let held = federation.store.request(own.as_str(), step.request).await?;
+    let Some(held) = held.filter(|h| &h.request.to == peer) else {
+        return Err(LifecycleError::Forbidden(format!("this node made no request {} of {peer}", step.request)));
+    };
+    active_for_partner(federation, &held.under, now).await?;
     let audit = AuditEvent::new("request.step_received", &format!("partner:{peer}"))
         .partner(peer)
         .object(&payload)
@@ -252,6 +256,11 @@ pub async fn receive_step(
         Ok(Taken::Unknown) => {
             Err(LifecycleError::Forbidden(format!("this node made no request {} of {peer}", step.request)))
         }
+        // An earlier step may still be on its way (each is retried on its own): later, then.
+        Ok(Taken::Ahead) => Err(LifecycleError::NotYet(format!(
+            "step {} of request {} comes before the steps this node has yet to receive",
+            step.seq, step.request
+        ))),
         Ok(_) => {
             Err(LifecycleError::Conflict(format!("another step {} of request {} is held here", step.seq, step.request)))
         }
@@ -350,7 +359,35 @@ async fn report_view(
 }
 
 /// The agreement `id`, if it is active here at `now`.
-async fn in_force(federation: &Federation, id: &AgreementId, now: DateTime<Utc>) -> Option<Arc<Checked>> {
-    let active = federation.agreements.at(federation, now).await.ok()?;
-    active.into_iter().find(|c| &c.agreement.id == id)
+async fn in_force(
+    federation: &Federation,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Arc<Checked>>, LifecycleError> {
+    let active = federation.agreements.at(federation, now).await?;
+    Ok(active.into_iter().find(|c| c.agreement.id.as_str() == id))
+}
+
+/// The agreement `id` for a partner's request or step: active here, or refused for good when it
+/// ended or never will be, or not yet (the partner tries again) when it is unknown here, awaits a
+/// signature that has not arrived, or has not started.
+async fn active_for_partner(
+    federation: &Federation,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Arc<Checked>, LifecycleError> {
+    if let Some(active) = in_force(federation, id, now).await? {
+        return Ok(active);
+    }
+    let all = federation.agreements.all(federation, now).await?;
+    let state = all.iter().find(|s| s.checked.agreement.id.as_str() == id).map(|s| {
+        let revocation = s.record.revocation.as_ref();
+        super::agreements::status_with(&s.checked, s.framework_active, s.replaced_by.as_ref(), revocation, now).state
+    });
+    match state {
+        None | Some("awaiting_signatures" | "not_started") => {
+            Err(LifecycleError::NotYet(format!("agreement {id} is not in force here yet")))
+        }
+        Some(state) => Err(LifecycleError::Forbidden(format!("agreement {id} is not active here ({state})"))),
+    }
 }

@@ -227,7 +227,8 @@ impl super::Store {
     }
 
     /// Ends sharing under an agreement at once: its queued envelopes are cancelled and what was
-    /// received under it is deleted, with `audit` (completed with the counts) in one transaction.
+    /// received under it is deleted, and its requests with their steps (queued or not), with
+    /// `audit` (completed with the counts) in one transaction.
     /// Once only: `None` when sharing under it had already ended (the same revocation may arrive by
     /// a partner's push and its feed at once), and then nothing is done or recorded.
     pub async fn end_sharing_under(
@@ -266,9 +267,12 @@ impl super::Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            let event = audit
-                .clone()
-                .detail(format!("{why}: {cancelled} queued envelopes cancelled, {dropped} received reports deleted"));
+            // A request under it carries a report in its form; it goes with what was received.
+            let requests = super::requests::delete_requests!(tx, agreement, i64::MAX);
+            let event = audit.clone().detail(format!(
+                "{why}: {cancelled} queued envelopes cancelled, {dropped} received reports deleted, {requests} requests \
+                 deleted"
+            ));
             append_audit!(tx, &event, now);
             Some((cancelled, dropped))
         });

@@ -18,6 +18,8 @@ use crate::domain::request::{PartnerRequest, RequestStatus, RequestStep, StepKin
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRequest {
     pub request: PartnerRequest,
+    /// The agreement it is under now: the one it was made under, or that one's amendment.
+    pub under: String,
     /// The request as its asker signed it (JWS JSON).
     pub statement: String,
     pub status: RequestStatus,
@@ -63,8 +65,8 @@ pub enum Taken {
     TooMany,
     /// No request of this node to the partner has that id.
     Unknown,
-    /// The step cannot follow the ones held (`Open` here: its reason is the domain's).
-    OutOfOrder,
+    /// The step comes before the ones between it and those held (they may still be on their way).
+    Ahead,
 }
 
 /// Which requests to list.
@@ -77,23 +79,24 @@ pub struct RequestFilter<'a> {
     pub own: Option<&'a str>,
 }
 
-type RequestRow = (String, String, String, i64, Option<String>, Option<String>, Option<String>, i64, i64, i64);
+type RequestRow = (String, String, String, String, i64, Option<String>, Option<String>, Option<String>, i64, i64, i64);
 
-const REQUEST_SELECT: &str = "SELECT r.content, r.statement, r.status, r.steps, r.asked_by, l.state, l.last_error, \
+const REQUEST_SELECT: &str = "SELECT r.content, r.agreement_id, r.statement, r.status, r.steps, r.asked_by, l.state, l.last_error, \
      r.received_at_ms, r.updated_at_ms, r.change_seq FROM requests r LEFT JOIN lifecycle_outbox l ON l.id = r.lifecycle_id";
 
 /// A stored row as a request; `None` for content this version cannot read (never written by it).
 fn stored_request(row: RequestRow) -> Option<StoredRequest> {
     Some(StoredRequest {
         request: serde_json::from_str(&row.0).ok()?,
-        statement: row.1,
-        status: RequestStatus::parse(&row.2).unwrap_or(RequestStatus::Open),
-        steps: u32::try_from(row.3).unwrap_or(0),
-        asked_by: row.4,
-        delivery: row.5.map(|state| Delivery { state, last_error: row.6 }),
-        received_at: time(row.7),
-        updated_at: time(row.8),
-        change_seq: row.9,
+        under: row.1,
+        statement: row.2,
+        status: RequestStatus::parse(&row.3).unwrap_or(RequestStatus::Open),
+        steps: u32::try_from(row.4).unwrap_or(0),
+        asked_by: row.5,
+        delivery: row.6.map(|state| Delivery { state, last_error: row.7 }),
+        received_at: time(row.8),
+        updated_at: time(row.9),
+        change_seq: row.10,
     })
 }
 
@@ -135,6 +138,40 @@ macro_rules! insert_request {
         .await?;
     }};
 }
+
+/// Deletes, inside transaction `$tx`, the requests under agreement `$agreement` whose last change
+/// was before `$before_ms` (`i64::MAX`: all of them), with their steps and the documents this node
+/// queued for them (sent or not: a queued one is not sent). Answers how many requests.
+macro_rules! delete_requests {
+    ($tx:expr, $agreement:expr, $before_ms:expr) => {{
+        let (agreement, before): (&str, i64) = ($agreement, $before_ms);
+        sqlx::query(
+            "DELETE FROM lifecycle_outbox WHERE id IN (SELECT lifecycle_id FROM requests \
+             WHERE agreement_id = $1 AND updated_at_ms < $2) OR id IN (SELECT s.lifecycle_id FROM request_steps s \
+             JOIN requests r ON r.asker = s.asker AND r.id = s.request_id WHERE r.agreement_id = $1 AND r.updated_at_ms < $2)",
+        )
+        .bind(agreement)
+        .bind(before)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM request_steps WHERE (asker, request_id) IN \
+             (SELECT asker, id FROM requests WHERE agreement_id = $1 AND updated_at_ms < $2)",
+        )
+        .bind(agreement)
+        .bind(before)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query("DELETE FROM requests WHERE agreement_id = $1 AND updated_at_ms < $2")
+            .bind(agreement)
+            .bind(before)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+    }};
+}
+
+pub(crate) use delete_requests;
 
 impl super::Store {
     /// Stores this node's own request, queues it for the asked party and records `audit`, in one
@@ -234,7 +271,7 @@ impl super::Store {
                 return Ok(Ok(if again.as_deref() == Some(statement) { Taken::Again } else { Taken::Conflict }));
             }
             if seq != steps + 1 {
-                return Ok(Err(format!("step {} arrived before step {}", step.seq, steps + 1)));
+                return Ok(Ok(Taken::Ahead));
             }
             let status = RequestStatus::parse(&status).unwrap_or(RequestStatus::Open);
             let next = match status.after(step.kind) {
@@ -375,20 +412,7 @@ impl super::Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let deleted = in_write_tx!(self, |tx| {
-            sqlx::query(
-                "DELETE FROM request_steps WHERE (asker, request_id) IN \
-                 (SELECT asker, id FROM requests WHERE agreement_id = $1 AND updated_at_ms < $2)",
-            )
-            .bind(agreement)
-            .bind(cutoff.timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
-            let deleted = sqlx::query("DELETE FROM requests WHERE agreement_id = $1 AND updated_at_ms < $2")
-                .bind(agreement)
-                .bind(cutoff.timestamp_millis())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let deleted = delete_requests!(tx, agreement, cutoff.timestamp_millis());
             if deleted > 0 {
                 let event =
                     audit.clone().detail(format!("{deleted} requests past retention deleted, with their steps"));

@@ -159,6 +159,13 @@ impl super::Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // Requests go on under the amendment (their signed statements keep the name they were
+            // made under).
+            sqlx::query("UPDATE requests SET agreement_id = $2 WHERE agreement_id = $1")
+                .bind(old)
+                .bind(new)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE agreements SET handed_over_at_ms = $2 WHERE id = $1")
                 .bind(old)
                 .bind(now.timestamp_millis())

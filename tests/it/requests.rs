@@ -29,6 +29,8 @@ on_both_backends!(
     a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow,
     a_request_carries_the_persons_of_its_report_only_as_their_roles,
     a_request_is_deleted_on_both_sides_once_its_agreements_retention_has_passed,
+    a_request_queued_when_its_agreement_is_revoked_never_reaches_the_partner,
+    a_request_goes_on_under_the_amendment_of_its_agreement,
 );
 
 /// What the municipality asks the guards, about `report` if given.
@@ -311,12 +313,25 @@ async fn a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow(b
         matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 403, .. })),
         "{refused:?}"
     );
-    // A step that skips ahead on a real request.
+    // A step ahead of those the municipality holds is not taken yet: the steps between may still
+    // be on their way, each retried on its own, so the sender is told to try again (503).
     let made = ask(municipality, &patrol(None)).await;
     let id = made["id"].as_str().unwrap();
     arrived(guards, id).await;
-    let ahead = json!({"request": id, "asker": MUNICIPALITY, "by": GUARDS, "seq": 3, "kind": "done", "at": now});
-    let refused = from_guards.post("/federation/v1/requests/steps", &signed_by_guards(ahead, REQUEST_STEP_TYPE)).await;
+    let step = |seq: u32, kind: &str, text: &str| {
+        let body = json!({"request": id, "asker": MUNICIPALITY, "by": GUARDS, "seq": seq, "kind": kind, "text": text, "at": now});
+        signed_by_guards(body, REQUEST_STEP_TYPE)
+    };
+    let later = from_guards.post("/federation/v1/requests/steps", &step(2, "accepted", "")).await;
+    assert!(
+        matches!(&later, Err(lagesbild::federation::client::ClientError::Refused { status: 503, .. })),
+        "{later:?}"
+    );
+    from_guards.post("/federation/v1/requests/steps", &step(1, "acknowledged", "")).await.unwrap();
+    from_guards.post("/federation/v1/requests/steps", &step(2, "accepted", "")).await.unwrap();
+    assert_eq!(thread(municipality, id).await["status"], "accepted");
+    // A step that cannot follow the status is refused for good.
+    let refused = from_guards.post("/federation/v1/requests/steps", &step(3, "declined", "no")).await;
     assert!(
         matches!(&refused, Err(lagesbild::federation::client::ClientError::Refused { status: 409, .. })),
         "{refused:?}"
@@ -331,8 +346,8 @@ async fn a_partner_cannot_send_a_request_or_a_step_the_agreements_do_not_allow(b
     expect_problem(own, StatusCode::FORBIDDEN).await;
 
     assert_eq!(audit(municipality, "event=request.refused").await.len(), 1);
-    assert_eq!(audit(municipality, "event=request.step_refused").await.len(), 2);
-    assert_eq!(thread(municipality, id).await["status"], "open");
+    assert_eq!(audit(municipality, "event=request.step_refused").await.len(), 3);
+    assert_eq!(thread(municipality, id).await["status"], "accepted");
 }
 
 async fn a_request_carries_the_persons_of_its_report_only_as_their_roles(backend: Backend) {
@@ -385,4 +400,66 @@ async fn a_request_is_deleted_on_both_sides_once_its_agreements_retention_has_pa
         let deleted = audit(node, "event=retention.requests_deleted").await;
         assert_eq!(deleted.len(), 1, "{deleted:?}");
     }
+}
+
+async fn a_request_queued_when_its_agreement_is_revoked_never_reaches_the_partner(backend: Backend) {
+    let mut nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let mut guards = nodes.pop().unwrap();
+    let municipality = nodes.pop().unwrap();
+    let agreement = agree(&[&municipality, &guards], GUARDING).await;
+    let filed = municipality.file(&report(2)).await;
+    guards.halt().await;
+    let made = ask(&municipality, &patrol(Some(filed["id"].as_str().unwrap()))).await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    let revoked = municipality
+        .request(Method::POST, &format!("/api/v1/agreements/{agreement}/revoke"))
+        .json(&json!({"reason": "The contract ended"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    // The request goes with the agreement, at once, and what waited for the guards with it.
+    let gone = municipality.get(&format!("/api/v1/requests/{id}")).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let ended = audit(&municipality, &format!("agreement={agreement}&event=agreement.sharing_ended")).await;
+    assert!(ended[0]["detail"].as_str().unwrap().contains("1 requests deleted"), "{ended:?}");
+
+    // The guards come back and learn of the revocation; the request never reaches them.
+    let guards = guards.restart().await;
+    until_advancing(&[&municipality, &guards], Duration::seconds(5), || async {
+        let view: Value =
+            guards.get(&format!("/api/v1/agreements/{agreement}")).send().await.unwrap().json().await.unwrap();
+        (view["status"]["state"] == "revoked").then_some(())
+    })
+    .await;
+    for _ in 0..10 {
+        municipality.clock.advance(Duration::minutes(5));
+        lagesbild::federation::lifecycle::send_due(municipality.federation()).await.unwrap();
+    }
+    let held = guards.get(&format!("/api/v1/requests/{id}")).send().await.unwrap();
+    assert_eq!(held.status(), StatusCode::NOT_FOUND);
+    assert!(audit(&guards, "event=request.received").await.is_empty());
+    municipality.stop().await;
+    guards.stop().await;
+}
+
+async fn a_request_goes_on_under_the_amendment_of_its_agreement(backend: Backend) {
+    let nodes = federation(backend, &[MUNICIPALITY, GUARDS], |_| {}).await;
+    let (municipality, guards) = (&nodes[0], &nodes[1]);
+    let old = agree(&[municipality, guards], GUARDING).await;
+    let made = ask(municipality, &patrol(None)).await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    arrived(guards, &id).await;
+
+    let mut amendment = template(GUARDING);
+    amendment["id"] = json!(format!("{old}-2"));
+    amendment["replaces"] = json!(old);
+    agree_on(&[municipality, guards], &amendment).await;
+    for node in [municipality, guards] {
+        let view: Value = node.get(&format!("/api/v1/agreements/{old}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(view["status"]["state"], "replaced", "{view}");
+    }
+    // The guards still answer it, and the municipality takes the answer.
+    take(guards, &id, "accepted", "Under the new agreement.").await;
+    until(|| async { (thread(municipality, &id).await["status"] == "accepted").then_some(()) }).await;
 }
