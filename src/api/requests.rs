@@ -463,7 +463,7 @@ pub(crate) fn summary(caller: &Caller, stored: StoredRequest, now: DateTime<Utc>
 
 /// A request with its thread and its report, the report's persons as `caller`'s roles see them.
 pub(crate) async fn thread(state: &AppState, caller: &Caller, stored: StoredRequest) -> Result<RequestOut, ApiError> {
-    let steps = state.store.request_steps(stored.request.from.as_str(), stored.request.id).await?;
+    let steps = state.store.request_steps(&stored.request).await?;
     let view = stored.request.report_view.clone();
     let statement = stored.statement.clone();
     let mut out = summary(caller, stored, state.clock.now());

@@ -20,9 +20,7 @@ use super::viewer::Viewer;
 use crate::api::AppState;
 use crate::api::auth::{REQUEST_READERS, REQUESTERS};
 use crate::api::requests::{NewStep, federated, find, make, problem as request_problem, step};
-use crate::domain::request::{
-    DEFAULT_DUE_HOURS, PartnerRequest, RequestPlace, RequestStatus, StepKind, TimeWindow, is_overdue,
-};
+use crate::domain::request::{DEFAULT_DUE_HOURS, PartnerRequest, RequestPlace, StepKind, TimeWindow, is_overdue};
 use crate::domain::{OrgId, ReportId, ValidationErrors};
 use crate::federation::requests::Ask;
 use crate::http::ApiError;
@@ -203,8 +201,8 @@ pub async fn take_step(
     payload: Payload,
 ) -> Result<HttpResponse, ConsoleError> {
     let data = viewer.form(REQUESTERS, &req, payload).await?;
-    let kind = serde_json::from_value::<StepKind>(serde_json::Value::String(data.text("kind").to_owned()))
-        .map_err(|_| ApiError::Validation(ValidationErrors::single("kind", "is not a step a request takes")));
+    let kind = StepKind::parse(data.text("kind"))
+        .ok_or_else(|| ApiError::Validation(ValidationErrors::single("kind", "is not a step a request takes")));
     let taken = match kind {
         Ok(kind) => step(&state, &viewer.caller, &id, NewStep { kind, text: data.text("text").to_owned() }).await,
         Err(e) => Err(e),
@@ -279,11 +277,7 @@ async fn render_thread(
     // Read again after `since`: what the page shows is at least that change.
     let stored =
         state.store.request_by_id(stored.request.id).await.map_err(|e| viewer.fail(e.into()))?.unwrap_or(stored);
-    let steps = state
-        .store
-        .request_steps(stored.request.from.as_str(), stored.request.id)
-        .await
-        .map_err(|e| viewer.fail(e.into()))?;
+    let steps = state.store.request_steps(&stored.request).await.map_err(|e| viewer.fail(e.into()))?;
     let r = &stored.request;
     let sent = r.from == viewer.caller.org;
     let report = match r.report {
@@ -308,7 +302,7 @@ async fn render_thread(
     let lines = steps
         .into_iter()
         .map(|s| StepLine {
-            kind: t.request_status(status_after(s.step.kind)),
+            kind: t.request_status(s.step.kind.leads_to()),
             kind_code: s.step.kind.as_str(),
             text: s.step.text,
             at: when(s.step.at),
@@ -327,17 +321,6 @@ async fn render_thread(
     };
     let chrome = viewer.chrome(Section::Requests);
     html(status, &RequestPage { chrome, r: view, steps: lines, next_steps, problem, since })
-}
-
-/// The status a step leads to, named as the step.
-fn status_after(kind: StepKind) -> RequestStatus {
-    match kind {
-        StepKind::Acknowledged => RequestStatus::Acknowledged,
-        StepKind::Accepted => RequestStatus::Accepted,
-        StepKind::Declined => RequestStatus::Declined,
-        StepKind::Answered => RequestStatus::Answered,
-        StepKind::Done => RequestStatus::Done,
-    }
 }
 
 /// Where report `id` can be read here, and what to call it: one of the organisation's own by its

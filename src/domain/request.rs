@@ -119,6 +119,23 @@ impl StepKind {
         }
     }
 
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Acknowledged, Self::Accepted, Self::Declined, Self::Answered, Self::Done]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+
+    /// The status the step leads to, where it may be taken.
+    pub fn leads_to(self) -> RequestStatus {
+        match self {
+            StepKind::Acknowledged => RequestStatus::Acknowledged,
+            StepKind::Accepted => RequestStatus::Accepted,
+            StepKind::Declined => RequestStatus::Declined,
+            StepKind::Answered => RequestStatus::Answered,
+            StepKind::Done => RequestStatus::Done,
+        }
+    }
+
     /// Whether the step needs a text: a decline its reason, an answer the answer.
     pub fn needs_text(self) -> bool {
         matches!(self, StepKind::Declined | StepKind::Answered)
@@ -180,11 +197,9 @@ impl RequestStatus {
         use RequestStatus as S;
         use StepKind as K;
         match (self, step) {
-            (S::Open, K::Acknowledged) => Ok(S::Acknowledged),
-            (S::Open | S::Acknowledged, K::Accepted) => Ok(S::Accepted),
-            (S::Open | S::Acknowledged, K::Declined) => Ok(S::Declined),
-            (S::Accepted | S::Answered, K::Answered) => Ok(S::Answered),
-            (S::Accepted | S::Answered, K::Done) => Ok(S::Done),
+            (S::Open, K::Acknowledged)
+            | (S::Open | S::Acknowledged, K::Accepted | K::Declined)
+            | (S::Accepted | S::Answered, K::Answered | K::Done) => Ok(step.leads_to()),
             (S::Declined | S::Done, _) => Err(format!("the request is {}: nothing follows", self.as_str())),
             (S::Open | S::Acknowledged, K::Answered | K::Done) => {
                 Err(format!("the request is {}: accept it before answering or closing it", self.as_str()))
