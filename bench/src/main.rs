@@ -22,6 +22,7 @@ mod peer;
 mod publish;
 mod query;
 mod report;
+mod scale;
 mod seed;
 mod soak;
 mod stats;
@@ -100,6 +101,7 @@ enum Step {
     Ceilings,
     Publish,
     FanOut,
+    Scale,
     Federation,
     Query,
     Peer,
@@ -114,6 +116,7 @@ enum Step {
 struct Plan {
     ceiling_seconds: f64,
     publish: publish::Sizes,
+    scale: scale::Sizes,
     federation: federation::Sizes,
     catch_up: usize,
     query_sizes: &'static [usize],
@@ -130,6 +133,7 @@ impl Plan {
         Self {
             ceiling_seconds: 0.5,
             publish: publish::Sizes { seconds: 1.5, clients: 16, fan_out_reports: 50 },
+            scale: scale::Sizes { agreements: 500, reached: 20, reports: 100 },
             federation: federation::Sizes { paced_reports: 200, burst_reports: 2_000, clients: 16 },
             catch_up: 2_000,
             query_sizes: &[1_000, 10_000],
@@ -152,6 +156,7 @@ impl Plan {
         Self {
             ceiling_seconds: 2.0,
             publish: publish::Sizes { seconds: 5.0, clients: 16, fan_out_reports: 300 },
+            scale: scale::Sizes { agreements: 500, reached: 20, reports: 300 },
             federation: federation::Sizes { paced_reports: 1_000, burst_reports: 20_000, clients: 16 },
             catch_up: 100_000,
             query_sizes: &[1_000, 10_000, 100_000, 1_000_000],
@@ -262,6 +267,15 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 publish::fan_out(&mut results, http, work, logs, backend, plan.publish.fan_out_reports).await
             {
                 failed(&mut results, &format!("fan-out on {}", backend.name()), &e);
+            }
+        }
+        results.write(&cli.out)?;
+    }
+    if wanted(Step::Scale) {
+        step("2c. Scale of agreements");
+        for &backend in &backends {
+            if let Err(e) = scale::run(&mut results, http, work, logs, backend, plan.scale).await {
+                failed(&mut results, &format!("the scale of agreements on {}", backend.name()), &e);
             }
         }
         results.write(&cli.out)?;

@@ -113,7 +113,11 @@ pub async fn fan_out(
         let db = Arc::new(Database::create(backend, &dir, "fanout").await?);
         let mut node = NodeProcess::start(MUNICIPALITY, &dir.join("publisher"), db, logs).await?;
         let partners = absent_partners(&dir, recipients)?;
-        share_with(http, &node, &partners).await?;
+        for partner in &partners {
+            node.call(http, reqwest::Method::POST, "/api/v1/partners", Some(&partner.card)).await?;
+        }
+        let everyone: Vec<_> = partners.iter().collect();
+        share_with(http, &node, &everyone, &format!("bench-fan-out-{recipients}"), NORRKOPING).await?;
         // One sequential client: the request's own cost, not queueing behind others.
         let filing = file_reports(http, &node, 1, Until::Count(reports)).await;
         let queued = queued_envelopes(&node).await?;
@@ -147,18 +151,22 @@ pub async fn fan_out(
     Ok(())
 }
 
+/// Norrköping's municipality code, where the workload's reports are.
+pub const NORRKOPING: &str = "0581";
+
 /// A partner made by `init` that never runs: its keys sign for it.
-struct AbsentPartner {
-    org: OrgId,
-    card: Value,
+pub struct AbsentPartner {
+    pub org: OrgId,
+    pub card: Value,
     signing: SigningKey,
     tls: TlsIdentity,
 }
 
-fn absent_partners(dir: &Path, count: usize) -> anyhow::Result<Vec<AbsentPartner>> {
+/// `count` partners made by `init` in `dir`, whose federation ports nobody listens on.
+pub fn absent_partners(dir: &Path, count: usize) -> anyhow::Result<Vec<AbsentPartner>> {
     (0..count)
         .map(|i| {
-            let org = OrgId::parse(&format!("se-vaktbolag-{i:02}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let org = OrgId::parse(&format!("se-vaktbolag-{i:03}")).map_err(|e| anyhow::anyhow!("{e}"))?;
             let home = dir.join(org.as_str());
             // A port nobody listens on: deliveries to it fail at once, as to a partner that is down.
             let port = free_port()?;
@@ -183,15 +191,17 @@ fn absent_partners(dir: &Path, count: usize) -> anyhow::Result<Vec<AbsentPartner
         .collect()
 }
 
-/// Puts an agreement in force by which `node` shares its vandalism reports with every partner:
-/// cards imported, proposed at the node, signed by each partner and sent to the node over mutual
-/// TLS with that partner's certificate.
-async fn share_with(http: &reqwest::Client, node: &NodeProcess, partners: &[AbsentPartner]) -> anyhow::Result<()> {
-    for partner in partners {
-        node.call(http, reqwest::Method::POST, "/api/v1/partners", Some(&partner.card)).await?;
-    }
+/// Puts agreement `id` in force, by which `node` shares its reports in the municipality
+/// `municipality` with every partner (whose cards it holds): proposed at the node, signed by each
+/// partner and sent to the node over mutual TLS with that partner's certificate.
+pub async fn share_with(
+    http: &reqwest::Client,
+    node: &NodeProcess,
+    partners: &[&AbsentPartner],
+    id: &str,
+    municipality: &str,
+) -> anyhow::Result<()> {
     let (_, mut agreement) = crate::nodes::guarding_agreement()?;
-    let id = format!("bench-fan-out-{}", partners.len());
     agreement["id"] = json!(id);
     let mut parties = vec![agreement["parties"][0].clone()];
     for partner in partners {
@@ -200,15 +210,16 @@ async fn share_with(http: &reqwest::Client, node: &NodeProcess, partners: &[Abse
     agreement["parties"] = json!(parties);
     let mut flow = agreement["flows"][0].clone();
     flow["to"] = json!(partners.iter().map(|p| p.org.as_str()).collect::<Vec<_>>());
+    flow["area"] = json!({ "municipalities": [municipality] });
     agreement["flows"] = json!([flow]);
     node.call(http, reqwest::Method::POST, "/api/v1/agreements", Some(&agreement)).await?;
     let db = crate::db::Db::connect(&node.db.url, 1).await?;
     let stored: String = match &db {
         crate::db::Db::Sqlite(p) => {
-            sqlx::query_scalar("SELECT document FROM agreements WHERE id = $1").bind(&id).fetch_one(p).await?
+            sqlx::query_scalar("SELECT document FROM agreements WHERE id = $1").bind(id).fetch_one(p).await?
         }
         crate::db::Db::Postgres(p) => {
-            sqlx::query_scalar("SELECT document FROM agreements WHERE id = $1").bind(&id).fetch_one(p).await?
+            sqlx::query_scalar("SELECT document FROM agreements WHERE id = $1").bind(id).fetch_one(p).await?
         }
     };
     db.close().await;
@@ -238,7 +249,7 @@ async fn share_with(http: &reqwest::Client, node: &NodeProcess, partners: &[Abse
             }
         }
     }
-    wait_active(http, node, &id).await
+    wait_active(http, node, id).await
 }
 
 /// The TLS pin in the node's own card.
@@ -253,7 +264,7 @@ pub fn node_federation_url(node: &NodeProcess) -> anyhow::Result<String> {
 }
 
 /// How many envelopes the node queued.
-async fn queued_envelopes(node: &NodeProcess) -> anyhow::Result<i64> {
+pub async fn queued_envelopes(node: &NodeProcess) -> anyhow::Result<i64> {
     let db = crate::db::Db::connect(&node.db.url, 1).await?;
     let sql = "SELECT COUNT(*) FROM outbox";
     let count = match &db {
