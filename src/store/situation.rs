@@ -63,17 +63,20 @@ impl super::Store {
 }
 
 /// The SQL and its parameters for one page; it asks for one row more than the page holds, to know
-/// whether another page follows.
+/// whether another page follows. The page's keys are found first, from the indexes as far as they
+/// reach, and only the page's own rows are then read whole: a window and a box match hundreds of
+/// reports for a page of 100, and their bodies are most of the bytes.
 fn build(query: &SituationQuery, now: DateTime<Utc>, kind: DatabaseKind) -> (String, Vec<Param>) {
     // With a time window, the window's index narrows far better than a latitude band (measured over
     // 1M reports: 4 ms against 1.6 s); SQLite's planner prefers the band, so it is told. PostgreSQL
-    // finds the window's index itself when it plans for the values (see `situation`).
+    // finds the window's index itself when it plans for the values (see `situation`). The index
+    // holds the point too, and what the page is ordered by, so the keys come from it alone.
     let index = match (kind, query.since) {
-        (DatabaseKind::Sqlite, Some(_)) => " INDEXED BY report_heads_by_end",
+        (DatabaseKind::Sqlite, Some(_)) => " INDEXED BY report_heads_by_window",
         _ => "",
     };
     let mut sql = format!(
-        "SELECT report_id, observed_at_ms, body, received_under IS NOT NULL FROM report_heads{index} \
+        "SELECT origin, report_id FROM report_heads{index} \
          WHERE retracted = FALSE AND (expires_at_ms IS NULL OR expires_at_ms > $1)",
     );
     let mut params = vec![Param::Int(now.timestamp_millis())];
@@ -123,7 +126,11 @@ fn build(query: &SituationQuery, now: DateTime<Utc>, kind: DatabaseKind) -> (Str
         sql.push_str(&format!(" AND (observed_at_ms < {t} OR (observed_at_ms = {t} AND report_id < {id}))"));
     }
     let limit = bind(&mut params, Param::Int(i64::from(query.limit) + 1));
-    sql.push_str(&format!(" ORDER BY observed_at_ms DESC, report_id DESC LIMIT {limit}"));
+    let order = "ORDER BY observed_at_ms DESC, report_id DESC";
+    let sql = format!(
+        "SELECT report_id, observed_at_ms, body, received_under IS NOT NULL FROM report_heads \
+         WHERE (origin, report_id) IN ({sql} {order} LIMIT {limit}) {order}"
+    );
     (sql, params)
 }
 
