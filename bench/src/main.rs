@@ -25,6 +25,7 @@ mod report;
 mod scale;
 mod seed;
 mod soak;
+mod spatial;
 mod stats;
 mod stream;
 mod urgent;
