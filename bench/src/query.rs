@@ -90,10 +90,10 @@ pub async fn run(
             Backend::Sqlite => "raw SQL, window index (INDEXED BY)",
             Backend::Postgres => "raw SQL, values inlined",
         };
-        // The best raw SQL: the time index, and at the largest size the spatial candidates too.
+        // The best raw SQL: the node's window index, and at the largest size the spatial candidates too.
         let mut best_plan = (time_index.to_owned(), best.p50(), best.p99());
         if Some(&size) == sizes.last() {
-            println!("    building the spatial indexes to try beside the time index...");
+            println!("    building the spatial indexes to try beside the window index...");
             let started = Instant::now();
             spatial::build(&writer).await?;
             println!("    built in {:.1} s", started.elapsed().as_secs_f64());
@@ -138,7 +138,7 @@ pub async fn run(
         let mut p99 =
             Figure::new(SECTION, label("API p99"), api99, "ms").ceiling(format!("{best_name} p99"), best99, "ms");
         if big {
-            p50 = p50.note("the best raw SQL of this run: the fastest p99 of the time index and the spatial indexes");
+            p50 = p50.note("the best raw SQL of this run: the fastest p99 of the window index and the spatial indexes");
             p99 = p99.target("within 1.5x of the best raw SQL", |_, r| r.is_some_and(|r| r <= 1.5));
         }
         results.add(p50);
@@ -308,7 +308,7 @@ async fn raw_query(db: &Db, query: &SituationQuery, at: DateTime<Utc>, plan: Pla
     let limit = i64::from(query.limit) + 1;
     let rows: Vec<Row> = match db {
         Db::Sqlite(p) => {
-            // The store names the time index as this does, and plans each query anew.
+            // The store names the window index as this does, and plans each query anew.
             let sql = SQL.replace(
                 "FROM report_heads WHERE retracted",
                 "FROM report_heads INDEXED BY report_heads_by_window WHERE retracted",
